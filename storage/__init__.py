@@ -1,0 +1,65 @@
+"""The bot's memory: SQLite via aiosqlite, behind the ``Store`` interface.
+
+Discord-free and API-free: nothing here imports ``discord`` or ``happyhorse``.
+"""
+
+from storage.credits import MAX_CREDITS, Period, period_bounds, validate_credits
+from storage.database import (
+    DEFAULT_DATABASE_PATH,
+    Database,
+    Migration,
+    MigrationError,
+    SchemaTooNewError,
+    load_migrations,
+)
+from storage.models import (
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATES,
+    UNFINISHED_STATES,
+    AllowanceSource,
+    AuditAction,
+    AuditEntry,
+    Balance,
+    CostTable,
+    GuildSettings,
+    Job,
+    JobState,
+    NewJob,
+    UsageSummary,
+    UserUsage,
+)
+from storage.sqlite import SQLiteStore, open_store
+from storage.store import CreditStore, GuildSettingsStore, JobStore, Store
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "DEFAULT_DATABASE_PATH",
+    "MAX_CREDITS",
+    "TERMINAL_STATES",
+    "UNFINISHED_STATES",
+    "AllowanceSource",
+    "AuditAction",
+    "AuditEntry",
+    "Balance",
+    "CostTable",
+    "CreditStore",
+    "Database",
+    "GuildSettings",
+    "GuildSettingsStore",
+    "Job",
+    "JobState",
+    "JobStore",
+    "Migration",
+    "MigrationError",
+    "NewJob",
+    "Period",
+    "SQLiteStore",
+    "SchemaTooNewError",
+    "Store",
+    "UsageSummary",
+    "UserUsage",
+    "load_migrations",
+    "open_store",
+    "period_bounds",
+    "validate_credits",
+]

@@ -1,0 +1,165 @@
+"""Regenerate and Delete buttons on delivered videos, working across restarts.
+
+They are `DynamicItem`s: the job id lives in the custom id (`hh:regen:<id>`,
+`hh:delete:<id>`), and the classes are registered at start-up, so a click on a message
+posted by an earlier process is routed here with no view kept in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from cogs.launch import reply_private, start_job
+from core.images import signed_url_expired
+from core.jobs import IMAGE_TO_VIDEO, JobDraft
+
+if TYPE_CHECKING:
+    from cogs.runtime import HappyHorseBot
+
+log = logging.getLogger(__name__)
+
+
+def _bot(interaction: discord.Interaction) -> HappyHorseBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+class RegenerateButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"hh:regen:(?P<job_id>[0-9]+)",
+):
+    """Start a new job with the same settings, charged to whoever clicks."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Regenerate",
+                emoji="🔁",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"hh:regen:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RegenerateButton:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Reserve and submit a copy of the job for the clicker."""
+        bot = _bot(interaction)
+        job = await bot.store.jobs.get_job(self.job_id)
+        if job is None or interaction.guild_id != job.guild_id or interaction.channel_id is None:
+            await reply_private(interaction, "That video's settings are no longer available.")
+            return
+        if job.mode == IMAGE_TO_VIDEO and job.image_url and signed_url_expired(job.image_url):
+            await reply_private(
+                interaction,
+                "The source image's link has expired, so this video can't be regenerated. "
+                "Use /animate with the image again.",
+            )
+            return
+        draft = JobDraft(
+            guild_id=job.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            mode=job.mode,
+            prompt=job.prompt,
+            duration=job.duration,
+            aspect_ratio=job.aspect_ratio,
+            quality=job.quality,
+            sound=job.sound,
+            image_url=job.image_url,
+            interaction_id=interaction.id,
+        )
+        await start_job(bot, interaction, draft)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"hh:delete:(?P<job_id>[0-9]+)",
+):
+    """Delete a delivered video: its requester, or anyone who can manage messages."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                emoji="🗑️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"hh:delete:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteButton:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Delete the message if the clicker may; say why not otherwise."""
+        bot = _bot(interaction)
+        job = await bot.store.jobs.get_job(self.job_id)
+        is_requester = job is not None and job.user_id == interaction.user.id
+        can_manage = (
+            isinstance(interaction.user, discord.Member) and interaction.permissions.manage_messages
+        )
+        if not (is_requester or can_manage):
+            await reply_private(
+                interaction,
+                "Only the person who asked for this video, or someone with Manage Messages, "
+                "can delete it.",
+            )
+            return
+        if interaction.message is None:
+            await reply_private(interaction, "That message is already gone.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await interaction.message.delete()
+        except discord.NotFound:
+            pass
+        except discord.Forbidden:
+            await interaction.followup.send(
+                "I don't have permission to delete that message here.", ephemeral=True
+            )
+            return
+        await interaction.followup.send("Deleted.", ephemeral=True)
+
+
+def result_view(job_id: int) -> discord.ui.View:
+    """The buttons under a delivered video."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RegenerateButton(job_id))
+    view.add_item(DeleteButton(job_id))
+    return view
+
+
+class Buttons(commands.Cog):
+    """Registers the persistent buttons so clicks after a restart still work."""
+
+    def __init__(self, bot: HappyHorseBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        """Register the dynamic items."""
+        self.bot.add_dynamic_items(RegenerateButton, DeleteButton)
+
+    async def cog_unload(self) -> None:
+        """Unregister the dynamic items."""
+        self.bot.remove_dynamic_items(RegenerateButton, DeleteButton)
+
+
+async def setup(bot: HappyHorseBot) -> None:
+    """Load the cog."""
+    await bot.add_cog(Buttons(bot))

@@ -1,0 +1,100 @@
+"""How jobs look in Discord: the live status card, the delivery embed, the job list."""
+
+from __future__ import annotations
+
+import discord
+
+from happyhorse.models import TaskState
+from storage.models import Job, JobState
+
+FOOTER_PREFIX = "HappyHorse job #"
+BRAND = discord.Colour.from_rgb(233, 120, 52)
+_STATE_LINES = {
+    JobState.RESERVED: ("⏳", "Sending to the video service…"),
+    JobState.SUBMITTED: ("⏳", "Queued"),
+    JobState.COMPLETED: ("📦", "Finished, uploading…"),
+    JobState.DELIVERED: ("✅", "Delivered"),
+    JobState.FAILED: ("❌", "Failed"),
+    JobState.EXPIRED: ("⌛", "Timed out"),
+    JobState.REFUNDED: ("↩️", "Refunded"),
+}
+
+
+def short(text: str, limit: int) -> str:
+    """Cut text to a length Discord accepts, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def settings_line(job: Job) -> str:
+    """'16:9 · 5 s · std · sound on' for a job."""
+    sound = "sound on" if job.sound else "no sound"
+    return f"{job.aspect_ratio} · {job.duration} s · {job.quality} · {sound}"
+
+
+def credits_text(amount: int) -> str:
+    """'1 credit' / '2 credits'."""
+    return f"{amount} credit" if amount == 1 else f"{amount} credits"
+
+
+def job_marker(job_id: int) -> str:
+    """The footer text that marks a message as belonging to a job (used to find it again)."""
+    return f"{FOOTER_PREFIX}{job_id}"
+
+
+def status_card(
+    job: Job, api_state: TaskState | None = None, note: str | None = None
+) -> discord.Embed:
+    """The live status card shown while a job is in flight (and its final state)."""
+    icon, label = _STATE_LINES.get(job.state, ("⏳", job.state.value))
+    if job.state is JobState.SUBMITTED and api_state is TaskState.PROCESSING:
+        icon, label = "🎬", "Generating"
+    kind = "Image to video" if job.mode == "image-to-video" else "Text to video"
+    embed = discord.Embed(title=f"{icon} {label}", colour=BRAND)
+    if job.prompt:
+        embed.description = short(job.prompt, 1000)
+    embed.add_field(name="Type", value=kind, inline=True)
+    embed.add_field(name="Settings", value=settings_line(job), inline=True)
+    embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name="Started", value=f"<t:{int(job.created_at.timestamp())}:R>", inline=True)
+    if note:
+        embed.add_field(name="Note", value=short(note, 1000), inline=False)
+    embed.set_footer(text=job_marker(job.id))
+    return embed
+
+
+def delivery_embed(job: Job, *, link_only: bool) -> discord.Embed:
+    """The embed on the message that carries a finished video."""
+    embed = discord.Embed(title="🎬 Your video is ready", colour=BRAND)
+    if job.prompt:
+        embed.description = short(job.prompt, 2000)
+    embed.add_field(name="Settings", value=settings_line(job), inline=True)
+    embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
+    if link_only and job.result_url:
+        embed.add_field(
+            name="Download",
+            value=f"[Open the video]({job.result_url}) (too large to upload here; "
+            "the link expires within a day)",
+            inline=False,
+        )
+        embed.url = job.result_url
+    embed.set_footer(text=job_marker(job.id))
+    return embed
+
+
+def job_line(job: Job, guild_id: int | None) -> str:
+    """One line of /jobs: state, settings, prompt and the best link we have."""
+    icon, label = _STATE_LINES.get(job.state, ("•", job.state.value))
+    prompt = short(discord.utils.escape_markdown(job.prompt or "(no prompt)"), 60)
+    link = ""
+    if job.delivered_message_id and guild_id:
+        link = (
+            f" · [message](https://discord.com/channels/{guild_id}/{job.channel_id}/"
+            f"{job.delivered_message_id})"
+        )
+    elif job.result_url and job.state in {JobState.COMPLETED, JobState.DELIVERED}:
+        link = f" · [video]({job.result_url})"
+    return (
+        f"{icon} **#{job.id}** {label} · {settings_line(job)} · {credits_text(job.cost)} · "
+        f"<t:{int(job.created_at.timestamp())}:R>{link}\n  {prompt}"
+    )

@@ -1,0 +1,270 @@
+"""The delivery loop: one owned background task that polls jobs and posts finished videos.
+
+Each tick asks the job service to poll the jobs that are due (rate-limited by the API
+client), refreshes status cards, tells requesters about failures (their credits already
+refunded), and delivers completed jobs. A job is posted at most once: the store leases it
+to one poster, and a poster that finds an expired lease (a crash mid-post) first looks in
+the channel for a message carrying the job's marker before posting again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands, tasks
+
+from cogs.buttons import result_view
+from cogs.cards import credits_text, delivery_embed, job_marker, short
+from cogs.runtime import requester_mentions
+from core.jobs import PollKind, PollOutcome
+from happyhorse.errors import DownloadTooLargeError, HappyHorseError
+from storage.models import Job
+
+if TYPE_CHECKING:
+    from cogs.runtime import HappyHorseBot
+
+log = logging.getLogger(__name__)
+
+DELIVERY_LEASE_SECONDS = 300.0
+MAX_DOWNLOAD_TRIES = 3
+PARALLEL_DELIVERIES = 4
+HISTORY_SCAN_LIMIT = 100
+ENTITY_TOO_LARGE = 40005
+
+
+class Delivery(commands.Cog):
+    """Owns the delivery loop; cancels it when the cog unloads (bot shutdown)."""
+
+    def __init__(self, bot: HappyHorseBot) -> None:
+        self.bot = bot
+        self._download_failures: dict[int, int] = {}
+        self._pending_notices: list[Job] = []
+        self._slots = asyncio.Semaphore(PARALLEL_DELIVERIES)
+        self._tmp = Path(tempfile.mkdtemp(prefix="happyhorse-"))
+        self.loop.change_interval(seconds=bot.settings.poll_interval_seconds)
+
+    async def cog_load(self) -> None:
+        """Settle what a previous run left half-done, then start the loop."""
+        for job in await self.bot.jobs.recover_interrupted():
+            log.info("Refunded job %s left unfinished by a restart", job.id)
+            self._pending_notices.append(job)
+        self.loop.start()
+
+    async def cog_unload(self) -> None:
+        """Stop the loop (an in-flight tick is cancelled; its work resumes next start)."""
+        self.loop.cancel()
+
+    @tasks.loop(seconds=5.0)
+    async def loop(self) -> None:
+        """One tick. Never raises: a failing tick is logged and the next one runs."""
+        try:
+            await self.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Delivery loop tick failed; continuing")
+
+    @loop.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    async def tick(self) -> None:
+        """Poll due jobs, update cards and settle outcomes, then deliver completed jobs."""
+        while self._pending_notices:
+            job = self._pending_notices.pop()
+            await self._guarded(job, self._notify_failure(job, job.last_error or "interrupted"))
+        for outcome in await self.bot.jobs.poll_due():
+            await self._guarded(outcome.job, self._handle_outcome(outcome))
+        deliverable = await self.bot.store.jobs.deliverable_jobs(self.bot.settings.poll_batch_size)
+        await asyncio.gather(*(self._guarded(job, self._deliver_slot(job)) for job in deliverable))
+
+    async def _guarded(self, job: Job, work: object) -> None:
+        """Run one job's work; one bad job must never stop the loop."""
+        assert asyncio.iscoroutine(work)
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Handling job %s failed; it will be retried", job.id)
+
+    async def _handle_outcome(self, outcome: PollOutcome) -> None:
+        job = outcome.job
+        if outcome.kind is PollKind.PENDING:
+            await self.bot.cards.update(job, api_state=outcome.api_state)
+        elif outcome.kind in {PollKind.FAILED, PollKind.EXPIRED}:
+            await self.bot.cards.update(job, note=outcome.message, force=True)
+            self.bot.cards.forget(job.id)
+            if outcome.refunded:
+                await self._notify_failure(job, outcome.message)
+
+    async def _deliver_slot(self, job: Job) -> None:
+        async with self._slots:
+            await self.deliver(job)
+
+    # -- delivering one job ----------------------------------------------------------
+
+    async def deliver(self, job: Job) -> None:
+        """Post one completed job's video in its channel, exactly once."""
+        crashed_before = job.delivering_until is not None
+        if not await self.bot.store.jobs.claim_delivery(job.id, DELIVERY_LEASE_SECONDS):
+            return
+        channel = await self._resolve_channel(job)
+        if channel is None:
+            await self._undeliverable(job, "the channel no longer exists or the bot cannot see it")
+            return
+        if crashed_before:
+            existing = await self._find_posted(channel, job)
+            if existing is not None:
+                log.info("Job %s was already posted as %s before a restart", job.id, existing.id)
+                await self._finish(job, existing)
+                return
+        path: Path | None = None
+        try:
+            path = await self._download(job, channel)
+        except HappyHorseError as exc:
+            failures = self._download_failures.get(job.id, 0) + 1
+            self._download_failures[job.id] = failures
+            if failures < MAX_DOWNLOAD_TRIES:
+                log.warning("Job %s: download failed (%s); retrying", job.id, exc.message)
+                await self.bot.store.jobs.record_error(job.id, f"download: {exc.message}")
+                await self.bot.store.jobs.release_delivery(job.id)
+                return
+            log.warning("Job %s: download keeps failing; posting a link instead", job.id)
+        try:
+            message = await self._post(channel, job, path)
+        except discord.Forbidden:
+            await self._undeliverable(job, "the bot is not allowed to post in that channel")
+            return
+        except discord.NotFound:
+            await self._undeliverable(job, "the channel no longer exists")
+            return
+        except discord.HTTPException as exc:
+            log.warning("Job %s: posting failed (%s); retrying later", job.id, exc)
+            await self.bot.store.jobs.release_delivery(job.id)
+            return
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+        await self._finish(job, message)
+
+    async def _resolve_channel(self, job: Job) -> discord.abc.Messageable | None:
+        channel = self.bot.get_channel(job.channel_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(job.channel_id)
+            except (discord.NotFound, discord.Forbidden):
+                return None
+        if not isinstance(channel, discord.abc.Messageable):
+            return None
+        return channel
+
+    async def _download(self, job: Job, channel: discord.abc.Messageable) -> Path | None:
+        """Fetch the video if it fits the guild's upload limit; None means post a link."""
+        assert job.result_url is not None
+        guild = getattr(channel, "guild", None)
+        limit = guild.filesize_limit if isinstance(guild, discord.Guild) else 10 * 1024 * 1024
+        dest = self._tmp / f"job-{job.id}.mp4"
+        try:
+            await self.bot.api.download(job.result_url, dest, limit)
+        except DownloadTooLargeError:
+            return None
+        return dest
+
+    async def _post(
+        self, channel: discord.abc.Messageable, job: Job, path: Path | None
+    ) -> discord.Message:
+        content = f"<@{job.user_id}> your video is ready!"
+        view = result_view(job.id)
+        mentions = requester_mentions(job.user_id)
+        if path is not None:
+            try:
+                return await channel.send(
+                    content,
+                    embed=delivery_embed(job, link_only=False),
+                    file=discord.File(path, filename=f"happyhorse-{job.id}.mp4"),
+                    view=view,
+                    allowed_mentions=mentions,
+                    nonce=job.delivery_nonce[:25],
+                )
+            except discord.HTTPException as exc:
+                if exc.status != 413 and exc.code != ENTITY_TOO_LARGE:
+                    raise
+                log.info("Job %s: upload refused as too large; posting a link", job.id)
+        return await channel.send(
+            f"{content}\n{job.result_url}",
+            embed=delivery_embed(job, link_only=True),
+            view=view,
+            allowed_mentions=mentions,
+            nonce=job.delivery_nonce[:25],
+        )
+
+    async def _find_posted(
+        self, channel: discord.abc.Messageable, job: Job
+    ) -> discord.Message | None:
+        """Look for a message this bot already posted for the job (crash after posting)."""
+        marker = job_marker(job.id)
+        try:
+            async for message in channel.history(limit=HISTORY_SCAN_LIMIT):
+                if message.author.id != getattr(self.bot.user, "id", None):
+                    continue
+                if any(
+                    e.footer.text == marker for e in message.embeds
+                ) and message.content.endswith(("is ready!", job.result_url or "\0")):
+                    return message
+        except discord.HTTPException as exc:
+            log.info("Job %s: could not read channel history (%s)", job.id, exc)
+        return None
+
+    async def _finish(self, job: Job, message: discord.Message) -> None:
+        self._download_failures.pop(job.id, None)
+        if not await self.bot.store.jobs.mark_delivered(job.id, message.id):
+            return
+        delivered = await self.bot.store.jobs.get_job(job.id) or job
+        await self.bot.cards.update(delivered, note=f"Posted: {message.jump_url}", force=True)
+        self.bot.cards.forget(job.id)
+
+    async def _undeliverable(self, job: Job, reason: str) -> None:
+        log.warning("Job %s cannot be delivered: %s", job.id, reason)
+        if await self.bot.jobs.fail_undeliverable(job, reason):
+            link = f" You can still download it for about a day: {job.result_url}"
+            await self._dm(
+                job.user_id,
+                f"Your video (job #{job.id}) was made, but I could not post it in "
+                f"<#{job.channel_id}>: {reason}. {credits_text(job.cost).capitalize()} refunded."
+                + (link if job.result_url else ""),
+            )
+
+    # -- telling people --------------------------------------------------------------
+
+    async def _notify_failure(self, job: Job, reason: str) -> None:
+        """Tell the requester a job failed and was refunded: in its channel, else by DM."""
+        text = (
+            f"<@{job.user_id}> your video could not be made: {short(reason, 300)} "
+            f"{credits_text(job.cost).capitalize()} refunded."
+        )
+        channel = await self._resolve_channel(job)
+        if channel is not None:
+            try:
+                await channel.send(text, allowed_mentions=requester_mentions(job.user_id))
+                return
+            except discord.HTTPException as exc:
+                log.info("Job %s: failure notice not posted in channel (%s)", job.id, exc)
+        await self._dm(job.user_id, text)
+
+    async def _dm(self, user_id: int, text: str) -> None:
+        try:
+            user = self.bot.get_user(user_id) or await self.bot.fetch_user(user_id)
+            await user.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.info("Could not DM user %s (%s)", user_id, exc)
+
+
+async def setup(bot: HappyHorseBot) -> None:
+    """Load the cog."""
+    await bot.add_cog(Delivery(bot))

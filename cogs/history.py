@@ -1,0 +1,50 @@
+"""/jobs: a member's recent videos with their state, settings and links."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.cards import BRAND, job_line
+
+if TYPE_CHECKING:
+    from cogs.runtime import HappyHorseBot
+
+RECENT_JOBS = 10
+
+
+class History(commands.Cog):
+    """The /jobs command."""
+
+    def __init__(self, bot: HappyHorseBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="jobs", description="Your recent videos and their status")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        """/jobs: the invoker's latest jobs in this server, newest first."""
+        assert interaction.guild_id is not None
+        jobs = await self.bot.store.jobs.recent_jobs(
+            interaction.guild_id, interaction.user.id, RECENT_JOBS
+        )
+        if not jobs:
+            await interaction.response.send_message(
+                "You have no videos here yet. Try `/video` or `/animate`.", ephemeral=True
+            )
+            return
+        lines = [job_line(job, interaction.guild_id) for job in jobs]
+        description = ""
+        for line in lines:
+            if len(description) + len(line) + 1 > 4000:
+                break
+            description += line + "\n"
+        embed = discord.Embed(title="Your recent videos", description=description, colour=BRAND)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: HappyHorseBot) -> None:
+    """Load the cog."""
+    await bot.add_cog(History(bot))

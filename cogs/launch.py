@@ -1,0 +1,66 @@
+"""The first seconds of every request, shared by /video, /animate, the context menu and
+the Regenerate button: check and reserve, acknowledge, submit, show the status card.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.cards import status_card
+from core.errors import Refusal
+from core.jobs import JobDraft
+from storage.models import Job
+
+if TYPE_CHECKING:
+    from cogs.runtime import HappyHorseBot
+
+log = logging.getLogger(__name__)
+
+NOT_STARTED = "⚠️ This video could not be started; nothing was charged."
+
+
+async def reply_private(interaction: discord.Interaction, message: str) -> None:
+    """Send an ephemeral answer, whether or not the interaction was acknowledged yet."""
+    if interaction.response.is_done():
+        await interaction.followup.send(message, ephemeral=True)
+    else:
+        await interaction.response.send_message(message, ephemeral=True)
+
+
+async def start_job(
+    bot: HappyHorseBot, interaction: discord.Interaction, draft: JobDraft
+) -> Job | None:
+    """Run a request from the interaction to a submitted job with a live card.
+
+    The checks and the credit reservation are local and fast, so a refusal is answered
+    ephemerally before anything is acknowledged. Only then is the interaction deferred
+    (publicly: the card is for the channel to see) and the API called. A submit error
+    refunds the reservation; the public placeholder then says so in one neutral line and
+    the reason goes to the requester alone.
+    """
+    try:
+        job = await bot.jobs.reserve(draft)
+    except Refusal as refusal:
+        await reply_private(interaction, refusal.message)
+        return None
+    await interaction.response.defer(thinking=True)
+    try:
+        job = await bot.jobs.submit(job)
+    except Refusal as refusal:
+        try:
+            await interaction.edit_original_response(content=NOT_STARTED, embed=None)
+        finally:
+            await interaction.followup.send(refusal.message, ephemeral=True)
+        return None
+    try:
+        message = await interaction.edit_original_response(content=None, embed=status_card(job))
+    except discord.HTTPException as exc:
+        # The job is submitted and will be delivered by the loop regardless.
+        log.warning("Could not show the status card of job %s: %s", job.id, exc)
+        return job
+    await bot.store.jobs.set_progress_message(job.id, message.id)
+    bot.cards.track(job.id, interaction)
+    return job

@@ -1,0 +1,145 @@
+"""/config: where the bot may be used and which prompt words it refuses (Manage Server)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.cards import BRAND
+from cogs.launch import reply_private
+from cogs.permissions import ModeratorGroup
+from core.prompts import PromptError, normalise_prompt
+
+if TYPE_CHECKING:
+    from cogs.runtime import HappyHorseBot
+
+MAX_BLOCKED_WORD = 100
+
+
+class Moderation(commands.Cog):
+    """Per-guild generation settings."""
+
+    config = ModeratorGroup(
+        name="config",
+        description="Moderators: where videos may be made and which words are blocked",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: HappyHorseBot) -> None:
+        self.bot = bot
+
+    @config.command(name="show", description="Show this server's video settings")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def show(self, interaction: discord.Interaction) -> None:
+        """/config show."""
+        assert interaction.guild_id is not None
+        settings = await self.bot.store.guilds.get(interaction.guild_id)
+        embed = discord.Embed(title="Video settings", colour=BRAND)
+        channels = " ".join(f"<#{cid}>" for cid in sorted(settings.allowed_channel_ids))
+        embed.add_field(name="Allowed channels", value=channels or "Every channel", inline=False)
+        words = ", ".join(f"`{w}`" for w in settings.blocked_words)
+        embed.add_field(name="Blocked words", value=(words or "None")[:1024], inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @config.command(
+        name="allow-channel", description="Allow videos in a channel (limits to the list)"
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(channel="A channel where videos may be made")
+    async def allow_channel(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.Thread | discord.VoiceChannel,
+    ) -> None:
+        """/config allow-channel."""
+        assert interaction.guild_id is not None
+        added = await self.bot.store.guilds.add_allowed_channel(
+            interaction.guild_id, channel.id, interaction.user.id
+        )
+        text = (
+            f"Videos can now be made in {channel.mention}. Channels not on the list are closed."
+            if added
+            else f"{channel.mention} was already allowed."
+        )
+        await reply_private(interaction, text)
+
+    @config.command(name="remove-channel", description="Remove a channel from the allowed list")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(channel="The channel to remove")
+    async def remove_channel(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.Thread | discord.VoiceChannel,
+    ) -> None:
+        """/config remove-channel."""
+        assert interaction.guild_id is not None
+        removed = await self.bot.store.guilds.remove_allowed_channel(
+            interaction.guild_id, channel.id, interaction.user.id
+        )
+        settings = await self.bot.store.guilds.get(interaction.guild_id)
+        if not removed:
+            text = f"{channel.mention} was not on the allowed list."
+        elif settings.allowed_channel_ids:
+            text = f"{channel.mention} is no longer allowed."
+        else:
+            text = f"{channel.mention} removed; the list is empty, so every channel is allowed."
+        await reply_private(interaction, text)
+
+    @config.command(name="block-word", description="Refuse prompts containing a word or phrase")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(word="A word or short phrase")
+    async def block_word(
+        self, interaction: discord.Interaction, word: app_commands.Range[str, 1, MAX_BLOCKED_WORD]
+    ) -> None:
+        """/config block-word."""
+        assert interaction.guild_id is not None
+        try:
+            cleaned = normalise_prompt(word)
+        except PromptError as exc:
+            await reply_private(interaction, str(exc).replace("prompt", "word"))
+            return
+        if not cleaned or len(cleaned) > MAX_BLOCKED_WORD:
+            await reply_private(
+                interaction, f"A blocked word must be 1 to {MAX_BLOCKED_WORD} visible characters."
+            )
+            return
+        added = await self.bot.store.guilds.add_blocked_word(
+            interaction.guild_id, cleaned, interaction.user.id
+        )
+        text = (
+            f"Prompts containing `{cleaned.lower()}` are now refused."
+            if added
+            else f"`{cleaned.lower()}` was already blocked."
+        )
+        await reply_private(interaction, text)
+
+    @config.command(name="unblock-word", description="Allow a blocked word again")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(word="The blocked word or phrase")
+    async def unblock_word(
+        self, interaction: discord.Interaction, word: app_commands.Range[str, 1, MAX_BLOCKED_WORD]
+    ) -> None:
+        """/config unblock-word."""
+        assert interaction.guild_id is not None
+        try:
+            cleaned = normalise_prompt(word)
+        except PromptError:
+            cleaned = word
+        removed = await self.bot.store.guilds.remove_blocked_word(
+            interaction.guild_id, cleaned, interaction.user.id
+        )
+        text = (
+            f"`{cleaned.lower()}` is allowed again."
+            if removed
+            else f"`{cleaned.lower()}` was not blocked."
+        )
+        await reply_private(interaction, text)
+
+
+async def setup(bot: HappyHorseBot) -> None:
+    """Load the cog."""
+    await bot.add_cog(Moderation(bot))

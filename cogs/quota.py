@@ -1,0 +1,158 @@
+"""/quota for everyone, /quotas for moderators: credits, allowances and their resets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.cards import BRAND, credits_text
+from cogs.launch import reply_private
+from cogs.permissions import ModeratorGroup, is_moderator
+from storage.credits import MAX_CREDITS
+from storage.models import AllowanceSource, Balance
+
+if TYPE_CHECKING:
+    from cogs.runtime import HappyHorseBot
+
+PERIOD_NOUNS = {"daily": "day", "weekly": "week", "monthly": "month"}
+_SOURCES = {
+    AllowanceSource.USER: "set for this member by a moderator",
+    AllowanceSource.GUILD: "this server's default",
+    AllowanceSource.DEFAULT: "the bot's default",
+}
+
+
+def cost_table_text(bot: HappyHorseBot) -> str:
+    """The price list, one line per duration and quality."""
+    lines = []
+    for quality in ("std", "pro"):
+        for duration in (5, 10):
+            cost = bot.store.credits.cost(duration, quality)
+            lines.append(f"{duration} s {quality}: {credits_text(cost)}")
+    return "\n".join(lines)
+
+
+def balance_embed(bot: HappyHorseBot, member: discord.abc.User, balance: Balance) -> discord.Embed:
+    """Credits left, allowance, reset time and the cost table, as an embed."""
+    embed = discord.Embed(title=f"Credits of {member.display_name}", colour=BRAND)
+    embed.add_field(name="Left", value=f"**{balance.remaining}** of {balance.allowance}")
+    embed.add_field(name="Used", value=str(balance.used))
+    embed.add_field(
+        name="Resets",
+        value=f"<t:{int(balance.resets_at.timestamp())}:R> ({bot.store.credits.period.value})",
+    )
+    embed.add_field(name="Allowance", value=_SOURCES[balance.source], inline=False)
+    embed.add_field(name="Costs", value=cost_table_text(bot), inline=False)
+    return embed
+
+
+class Quota(commands.Cog):
+    """Credit commands."""
+
+    quotas = ModeratorGroup(
+        name="quotas",
+        description="Moderators: set members' video credits",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: HappyHorseBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="quota", description="See your video credits and what videos cost")
+    @app_commands.guild_only()
+    @app_commands.describe(user="Another member (needs Manage Server)")
+    async def quota(
+        self, interaction: discord.Interaction, user: discord.Member | None = None
+    ) -> None:
+        """/quota: the invoker's (or, for moderators, another member's) balance."""
+        assert interaction.guild_id is not None
+        target: discord.abc.User = user or interaction.user
+        if target.id != interaction.user.id and not is_moderator(interaction):
+            await reply_private(
+                interaction,
+                "Looking at another member's credits needs the Manage Server permission.",
+            )
+            return
+        balance = await self.bot.store.credits.balance(interaction.guild_id, target.id)
+        await interaction.response.send_message(
+            embed=balance_embed(self.bot, target, balance), ephemeral=True
+        )
+
+    @quotas.command(name="set", description="Set a member's credits per period")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(user="The member", credits=f"Credits per period (0 to {MAX_CREDITS:,})")
+    async def quotas_set(
+        self,
+        interaction: discord.Interaction,
+        user: discord.Member,
+        credits: app_commands.Range[int, 0, MAX_CREDITS],
+    ) -> None:
+        """/quotas set: a per-member override."""
+        assert interaction.guild_id is not None
+        if not 0 <= credits <= MAX_CREDITS:
+            await reply_private(interaction, f"Credits must be between 0 and {MAX_CREDITS:,}.")
+            return
+        entry = await self.bot.store.credits.set_user_allowance(
+            interaction.guild_id, user.id, credits, interaction.user.id
+        )
+        await reply_private(
+            interaction,
+            f"{user.mention} now gets {credits_text(credits)} per "
+            f"{PERIOD_NOUNS[self.bot.store.credits.period.value]} "
+            f"(was {entry.old_value or 'the default'}).",
+        )
+
+    @quotas.command(name="default", description="Set this server's default credits per period")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(credits=f"Credits per period for every member (0 to {MAX_CREDITS:,})")
+    async def quotas_default(
+        self, interaction: discord.Interaction, credits: app_commands.Range[int, 0, MAX_CREDITS]
+    ) -> None:
+        """/quotas default: the guild's default allowance."""
+        assert interaction.guild_id is not None
+        if not 0 <= credits <= MAX_CREDITS:
+            await reply_private(interaction, f"Credits must be between 0 and {MAX_CREDITS:,}.")
+            return
+        entry = await self.bot.store.credits.set_guild_default(
+            interaction.guild_id, credits, interaction.user.id
+        )
+        await reply_private(
+            interaction,
+            f"Members without their own allowance now get {credits_text(credits)} per "
+            f"{PERIOD_NOUNS[self.bot.store.credits.period.value]} "
+            f"(was {entry.old_value or self.bot.settings.default_daily_credits}).",
+        )
+
+    @quotas.command(name="reset", description="Give a member their full credits back now")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(user="The member")
+    async def quotas_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
+        """/quotas reset: restore the member's full allowance for this period."""
+        assert interaction.guild_id is not None
+        await self.bot.store.credits.reset_usage(interaction.guild_id, user.id, interaction.user.id)
+        balance = await self.bot.store.credits.balance(interaction.guild_id, user.id)
+        await reply_private(
+            interaction,
+            f"{user.mention}'s credits were reset: "
+            f"{balance.remaining} of {balance.allowance} left.",
+        )
+
+    @quotas.command(name="show", description="Show a member's credits")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(user="The member")
+    async def quotas_show(self, interaction: discord.Interaction, user: discord.Member) -> None:
+        """/quotas show: another member's balance."""
+        assert interaction.guild_id is not None
+        balance = await self.bot.store.credits.balance(interaction.guild_id, user.id)
+        await interaction.response.send_message(
+            embed=balance_embed(self.bot, user, balance), ephemeral=True
+        )
+
+
+async def setup(bot: HappyHorseBot) -> None:
+    """Load the cog."""
+    await bot.add_cog(Quota(bot))

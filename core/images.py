@@ -1,0 +1,67 @@
+"""Checks for the image a user wants animated, and the aspect ratio that best fits it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import PurePosixPath
+from urllib.parse import parse_qs, urlsplit
+
+from core.errors import Refusal
+
+ACCEPTED_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+_EXTENSIONS = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+ASPECT_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def check_image(*, filename: str, content_type: str | None, size: int, max_bytes: int) -> str:
+    """Refuse anything that is not a PNG, JPEG or WEBP within the size cap.
+
+    Discord's attachment option has no type filter, so the declared content type is
+    checked, and the file name's extension must agree with it. Returns the content type.
+    """
+    declared = (content_type or "").split(";", 1)[0].strip().lower()
+    by_name = _EXTENSIONS.get(PurePosixPath(filename.lower()).suffix)
+    kind = declared or by_name or ""
+    if kind not in ACCEPTED_TYPES or (declared and by_name and declared != by_name):
+        shown = declared or PurePosixPath(filename).suffix or "unknown"
+        raise Refusal(
+            f"`{filename[:80]}` is not an image I can animate ({shown}). "
+            "Attach a PNG, JPEG or WEBP image."
+        )
+    if size <= 0:
+        raise Refusal(f"`{filename[:80]}` is empty. Attach a PNG, JPEG or WEBP image.")
+    if size > max_bytes:
+        raise Refusal(
+            f"`{filename[:80]}` is {_mib(size)}; images can be at most {_mib(max_bytes)}. "
+            "Attach a smaller image."
+        )
+    return kind
+
+
+def closest_aspect_ratio(width: int | None, height: int | None, default: str = "16:9") -> str:
+    """The supported aspect ratio nearest to an image's own shape."""
+    if not width or not height:
+        return default
+    ratio = width / height
+    return min(ASPECT_RATIOS, key=lambda name: abs(ASPECT_RATIOS[name] - ratio))
+
+
+def signed_url_expired(url: str, *, now: float | None = None, margin: float = 300.0) -> bool:
+    """True when a Discord CDN URL's signed `ex` expiry (hex seconds) has passed or nearly."""
+    values = parse_qs(urlsplit(url).query).get("ex")
+    if not values:
+        return False
+    try:
+        expires = int(values[0], 16)
+    except ValueError:
+        return False
+    return (now if now is not None else time.time()) + margin >= expires

@@ -1,0 +1,333 @@
+"""The job rules, free of Discord: reserve credits, submit, poll, expire and refund.
+
+`JobService` is the one place that decides what happens to a job. The cogs call it and
+turn what it returns into Discord messages; the storage layer guarantees that each state
+change happens once (guarded transitions), so this module never has to lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+
+from core.errors import Refusal, describe_submit_error, operator_hint
+from core.prompts import PromptError, check_prompt
+from core.settings import BotSettings
+from happyhorse.client import HappyHorseClient
+from happyhorse.errors import (
+    APIStatusError,
+    AuthenticationError,
+    HappyHorseError,
+    InvalidResponseError,
+    RateLimitError,
+    ValidationError,
+)
+from happyhorse.models import GenerationRequest, TaskState, TaskStatus
+from storage.models import Job, JobState, NewJob
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+TEXT_TO_VIDEO = "text-to-video"
+IMAGE_TO_VIDEO = "image-to-video"
+
+
+@dataclass(frozen=True)
+class JobDraft:
+    """What a user asked for, before any check: straight from the command's options."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    mode: str
+    prompt: str | None
+    duration: int
+    aspect_ratio: str
+    quality: str
+    sound: bool
+    image_url: str | None = None
+    interaction_id: int | None = None
+
+
+class PollKind(Enum):
+    """What one poll of a job found."""
+
+    PENDING = "pending"  # still queued or processing at the API
+    COMPLETED = "completed"  # a result URL is stored; the job awaits delivery
+    FAILED = "failed"  # the API failed the job; its credits were refunded
+    EXPIRED = "expired"  # the job outlived the deadline; its credits were refunded
+    RETRY = "retry"  # the status call failed transiently; polled again later
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """The result of polling one job; `job` is the row after the poll."""
+
+    job: Job
+    kind: PollKind
+    api_state: TaskState | None = None
+    message: str = ""
+    refunded: bool = False
+
+
+def request_for(job: Job, *, model: str | None = None) -> GenerationRequest:
+    """Build the API request that a stored job stands for."""
+    kwargs: dict[str, object] = {}
+    if model:
+        kwargs["model"] = model
+    return GenerationRequest(
+        prompt=job.prompt,
+        mode=job.mode,  # type: ignore[arg-type]
+        duration=job.duration,
+        aspect_ratio=job.aspect_ratio,  # type: ignore[arg-type]
+        quality=job.quality,  # type: ignore[arg-type]
+        sound=job.sound,
+        image_url=job.image_url,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class JobService:
+    """Submits, polls and settles jobs; every state change goes through the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: HappyHorseClient,
+        settings: BotSettings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self._clock = clock
+        self._jitter = jitter
+
+    # -- creating jobs -------------------------------------------------------------
+
+    def cost_of(self, duration: int, quality: str) -> int:
+        """Credits a request of this duration and quality costs."""
+        return self.store.credits.cost(duration, quality)
+
+    async def reserve(self, draft: JobDraft) -> Job:
+        """Check a draft and reserve its credits atomically; raise Refusal to say no.
+
+        Every check here is local and fast (no API call), so the cogs may call this before
+        acknowledging the interaction.
+        """
+        guild = await self.store.guilds.get(draft.guild_id)
+        if guild.allowed_channel_ids and draft.channel_id not in guild.allowed_channel_ids:
+            channels = ", ".join(f"<#{cid}>" for cid in sorted(guild.allowed_channel_ids))
+            raise Refusal(f"Videos can't be made in this channel. Use one of: {channels}.")
+        try:
+            prompt = check_prompt(
+                draft.prompt,
+                max_length=self.settings.client.max_prompt_length,
+                blocked_words=guild.blocked_words,
+                required=draft.mode == TEXT_TO_VIDEO,
+            )
+        except PromptError as exc:
+            raise Refusal(str(exc)) from None
+        request = GenerationRequest(
+            prompt=prompt,
+            mode=draft.mode,  # type: ignore[arg-type]
+            duration=draft.duration,
+            aspect_ratio=draft.aspect_ratio,  # type: ignore[arg-type]
+            quality=draft.quality,  # type: ignore[arg-type]
+            sound=draft.sound,
+            image_url=draft.image_url,
+        )
+        try:
+            request.validate(max_prompt_length=self.settings.client.max_prompt_length)
+        except ValidationError as exc:
+            raise Refusal(f"That request is not valid: {exc.message}") from None
+        cost = self.cost_of(draft.duration, draft.quality)
+        job = await self.store.credits.reserve(
+            NewJob(
+                guild_id=draft.guild_id,
+                channel_id=draft.channel_id,
+                user_id=draft.user_id,
+                mode=draft.mode,
+                prompt=prompt,
+                image_url=draft.image_url,
+                duration=draft.duration,
+                aspect_ratio=draft.aspect_ratio,
+                quality=draft.quality,
+                sound=draft.sound,
+                interaction_id=draft.interaction_id,
+            )
+        )
+        if job is None:
+            balance = await self.store.credits.balance(draft.guild_id, draft.user_id)
+            raise Refusal(
+                f"Not enough credits: this video costs {cost} and you have "
+                f"{balance.remaining} of {balance.allowance} left. Your credits reset "
+                f"<t:{int(balance.resets_at.timestamp())}:R>. Try a 5 s std video, or ask a "
+                "moderator for more."
+            )
+        return job
+
+    async def submit(self, job: Job) -> Job:
+        """Send a reserved job to the API; on any API error refund it and raise Refusal.
+
+        The client never retries a generate call that may have reached the server, so a
+        failure here cannot have created a second task.
+        """
+        try:
+            task = await self.client.generate(request_for(job, model=self.settings.client.model))
+        except HappyHorseError as exc:
+            hint = operator_hint(exc)
+            if hint:
+                log.error("Submitting job %s failed: %s", job.id, hint)
+            else:
+                log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
+            await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}")
+            raise describe_submit_error(exc) from None
+        next_poll = self._clock() + timedelta(seconds=self.settings.poll_first_delay_seconds)
+        if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
+            log.warning("Job %s was settled while it was being submitted", job.id)
+        return await self._reload(job)
+
+    # -- polling -------------------------------------------------------------------
+
+    def next_poll_delay(self, attempts: int) -> float:
+        """Adaptive schedule: soon after submit, then backing off (x1.5) to a cap, +-10%."""
+        base = self.settings.poll_first_delay_seconds or self.settings.poll_interval_seconds
+        delay = min(self.settings.poll_max_interval_seconds, base * (1.5 ** max(0, attempts)))
+        return max(0.05, delay * (0.9 + 0.2 * self._jitter()))
+
+    async def poll_due(self) -> list[PollOutcome]:
+        """Poll every job whose next poll time has come (one bounded batch).
+
+        Status calls go through the client's shared rate limiter, so a large batch is
+        spread out instead of bursting; one failing job never stops the others.
+        """
+        jobs = await self.store.jobs.due_jobs(self._clock(), self.settings.poll_batch_size)
+        if not jobs:
+            return []
+        results = await asyncio.gather(*(self.poll(job) for job in jobs), return_exceptions=True)
+        outcomes: list[PollOutcome] = []
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                log.exception("Polling job %s failed unexpectedly", job.id, exc_info=result)
+                await self._reschedule(job)
+                continue
+            outcomes.append(result)
+        return outcomes
+
+    async def poll(self, job: Job) -> PollOutcome:
+        """Ask the API about one submitted job and record what it says."""
+        now = self._clock()
+        age = now - job.submitted_at if job.submitted_at is not None else timedelta(0)
+        if age.total_seconds() > self.settings.job_deadline_seconds:
+            return await self._expire(job, "The video took too long and was cancelled.")
+        assert job.task_id is not None, "a submitted job always has a task id"
+        try:
+            status = await self.client.status(job.task_id)
+        except RateLimitError as exc:
+            await self._reschedule(job, at_least=exc.retry_after or 0.0)
+            return PollOutcome(job=job, kind=PollKind.RETRY, message="rate limited")
+        except AuthenticationError as exc:
+            log.error("Polling job %s: %s", job.id, operator_hint(exc))
+            await self._reschedule(job)
+            return PollOutcome(job=job, kind=PollKind.RETRY, message="api key rejected")
+        except APIStatusError as exc:
+            if exc.status == 404:
+                return await self._fail(job, "The video service lost track of this job.")
+            await self._reschedule(job)
+            return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
+        except InvalidResponseError as exc:
+            log.warning("Job %s: unreadable status answer: %s", job.id, exc.message)
+            await self._reschedule(job)
+            return PollOutcome(job=job, kind=PollKind.RETRY, message="unreadable answer")
+        except HappyHorseError as exc:
+            log.info("Job %s: status call failed (%s); will retry", job.id, type(exc).__name__)
+            await self._reschedule(job)
+            return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
+        return await self._apply_status(job, status)
+
+    async def _apply_status(self, job: Job, status: TaskStatus) -> PollOutcome:
+        if status.state is TaskState.COMPLETED:
+            url = status.video_url
+            assert url is not None, "the client refuses a completed status without a URL"
+            await self.store.jobs.mark_completed(job.id, url)
+            return PollOutcome(
+                job=await self._reload(job), kind=PollKind.COMPLETED, api_state=status.state
+            )
+        if status.state is TaskState.FAILED:
+            reason = status.message or "The video service could not make this video."
+            return await self._fail(job, reason)
+        await self._reschedule(job)
+        return PollOutcome(
+            job=await self._reload(job),
+            kind=PollKind.PENDING,
+            api_state=status.state,
+            message=status.message or "",
+        )
+
+    async def _reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
+        delay = max(self.next_poll_delay(job.attempts), at_least)
+        await self.store.jobs.schedule_poll(job.id, self._clock() + timedelta(seconds=delay))
+
+    async def _fail(self, job: Job, reason: str) -> PollOutcome:
+        refunded = await self.store.jobs.fail_and_refund(job.id, reason)
+        return PollOutcome(
+            job=await self._reload(job),
+            kind=PollKind.FAILED,
+            api_state=TaskState.FAILED,
+            message=reason,
+            refunded=refunded,
+        )
+
+    async def _expire(self, job: Job, reason: str) -> PollOutcome:
+        refunded = False
+        if await self.store.jobs.mark_expired(job.id, reason):
+            refunded = await self.store.jobs.refund(job.id)
+        return PollOutcome(
+            job=await self._reload(job), kind=PollKind.EXPIRED, message=reason, refunded=refunded
+        )
+
+    # -- settling ------------------------------------------------------------------
+
+    async def fail_undeliverable(self, job: Job, reason: str) -> bool:
+        """A completed video could not be delivered at all: record why and refund once."""
+        return await self.store.jobs.fail_and_refund(job.id, reason)
+
+    async def recover_interrupted(self, older_than_seconds: float = 0.0) -> Sequence[Job]:
+        """Settle what a crash left half-done; return the jobs refunded, to tell their users.
+
+        A job still reserved may or may not have reached the API: the user is refunded
+        either way (resubmitting could create a second paid task). A job left failed or
+        expired but not yet refunded is refunded now. Submitted and completed jobs need
+        nothing: the delivery loop polls and delivers them.
+        """
+        recovered: list[Job] = []
+        for job in await self.store.jobs.stale_reserved(older_than_seconds):
+            if await self.store.jobs.fail_and_refund(
+                job.id, "interrupted by a restart before it reached the video service"
+            ):
+                recovered.append(await self._reload(job))
+        for job in await self.store.jobs.resumable_jobs():
+            if job.state in {JobState.FAILED, JobState.EXPIRED} and await self.store.jobs.refund(
+                job.id
+            ):
+                recovered.append(await self._reload(job))
+        return recovered
+
+    async def _reload(self, job: Job) -> Job:
+        fresh = await self.store.jobs.get_job(job.id)
+        return fresh if fresh is not None else job
+
+
+def is_settled(job: Job) -> bool:
+    """True when nothing more will happen to the job."""
+    return job.state in {JobState.DELIVERED, JobState.REFUNDED}

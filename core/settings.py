@@ -1,0 +1,155 @@
+"""Bot settings, read once at start-up from the environment (and `.env`).
+
+Every setting is documented in `.env.example` with its default. Secrets (the Discord
+token, the API key) are held in fields excluded from `repr`, so a settings object can be
+logged or shown in a traceback without leaking them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from happyhorse.settings import ClientSettings
+
+DEFAULT_DATABASE_PATH = "data/happyhorse.sqlite3"
+TOKEN_HELP = (
+    "DISCORD_TOKEN is not set. Create an application at "  # noqa: S105 - help text
+    "https://discord.com/developers/applications, open Bot -> Reset Token, and put the "
+    "token in .env as DISCORD_TOKEN=... (see README.md, 'Set up on Discord')."
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and says what is allowed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a numeric Discord id, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _optional_str(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    return raw or None
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """Everything the bot process is configured with."""
+
+    discord_token: str = field(repr=False)
+    client: ClientSettings
+    database_path: Path = Path(DEFAULT_DATABASE_PATH)
+    dev_guild_id: int | None = None
+    sync_commands: bool = True
+    log_level: str = "INFO"
+    # The delivery loop: how often it wakes, and how a job's polls back off.
+    poll_interval_seconds: float = 5.0
+    poll_first_delay_seconds: float = 5.0
+    poll_max_interval_seconds: float = 60.0
+    poll_batch_size: int = 25
+    job_deadline_seconds: float = 1800.0
+    # Credits.
+    default_daily_credits: int = 10
+    credit_period: str = "daily"
+    cost_base: int = 1
+    cost_pro_multiplier: int = 2
+    # Input limits.
+    max_image_bytes: int = 10 * 1024 * 1024
+    # The live status card is edited at most this often.
+    status_edit_interval_seconds: float = 5.0
+    # Where to reach Discord (only ever changed to point the bot at a local fake).
+    discord_api_base_url: str | None = None
+    discord_gateway_url: str | None = None
+    # The in-process sandbox, used when HAPPYHORSE_API_KEY is not set.
+    sandbox_complete_after_seconds: float = 20.0
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no API key is configured and the built-in sandbox stands in."""
+        return self.client.api_key is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BotSettings:
+        """Read the settings from an environment mapping; raise SettingsError on bad values."""
+        token = env.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            raise SettingsError(TOKEN_HELP)
+        try:
+            client = ClientSettings.from_env(env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        period = env.get("CREDIT_PERIOD", "daily").strip().lower() or "daily"
+        if period not in {"daily", "weekly", "monthly"}:
+            raise SettingsError(f"CREDIT_PERIOD must be daily, weekly or monthly, got {period!r}")
+        log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise SettingsError(
+                f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
+            )
+        return cls(
+            discord_token=token,
+            client=client,
+            database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH),
+            dev_guild_id=_optional_int(env, "DEV_GUILD_ID"),
+            sync_commands=_bool(env, "SYNC_COMMANDS", True),
+            log_level=log_level,
+            poll_interval_seconds=_float(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
+            poll_first_delay_seconds=_float(env, "POLL_FIRST_DELAY_SECONDS", 5.0),
+            poll_max_interval_seconds=_float(env, "POLL_MAX_INTERVAL_SECONDS", 60.0, minimum=0.05),
+            poll_batch_size=_int(env, "POLL_BATCH_SIZE", 25, minimum=1),
+            job_deadline_seconds=_float(env, "JOB_DEADLINE_SECONDS", 1800.0, minimum=1.0),
+            default_daily_credits=_int(env, "DEFAULT_DAILY_CREDITS", 10),
+            credit_period=period,
+            cost_base=_int(env, "COST_BASE", 1, minimum=1),
+            cost_pro_multiplier=_int(env, "COST_PRO_MULTIPLIER", 2, minimum=1),
+            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1),
+            status_edit_interval_seconds=_float(env, "STATUS_EDIT_INTERVAL_SECONDS", 5.0),
+            discord_api_base_url=_optional_str(env, "DISCORD_API_BASE_URL"),
+            discord_gateway_url=_optional_str(env, "DISCORD_GATEWAY_URL"),
+            sandbox_complete_after_seconds=_float(env, "SANDBOX_COMPLETE_AFTER_SECONDS", 20.0),
+        )

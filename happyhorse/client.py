@@ -1,0 +1,382 @@
+"""The async HappyHorse API client.
+
+    async with HappyHorseClient(settings) as client:
+        task = await client.generate(GenerationRequest(prompt="a horse", quality=Quality.PRO))
+        status = await client.status(task.task_id)
+        if status.video_url:
+            size = await client.download(status.video_url, Path("clip.mp4"), max_bytes=50_000_000)
+
+Retry rule (see `HappyHorseClient` for the full statement): status calls retry transient
+failures; a generate call is retried only when the server certainly did not process it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import aiohttp
+from yarl import URL
+
+from happyhorse.dialects import Dialect, api_message, get_dialect, raise_for_envelope
+from happyhorse.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    DownloadError,
+    DownloadTooLargeError,
+    HappyHorseError,
+    InvalidResponseError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+    error_for_status,
+    truncate,
+)
+from happyhorse.models import GenerationRequest, Task, TaskStatus, is_http_url
+from happyhorse.ratelimit import RateLimiter, backoff_delay, parse_retry_after
+from happyhorse.settings import USER_AGENT, ClientSettings
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_BYTES = 1024 * 1024
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
+REDACTED = "***"
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class HappyHorseClient:
+    """Async client for the HappyHorse video API; use as `async with HappyHorseClient(...)`.
+
+    If no `session` is given, the client creates one on first use and closes it in
+    `close()` / `__aexit__`; a session passed in is left open for its owner.
+
+    Retry rule:
+
+    - `status()` retries transient failures — 429, 5xx, timeouts and connection errors —
+      up to `settings.max_retries` times, waiting exponential backoff with full jitter
+      (uniform in [0, min(retry_cap_seconds, backoff_base_seconds * 2**attempt)]), or the
+      server's Retry-After when given, capped at `retry_cap_seconds`.
+    - `generate()` is NOT retried once the request may have reached the server, because
+      a duplicate task costs real money. It is retried only when the request certainly
+      was not processed: the connection could not be opened (aiohttp ClientConnectorError
+      — refused, DNS failure, TLS handshake), or the server answered 429 (an
+      explicit refusal; its Retry-After is honoured). A 5xx, a timeout, or a connection
+      dropped after sending is raised at once.
+
+    Every 429 that carries Retry-After also penalises `status_limiter`, pausing every
+    status caller of this client until then, so a flood of 429s slows everything down.
+    The API key is sent only to the API (never to download URLs) and is redacted from
+    every answer before an exception is built from it.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.dialect: Dialect = get_dialect(settings.resolved_dialect)
+        self.status_limiter = RateLimiter(
+            settings.status_rate_per_second, settings.status_burst
+        )
+        self._session = session
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._rng = rng
+        self._base = URL(settings.base_url.rstrip("/"))
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
+
+    def __repr__(self) -> str:
+        return (
+            f"HappyHorseClient(base_url={self.settings.base_url!r}, "
+            f"dialect={self.dialect.name!r})"
+        )
+
+    async def __aenter__(self) -> HappyHorseClient:
+        self._get_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url(self, path: str) -> URL:
+        """The absolute URL of an API `path`, keeping any path prefix of the base URL."""
+        return self._base / path.lstrip("/")
+
+    async def generate(self, request: GenerationRequest) -> Task:
+        """Submit a generation request and return the new task (id and first state).
+
+        The request is validated first (ValidationError names the bad field; nothing is
+        sent). See the class docstring for the retry rule: only a refused connection or a
+        429 is retried.
+        """
+        request.validate(max_prompt_length=self.settings.max_prompt_length)
+        body = self.dialect.generate_body(
+            request, image_field=self.settings.image_field, model=self.settings.model
+        )
+        payload = await self._call(
+            "POST", self.dialect.generate_path, json_body=body, may_duplicate=True
+        )
+        task = self.dialect.parse_task(payload)
+        log.info("generation task %s accepted (%s)", task.task_id, task.state.value)
+        return task
+
+    async def status(self, task_id: str) -> TaskStatus:
+        """Return the current status of `task_id`; retries transient failures.
+
+        Each attempt waits for a token from `status_limiter` first.
+        """
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise ValidationError("task_id", "must be a non-empty string")
+        payload = await self._call(
+            "GET",
+            self.dialect.status_path,
+            params=self.dialect.status_params(task_id),
+            limiter=self.status_limiter,
+        )
+        return self.dialect.parse_status(payload, task_id=task_id)
+
+    async def download(self, url: str, dest: Path, max_bytes: int) -> int:
+        """Stream `url` into `dest` and return the number of bytes written.
+
+        Refuses early when Content-Length exceeds `max_bytes` and late when more bytes
+        arrive; a body shorter than Content-Length or a dropped connection is a
+        DownloadError. The data goes to a temporary file beside `dest`, renamed into place
+        only on success, so a failure (or cancellation) leaves no partial file. The API key
+        is not sent. Each read waits at most `download_read_timeout_seconds`.
+        """
+        if not isinstance(url, str) or not is_http_url(url):
+            raise DownloadError("download URL must be an http or https URL")
+        if max_bytes <= 0:
+            raise DownloadError(f"max_bytes must be positive, got {max_bytes}")
+        dest = Path(dest)
+        await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
+        fd, tmp_name = await asyncio.to_thread(
+            tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                written = await self._stream_to(url, handle, max_bytes)
+            await asyncio.to_thread(os.replace, tmp_name, dest)
+        except BaseException:
+            # Synchronous on purpose: this also runs on cancellation, when awaiting a
+            # worker thread could itself be cancelled and leave the partial file behind.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        log.info("downloaded %d bytes to %s", written, dest)
+        return written
+
+    async def _stream_to(self, url: str, handle: BinaryIO, max_bytes: int) -> int:
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.settings.timeout_seconds,
+            sock_read=self.settings.download_read_timeout_seconds,
+        )
+        headers = {"User-Agent": USER_AGENT}
+        written = 0
+        try:
+            async with self._get_session().get(url, headers=headers, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    snippet = await resp.content.read(4096)
+                    text = self._redact(snippet.decode("utf-8", errors="replace"))
+                    raise DownloadError(
+                        f"download failed: {truncate(text) or resp.reason or 'error'}",
+                        status=resp.status,
+                    )
+                expected = resp.content_length
+                if expected is not None and expected > max_bytes:
+                    raise DownloadTooLargeError(limit=max_bytes, size=expected)
+                async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise DownloadTooLargeError(limit=max_bytes, size=written)
+                    await asyncio.to_thread(handle.write, chunk)
+                if expected is not None and written < expected:
+                    raise DownloadError(f"download cut off: got {written} of {expected} bytes")
+        except TimeoutError:
+            raise DownloadError(f"download timed out after {written} bytes") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise DownloadError(
+                f"download cut off after {written} bytes ({type(exc).__name__})"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise DownloadError(f"download failed: {self._describe(exc)}") from None
+        await asyncio.to_thread(handle.flush)
+        return written
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+        may_duplicate: bool = False,
+    ) -> object:
+        """Send one API call with the retry rule; return the decoded JSON answer."""
+        attempt = 0
+        while True:
+            if limiter is not None:
+                await limiter.acquire()
+            try:
+                return await self._send_once(method, path, json_body, params)
+            except HappyHorseError as exc:
+                if isinstance(exc, RateLimitError) and exc.retry_after:
+                    self.status_limiter.penalize(
+                        min(exc.retry_after, self.settings.retry_cap_seconds)
+                    )
+                if attempt >= self.settings.max_retries or not _retriable(exc, may_duplicate):
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+                delay = backoff_delay(
+                    attempt,
+                    base=self.settings.backoff_base_seconds,
+                    cap=self.settings.retry_cap_seconds,
+                    retry_after=retry_after,
+                    rng=self._rng,
+                )
+                log.warning(
+                    "%s %s failed (%s); retry %d of %d in %.2fs",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    attempt + 1,
+                    self.settings.max_retries,
+                    delay,
+                )
+                await self._sleep(delay)
+                attempt += 1
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        json_body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+    ) -> object:
+        url = self.url(path)
+        try:
+            async with self._get_session().request(
+                method,
+                url,
+                json=json_body,
+                params=params,
+                headers=self._headers(),
+                timeout=self._timeout,
+            ) as resp:
+                raw = await _read_capped(resp, MAX_ANSWER_BYTES)
+                return self._decode(resp.status, resp.headers, raw)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"{method} {path} got no answer within {self.settings.timeout_seconds:g}s"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: could not connect ({self._describe(exc)})",
+                request_sent=False,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: connection failed ({self._describe(exc)})"
+            ) from None
+
+    def _decode(self, status: int, headers: Mapping[str, str], raw: str) -> object:
+        """Turn one HTTP answer into JSON or the matching exception."""
+        text = self._redact(raw)
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        try:
+            payload: object = json.loads(text) if text.strip() else None
+            decoded = True
+        except ValueError:
+            payload, decoded = None, False
+        if not 200 <= status <= 299:
+            message = api_message(payload) if decoded else None
+            if message is None:
+                message = truncate(text) if text.strip() else f"HTTP {status}"
+            raise error_for_status(status, message, retry_after=retry_after)
+        if not decoded:
+            ctype = headers.get("Content-Type", "unknown type")
+            raise InvalidResponseError(
+                f"answer is not JSON ({truncate(ctype, 60)}): {truncate(text, 120)!r}"
+            )
+        if payload is None:
+            raise InvalidResponseError("answer body is empty")
+        raise_for_envelope(payload, retry_after=retry_after)
+        return payload
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self.settings.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, REDACTED) if key else text
+
+    def _describe(self, exc: BaseException) -> str:
+        detail = truncate(self._redact(str(exc)), 160)
+        return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            if not self._owns_session:
+                raise RuntimeError("the aiohttp session given to HappyHorseClient is closed")
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+
+def _retriable(exc: HappyHorseError, may_duplicate: bool) -> bool:
+    """Whether a failed attempt may be sent again (see HappyHorseClient's retry rule)."""
+    if isinstance(exc, RateLimitError):
+        return True
+    if isinstance(exc, APIConnectionError):
+        return not may_duplicate or not exc.request_sent
+    if may_duplicate:
+        return False
+    return isinstance(exc, ServerError | APITimeoutError)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> str:
+    """Read at most `limit` bytes of an answer body as text (longer answers are refused)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        raise InvalidResponseError(f"answer is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidResponseError(f"answer is larger than {limit} bytes")
+        chunks.append(chunk)
+    charset = resp.charset or "utf-8"
+    try:
+        return b"".join(chunks).decode(charset, errors="replace")
+    except LookupError:
+        return b"".join(chunks).decode("utf-8", errors="replace")
+

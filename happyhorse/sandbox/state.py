@@ -1,0 +1,404 @@
+"""In-memory state of the sandbox: tasks, credits, the rate-limit window and injected faults.
+
+Nothing here speaks HTTP; ``app.py`` turns this state into wire answers. Every time is
+read from one injectable clock (``time.monotonic`` by default) so tests can move it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+Dialect = Literal["seed", "native"]
+FaultEndpoint = Literal["generate", "status", "download", "any"]
+Endpoint = Literal["generate", "status", "download"]
+
+FAULT_ENDPOINTS: tuple[str, ...] = get_args(FaultEndpoint)
+ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How one sandbox instance behaves.
+
+    ``api_key=None`` accepts any non-empty bearer token; ``credits=None`` is unlimited;
+    ``rate_limit=None`` disables rate limiting. Times are seconds from task creation.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str | None = None
+    dialect: Dialect = "seed"
+    processing_after: float = 0.5
+    complete_after: float = 2.0
+    fail_word: str | None = "FAIL"
+    credits: int | None = None
+    rate_limit: int | None = None
+    rate_window: float = 60.0
+    image_field: str = "image_url"
+
+    def __post_init__(self) -> None:
+        """Reject settings that could never work, naming the setting."""
+        if self.dialect not in ("seed", "native"):
+            raise ValueError(f"dialect must be 'seed' or 'native', not {self.dialect!r}")
+        if self.processing_after < 0 or self.complete_after < 0:
+            raise ValueError("processing_after and complete_after must not be negative")
+        if self.processing_after > self.complete_after:
+            raise ValueError("processing_after must not be later than complete_after")
+        if self.credits is not None and self.credits < 0:
+            raise ValueError("credits must be None (unlimited) or >= 0")
+        if self.rate_limit is not None and self.rate_limit < 1:
+            raise ValueError("rate_limit must be None (off) or >= 1")
+        if self.rate_window <= 0:
+            raise ValueError("rate_window must be positive")
+        if not self.image_field:
+            raise ValueError("image_field must not be empty")
+
+
+class Phase(enum.StrEnum):
+    """Where a sandbox task is in its life, independent of the wire dialect."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass
+class SandboxTask:
+    """One accepted generation request and what has been forced onto it."""
+
+    task_id: str
+    created_at: float
+    model: str
+    prompt: str
+    mode: str
+    quality: str
+    duration: int
+    aspect_ratio: str
+    sound: bool
+    image_urls: tuple[str, ...]
+    cost: int
+    forced_phase: Phase | None = None
+    forced_message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The task's request fields as a JSON-ready mapping (no phase: that needs a clock)."""
+        return {
+            "task_id": self.task_id,
+            "model": self.model,
+            "prompt": self.prompt,
+            "mode": self.mode,
+            "quality": self.quality,
+            "duration": self.duration,
+            "aspect_ratio": self.aspect_ratio,
+            "sound": self.sound,
+            "image_urls": list(self.image_urls),
+            "cost": self.cost,
+        }
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, applied to the next ``count`` matching requests.
+
+    ``status`` answers with that HTTP status (``None``: answer normally, or 200 when a
+    ``body`` is given); ``body`` replaces the answer (a ``str`` is sent byte for byte, a
+    ``dict`` as JSON); ``content_type`` overrides the default (``text/plain`` for ``str``,
+    ``application/json`` for ``dict``); ``delay`` sleeps first; ``retry_after`` adds that
+    ``Retry-After`` header. Download only: ``truncate`` announces the full length but sends
+    half and drops the connection; ``pad_to`` serves a file of exactly that many bytes;
+    ``omit_length`` sends the file chunked without ``Content-Length``.
+    """
+
+    endpoint: FaultEndpoint
+    status: int | None = None
+    count: int = 1
+    body: str | dict[str, Any] | None = None
+    content_type: str | None = None
+    delay: float = 0.0
+    retry_after: str | None = None
+    truncate: bool = False
+    pad_to: int | None = None
+    omit_length: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject faults that cannot be applied, naming the field."""
+        if self.endpoint not in FAULT_ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {', '.join(FAULT_ENDPOINTS)}")
+        if self.status is not None and not 100 <= self.status <= 599:
+            raise ValueError("status must be an HTTP status between 100 and 599")
+        if self.count == 0 or self.count < -1:
+            raise ValueError("count must be a positive number of requests, or -1 for forever")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+        if self.pad_to is not None and self.pad_to < 0:
+            raise ValueError("pad_to must not be negative")
+
+    def to_json(self) -> dict[str, Any]:
+        """The fault as a JSON-ready mapping (the same fields ``POST /_sandbox/faults`` takes)."""
+        return {
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "count": self.count,
+            "body": self.body,
+            "content_type": self.content_type,
+            "delay": self.delay,
+            "retry_after": self.retry_after,
+            "truncate": self.truncate,
+            "pad_to": self.pad_to,
+            "omit_length": self.omit_length,
+        }
+
+
+_FAULT_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (int,),
+    "count": (int,),
+    "body": (str, dict),
+    "content_type": (str,),
+    "delay": (int, float),
+    "retry_after": (str, int, float),
+    "truncate": (bool,),
+    "pad_to": (int,),
+    "omit_length": (bool,),
+}
+
+
+class FaultQueue:
+    """Injected faults, consumed in FIFO order by the requests they match."""
+
+    def __init__(self) -> None:
+        """Start with no faults."""
+        self._faults: list[Fault] = []
+
+    def add(
+        self,
+        endpoint: FaultEndpoint,
+        *,
+        status: int | None = None,
+        count: int = 1,
+        body: str | dict[str, Any] | None = None,
+        content_type: str | None = None,
+        delay: float = 0.0,
+        retry_after: str | None = None,
+        truncate: bool = False,
+        pad_to: int | None = None,
+        omit_length: bool = False,
+    ) -> Fault:
+        """Queue a fault for the next ``count`` requests to ``endpoint`` (-1: forever).
+
+        ``endpoint`` is ``"generate"``, ``"status"``, ``"download"`` or ``"any"`` (all three).
+        See :class:`Fault` for what each keyword does.
+        """
+        fault = Fault(
+            endpoint=endpoint,
+            status=status,
+            count=count,
+            body=body,
+            content_type=content_type,
+            delay=delay,
+            retry_after=retry_after,
+            truncate=truncate,
+            pad_to=pad_to,
+            omit_length=omit_length,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def add_from_json(self, payload: Mapping[str, Any]) -> Fault:
+        """Queue a fault described by a JSON object; ``ValueError`` names a bad field."""
+        endpoint = payload.get("endpoint")
+        if endpoint not in FAULT_ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {', '.join(FAULT_ENDPOINTS)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in payload.items():
+            if name == "endpoint" or value is None:
+                continue
+            types = _FAULT_FIELD_TYPES.get(name)
+            if types is None:
+                raise ValueError(f"unknown fault field {name!r}")
+            if isinstance(value, bool) and bool not in types:
+                raise ValueError(f"{name} has the wrong type")
+            if not isinstance(value, types):
+                raise ValueError(f"{name} has the wrong type")
+            kwargs[name] = str(value) if name == "retry_after" else value
+        return self.add(endpoint, **kwargs)
+
+    def take(self, endpoint: Endpoint) -> Fault | None:
+        """Consume and return the oldest fault matching ``endpoint``, or ``None``."""
+        for index, fault in enumerate(self._faults):
+            if fault.endpoint in (endpoint, "any"):
+                if fault.count > 0:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        del self._faults[index]
+                return fault
+        return None
+
+    def clear(self) -> None:
+        """Drop every pending fault."""
+        self._faults.clear()
+
+    @property
+    def pending(self) -> tuple[Fault, ...]:
+        """The faults still queued, oldest first."""
+        return tuple(self._faults)
+
+    def __len__(self) -> int:
+        """How many distinct faults are still queued."""
+        return len(self._faults)
+
+
+class RateWindow:
+    """A sliding-window request counter: at most ``limit`` requests per ``window`` seconds."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        """Allow ``limit`` requests in any ``window`` seconds, timed by ``clock``."""
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._hits: deque[float] = deque()
+
+    def hit(self) -> float | None:
+        """Record a request; return ``None`` if allowed, else seconds until one would be."""
+        now = self._clock()
+        while self._hits and self._hits[0] <= now - self.window:
+            self._hits.popleft()
+        if len(self._hits) >= self.limit:
+            return self._hits[0] + self.window - now
+        self._hits.append(now)
+        return None
+
+
+def task_cost(duration: int, quality: str) -> int:
+    """Credits one task costs: 1 per started 5 seconds, doubled for ``pro``."""
+    units = max(1, math.ceil(duration / 5))
+    return units * (2 if quality == "pro" else 1)
+
+
+def new_task_id() -> str:
+    """A fresh task id shaped like the contract's ``hh_task_93d2a7c4f81d``."""
+    return "hh_task_" + secrets.token_hex(6)
+
+
+@dataclass
+class SandboxState:
+    """Everything the sandbox remembers, shared by its request handlers.
+
+    ``tasks`` maps task id to task; ``request_counts`` counts every request per endpoint
+    (``generate``, ``status``, ``download``), accepted or not; ``credits`` is the balance
+    left (``None``: unlimited); ``faults`` is the fault-injection queue.
+    """
+
+    config: SandboxConfig
+    clock: Callable[[], float] = time.monotonic
+    tasks: dict[str, SandboxTask] = field(default_factory=dict)
+    request_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDPOINTS, 0))
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    credits: int | None = None
+    rate_window: RateWindow | None = None
+
+    def __post_init__(self) -> None:
+        """Take the starting balance and rate limit from the config."""
+        self.credits = self.config.credits
+        if self.config.rate_limit is not None:
+            self.rate_window = RateWindow(
+                self.config.rate_limit, self.config.rate_window, self.clock
+            )
+
+    def count(self, endpoint: Endpoint) -> None:
+        """Record one request to ``endpoint``."""
+        self.request_counts[endpoint] = self.request_counts.get(endpoint, 0) + 1
+
+    def check_rate(self) -> float | None:
+        """Record an API request; ``None`` if within the limit, else seconds to wait."""
+        if self.rate_window is None:
+            return None
+        return self.rate_window.hit()
+
+    def can_afford(self, cost: int) -> bool:
+        """Whether the balance covers ``cost`` credits."""
+        return self.credits is None or self.credits >= cost
+
+    def create_task(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        mode: str,
+        quality: str,
+        duration: int,
+        aspect_ratio: str,
+        sound: bool,
+        image_urls: tuple[str, ...] = (),
+    ) -> SandboxTask:
+        """Charge the credits and record a new task created now."""
+        cost = task_cost(duration, quality)
+        if self.credits is not None:
+            if self.credits < cost:
+                raise ValueError("insufficient credits")
+            self.credits -= cost
+        task_id = new_task_id()
+        while task_id in self.tasks:
+            task_id = new_task_id()
+        task = SandboxTask(
+            task_id=task_id,
+            created_at=self.clock(),
+            model=model,
+            prompt=prompt,
+            mode=mode,
+            quality=quality,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            sound=sound,
+            image_urls=image_urls,
+            cost=cost,
+        )
+        self.tasks[task_id] = task
+        return task
+
+    def fail_reason(self, task: SandboxTask) -> str | None:
+        """Why ``task`` will fail (its prompt holds the fail word), or ``None``."""
+        word = self.config.fail_word
+        if not word:
+            return None
+        needle = word.casefold()
+        words = "".join(c if c.isalnum() else " " for c in task.prompt.casefold()).split()
+        if needle in words:
+            return f"Video generation failed: the prompt contains the sandbox fail word {word!r}."
+        return None
+
+    def phase(self, task: SandboxTask) -> tuple[Phase, str]:
+        """The task's phase and readable message at the current clock."""
+        if task.forced_phase is not None:
+            return task.forced_phase, task.forced_message or _MESSAGES[task.forced_phase]
+        age = self.clock() - task.created_at
+        if age < self.config.processing_after:
+            return Phase.QUEUED, _MESSAGES[Phase.QUEUED]
+        if age < self.config.complete_after:
+            return Phase.PROCESSING, _MESSAGES[Phase.PROCESSING]
+        reason = self.fail_reason(task)
+        if reason is not None:
+            return Phase.FAILED, reason
+        return Phase.COMPLETED, _MESSAGES[Phase.COMPLETED]
+
+    def force(self, task_id: str, phase: Phase, message: str | None = None) -> SandboxTask:
+        """Pin a task to ``phase`` regardless of the clock; ``KeyError`` if unknown."""
+        task = self.tasks[task_id]
+        task.forced_phase = phase
+        task.forced_message = message
+        return task
+
+
+_MESSAGES: dict[Phase, str] = {
+    Phase.QUEUED: "Task is queued.",
+    Phase.PROCESSING: "Video generation in progress.",
+    Phase.COMPLETED: "Video generation completed.",
+    Phase.FAILED: "Video generation failed.",
+}

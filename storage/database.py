@@ -1,0 +1,284 @@
+"""The SQLite connection: pragmas, numbered migrations and serialised writes.
+
+``Database`` owns one aiosqlite connection in autocommit mode (``isolation_level=None``):
+the Python ``sqlite3`` module never opens a transaction behind our back, so a single
+statement commits by itself and a multi-statement change is written explicitly as
+``BEGIN IMMEDIATE ... COMMIT`` inside ``transaction()``.
+
+Every statement goes through one ``asyncio.Lock``. The connection is shared by every
+coroutine of the bot, and a statement issued by coroutine A while coroutine B holds an
+open transaction would silently become part of B's transaction (and be rolled back with
+it). Holding the lock for the whole of a transaction rules that out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import aiosqlite
+
+DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
+"""Where the bot keeps its database unless the ``DATABASE_PATH`` setting says otherwise."""
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a writer waits for another connection's write lock before giving up."""
+
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
+Row: TypeAlias = sqlite3.Row
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer version of the bot than this one."""
+
+    def __init__(self, path: Path, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"database {path} has schema version {found}, but this version of the bot only "
+            f"knows versions up to {supported}. Refusing to open it so it is not damaged: "
+            "upgrade the bot, or point DATABASE_PATH at another file."
+        )
+
+
+class MigrationError(RuntimeError):
+    """A migration file is misnamed, misnumbered or failed to apply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered SQL migration file."""
+
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        """Split the file into complete SQL statements (comments and blank lines dropped)."""
+        statements: list[str] = []
+        buffer = ""
+        for line in self.sql.splitlines(keepends=True):
+            if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+                continue
+            buffer += line
+            if sqlite3.complete_statement(buffer):
+                statements.append(buffer.strip())
+                buffer = ""
+        if buffer.strip():
+            raise MigrationError(
+                f"migration {self.version:04d}_{self.name} ends with an incomplete statement"
+            )
+        return statements
+
+
+def load_migrations() -> list[Migration]:
+    """Read ``storage/migrations/NNNN_name.sql`` in version order and check the numbering."""
+    folder = resources.files(__package__ or "storage").joinpath("migrations")
+    migrations: list[Migration] = []
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _MIGRATION_NAME.match(entry.name)
+        if match is None:
+            raise MigrationError(f"migration file {entry.name!r} is not named NNNN_name.sql")
+        migrations.append(
+            Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8"))
+        )
+    migrations.sort(key=lambda m: m.version)
+    check_numbering(migrations)
+    return migrations
+
+
+def check_numbering(migrations: Sequence[Migration]) -> None:
+    """Refuse gaps and duplicates: versions must be exactly 1, 2, 3, ... in order."""
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise MigrationError(
+                f"migrations must be numbered 1, 2, 3, ... without gaps; expected "
+                f"{expected:04d} but found {migration.version:04d}_{migration.name}"
+            )
+
+
+class Transaction:
+    """Statements inside one ``BEGIN IMMEDIATE`` transaction (see ``Database.transaction``)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement and return how many rows it changed."""
+        return await _execute(self._conn, sql, params)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query and return every row."""
+        return await _fetch_all(self._conn, sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query and return its first row, or ``None``."""
+        rows = await _fetch_all(self._conn, sql, params)
+        return rows[0] if rows else None
+
+
+class Database:
+    """One SQLite file: WAL, busy timeout, foreign keys, migrated to the latest schema.
+
+    Open it with ``await Database.open(path)`` and close it with ``await db.close()``
+    (or use it as an async context manager).
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, schema_version: int) -> None:
+        """Wrap an already configured connection; use ``Database.open`` instead."""
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.path = path
+        self.schema_version = schema_version
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, migrations: Sequence[Migration] | None = None
+    ) -> Database:
+        """Open (creating the file and its folder) and migrate the database at ``path``.
+
+        ``migrations`` defaults to the files shipped in ``storage/migrations``. Raises
+        ``SchemaTooNewError`` if the file was written by a newer version of the code.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if migrations is None:
+            migrations = load_migrations()
+        else:
+            check_numbering(migrations)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            mode = await _fetch_all(conn, "PRAGMA journal_mode = WAL")
+            if str(mode[0][0]).lower() != "wal":
+                raise RuntimeError(f"could not switch {path} to WAL journal mode")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            version = await _migrate(conn, path, migrations)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, path, version)
+
+    async def close(self) -> None:
+        """Wait for running statements, then close the connection."""
+        async with self._lock:
+            await self._conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement in its own (autocommit) transaction; return rows changed."""
+        async with self._lock:
+            return await _execute(self._conn, sql, params)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query and return every row."""
+        async with self._lock:
+            return await _fetch_all(self._conn, sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query (or a statement with ``RETURNING``) and return its first row."""
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises.
+
+        ``IMMEDIATE`` takes SQLite's write lock up front (waiting up to the busy timeout
+        for other connections), so what the block reads cannot change before it writes.
+        Not re-entrant: do not call ``Database`` methods inside the block, use the
+        ``Transaction`` it yields.
+        """
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+
+async def _execute(conn: aiosqlite.Connection, sql: str, params: Params) -> int:
+    cursor = await conn.execute(sql, params)
+    try:
+        return cursor.rowcount
+    finally:
+        await cursor.close()
+
+
+async def _fetch_all(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Row]:
+    # One hop to the connection thread: the statement runs to completion there, so a
+    # statement with RETURNING is finished (and committed) before we look at the rows.
+    rows: Iterable[Row] = await conn.execute_fetchall(sql, params)
+    return list(rows)
+
+
+async def _migrate(conn: aiosqlite.Connection, path: Path, migrations: Sequence[Migration]) -> int:
+    """Apply every migration newer than the file, each in its own transaction."""
+    supported = migrations[-1].version if migrations else 0
+    for migration in migrations:
+        # The version is re-read inside each write transaction, so two processes
+        # starting at once cannot both apply the same migration.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            current = await _current_version(conn)
+            if current > supported:
+                raise SchemaTooNewError(path, current, supported)
+            if current >= migration.version:
+                await conn.execute("COMMIT")
+                continue
+            for statement in migration.statements():
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+        except BaseException as exc:
+            await conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} failed on {path}: {exc}"
+                ) from exc
+            raise
+        await conn.execute("COMMIT")
+    # Also covers an empty migration list meeting a file that already has a schema.
+    current = await _current_version(conn)
+    if current > supported:
+        raise SchemaTooNewError(path, current, supported)
+    return current
+
+
+async def _current_version(conn: aiosqlite.Connection) -> int:
+    rows = await _fetch_all(
+        conn,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+    )
+    if not rows:
+        return 0
+    rows = await _fetch_all(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_version")
+    return int(rows[0][0])

@@ -1,0 +1,223 @@
+"""The storage interface the bot and the delivery loop call.
+
+These protocols hold no SQL; ``storage.sqlite.SQLiteStore`` implements them on SQLite and
+a PostgreSQL backend can implement them later without touching ``core`` or the cogs.
+
+Contract every implementation keeps:
+
+* Every state change is one atomic step guarded by the expected current state and returns
+  ``True`` only for the caller that made it. ``False`` means "someone else already did it,
+  or the job is not in a state that allows it", and nothing changed.
+* ``CreditStore.reserve`` checks the balance and creates the charged job in one atomic step.
+* A job is charged while it exists in any state but ``refunded``; a refund is a state
+  change, so it happens at most once.
+* "Now" comes from the store's clock (timezone-aware UTC), so tests can move time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from storage.credits import Period
+from storage.models import (
+    AuditEntry,
+    Balance,
+    CostTable,
+    GuildSettings,
+    Job,
+    NewJob,
+    UsageSummary,
+)
+
+
+class JobStore(Protocol):
+    """The job ledger: one row per generation, moved along ``ALLOWED_TRANSITIONS``."""
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or ``None``."""
+        ...
+
+    async def mark_submitted(self, job_id: int, task_id: str, next_poll_at: datetime) -> bool:
+        """reserved -> submitted, recording the API task id and the first poll time."""
+        ...
+
+    async def mark_completed(self, job_id: int, result_url: str) -> bool:
+        """submitted -> completed, recording the video URL."""
+        ...
+
+    async def mark_delivered(self, job_id: int, message_id: int) -> bool:
+        """completed -> delivered, recording the posted message and dropping the lease."""
+        ...
+
+    async def mark_failed(self, job_id: int, error: str) -> bool:
+        """reserved | submitted | completed -> failed (still charged until refunded)."""
+        ...
+
+    async def mark_expired(self, job_id: int, error: str) -> bool:
+        """submitted -> expired: the polling deadline passed (still charged until refunded)."""
+        ...
+
+    async def refund(self, job_id: int) -> bool:
+        """failed | expired -> refunded. The second refund of a job returns ``False``."""
+        ...
+
+    async def fail_and_refund(self, job_id: int, error: str) -> bool:
+        """reserved | submitted | completed -> refunded in one step, recording ``error``."""
+        ...
+
+    async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
+        """Set the next poll time of a submitted job and count one more attempt."""
+        ...
+
+    async def set_progress_message(
+        self, job_id: int, message_id: int, *, channel_id: int | None = None
+    ) -> bool:
+        """Remember the message showing progress (and its channel, if it moved)."""
+        ...
+
+    async def record_error(self, job_id: int, error: str) -> bool:
+        """Store the last (transient) error without changing the state."""
+        ...
+
+    async def claim_delivery(self, job_id: int, lease_seconds: float) -> bool:
+        """Lease a completed job for posting; ``False`` if another poster holds a live lease.
+
+        Claim, post, then ``mark_delivered``. A crash after posting but before
+        ``mark_delivered`` leaves a lease that runs out; whoever claims the job next must
+        look for a message carrying ``Job.delivery_nonce`` before posting again.
+        """
+        ...
+
+    async def release_delivery(self, job_id: int) -> bool:
+        """Give up a delivery lease early (posting failed; let the loop retry)."""
+        ...
+
+    async def due_jobs(self, now: datetime | None = None, limit: int = 50) -> list[Job]:
+        """Submitted jobs whose poll time has come, earliest first, at most ``limit``."""
+        ...
+
+    async def deliverable_jobs(self, limit: int = 50) -> list[Job]:
+        """Completed jobs nobody holds a live delivery lease on, oldest first."""
+        ...
+
+    async def resumable_jobs(self) -> list[Job]:
+        """Every unfinished job (not delivered, not refunded), for start-up recovery."""
+        ...
+
+    async def stale_reserved(self, older_than_seconds: float) -> list[Job]:
+        """Reserved jobs older than this: a crash fell between reserve and submit."""
+        ...
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """A user's latest jobs in a guild, newest first."""
+        ...
+
+    async def usage_summary(
+        self, guild_id: int, at: datetime | None = None, *, top: int = 5
+    ) -> UsageSummary:
+        """Jobs by state, credits spent and top users of the period containing ``at``."""
+        ...
+
+
+class CreditStore(Protocol):
+    """Allowances, the atomic reservation, and moderators' changes to them."""
+
+    @property
+    def cost_table(self) -> CostTable:
+        """What generations cost."""
+        ...
+
+    @property
+    def period(self) -> Period:
+        """How often allowances reset."""
+        ...
+
+    def cost(self, duration: int, quality: str) -> int:
+        """Credits a generation of ``duration`` seconds at ``quality`` costs."""
+        ...
+
+    async def reserve(self, new_job: NewJob) -> Job | None:
+        """Charge the user and create the job (state reserved) atomically.
+
+        Returns ``None``, changing nothing, if the user's remaining credits in the current
+        period are below the job's cost.
+        """
+        ...
+
+    async def balance(self, guild_id: int, user_id: int) -> Balance:
+        """Allowance, used and remaining credits, and when the allowance resets."""
+        ...
+
+    async def set_user_allowance(
+        self, guild_id: int, user_id: int, credits: int | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` clear) a user's per-period override; audited."""
+        ...
+
+    async def set_guild_default(
+        self, guild_id: int, credits: int | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` clear) the guild's default allowance; audited."""
+        ...
+
+    async def reset_usage(self, guild_id: int, user_id: int, moderator_id: int) -> AuditEntry:
+        """Give the user their full allowance back for the current period; audited."""
+        ...
+
+    async def list_audit(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
+        """The guild's latest moderator changes (credits and settings), newest first."""
+        ...
+
+
+class GuildSettingsStore(Protocol):
+    """Per-guild allowed channels and blocked words; every change is audited."""
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        """The guild's settings (defaults if it never configured anything)."""
+        ...
+
+    async def add_allowed_channel(self, guild_id: int, channel_id: int, moderator_id: int) -> bool:
+        """Allow the bot in a channel; ``False`` if it already was."""
+        ...
+
+    async def remove_allowed_channel(
+        self, guild_id: int, channel_id: int, moderator_id: int
+    ) -> bool:
+        """Stop allowing a channel; ``False`` if it was not in the list."""
+        ...
+
+    async def add_blocked_word(self, guild_id: int, word: str, moderator_id: int) -> bool:
+        """Block a word (stored stripped and lower-case); ``False`` if already blocked."""
+        ...
+
+    async def remove_blocked_word(self, guild_id: int, word: str, moderator_id: int) -> bool:
+        """Unblock a word; ``False`` if it was not blocked."""
+        ...
+
+    async def clear(self, guild_id: int, moderator_id: int) -> bool:
+        """Drop all allowed channels and blocked words; ``False`` if there were none."""
+        ...
+
+
+class Store(Protocol):
+    """Everything the bot remembers."""
+
+    @property
+    def jobs(self) -> JobStore:
+        """The job ledger."""
+        ...
+
+    @property
+    def credits(self) -> CreditStore:
+        """Allowances and reservations."""
+        ...
+
+    @property
+    def guilds(self) -> GuildSettingsStore:
+        """Per-guild settings."""
+        ...
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        ...

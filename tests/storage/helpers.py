@@ -1,0 +1,79 @@
+"""Shared test helpers for the storage tests: a movable clock and job builders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from storage import Job, JobState, NewJob, SQLiteStore
+
+GUILD = 111_111_111_111_111_111
+OTHER_GUILD = 222_222_222_222_222_222
+USER = 333_333_333_333_333_333
+OTHER_USER = 444_444_444_444_444_444
+MODERATOR = 555_555_555_555_555_555
+CHANNEL = 666_666_666_666_666_666
+START = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock tests can move; calling it returns the current fake time."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        """Move time forward by a ``timedelta(**kwargs)`` and return the new time."""
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+def new_job(**changes: Any) -> NewJob:
+    """A 5-second std text-to-video request (1 credit) with fields overridden."""
+    base = NewJob(
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        user_id=USER,
+        mode="text-to-video",
+        prompt="a horse galloping on a beach at sunset",
+        duration=5,
+        aspect_ratio="16:9",
+        quality="std",
+        sound=True,
+        image_url=None,
+        interaction_id=777_777_777_777_777_777,
+    )
+    return replace(base, **changes)
+
+
+async def reserve(store: SQLiteStore, **changes: Any) -> Job:
+    """Reserve a job that must fit in the user's allowance."""
+    job = await store.credits.reserve(new_job(**changes))
+    assert job is not None, "expected the reservation to fit"
+    return job
+
+
+async def job_in_state(store: SQLiteStore, state: JobState, **changes: Any) -> Job:
+    """Reserve a job and walk it along the legal path to ``state``."""
+    job = await reserve(store, **changes)
+    jobs = store.jobs
+    task, url = f"task-{job.id}", f"https://cdn.example/{job.id}.mp4"
+    if state in (JobState.SUBMITTED, JobState.COMPLETED, JobState.DELIVERED, JobState.EXPIRED):
+        assert await jobs.mark_submitted(job.id, task, datetime.now(UTC))
+    if state in (JobState.COMPLETED, JobState.DELIVERED):
+        assert await jobs.mark_completed(job.id, url)
+    if state is JobState.DELIVERED:
+        assert await jobs.mark_delivered(job.id, 999)
+    if state is JobState.EXPIRED:
+        assert await jobs.mark_expired(job.id, "deadline passed")
+    if state in (JobState.FAILED, JobState.REFUNDED):
+        assert await jobs.mark_failed(job.id, "boom")
+    if state is JobState.REFUNDED:
+        assert await jobs.refund(job.id)
+    current = await jobs.get_job(job.id)
+    assert current is not None and current.state is state
+    return current

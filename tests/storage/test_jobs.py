@@ -1,0 +1,267 @@
+"""The job ledger: guarded transitions, delivery leases, polling queries, restart recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from storage import ALLOWED_TRANSITIONS, JobState, JobStore, SQLiteStore, open_store
+from tests.storage.conftest import DEFAULT_CREDITS
+from tests.storage.helpers import (
+    CHANNEL,
+    GUILD,
+    OTHER_USER,
+    START,
+    USER,
+    FakeClock,
+    job_in_state,
+    reserve,
+)
+
+Action = Callable[[JobStore, int], Awaitable[bool]]
+
+# Every state-changing method, the state it moves a job to, and how to call it.
+METHODS: dict[str, tuple[JobState, Action]] = {
+    "mark_submitted": (JobState.SUBMITTED, lambda j, i: j.mark_submitted(i, "task", START)),
+    "mark_completed": (JobState.COMPLETED, lambda j, i: j.mark_completed(i, "https://x/v.mp4")),
+    "mark_delivered": (JobState.DELIVERED, lambda j, i: j.mark_delivered(i, 1)),
+    "mark_failed": (JobState.FAILED, lambda j, i: j.mark_failed(i, "err")),
+    "mark_expired": (JobState.EXPIRED, lambda j, i: j.mark_expired(i, "late")),
+    "refund": (JobState.REFUNDED, lambda j, i: j.refund(i)),
+    "fail_and_refund": (JobState.REFUNDED, lambda j, i: j.fail_and_refund(i, "err")),
+}
+FAIL_AND_REFUND_FROM = {JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED}
+
+
+def allowed(method: str, source: JobState) -> bool:
+    """Whether the state machine lets ``method`` act on a job in ``source``."""
+    if method == "fail_and_refund":
+        return source in FAIL_AND_REFUND_FROM
+    return METHODS[method][0] in ALLOWED_TRANSITIONS[source]
+
+
+@pytest.mark.parametrize("source", list(JobState))
+@pytest.mark.parametrize("method", list(METHODS))
+async def test_transition_table(store: SQLiteStore, source: JobState, method: str) -> None:
+    """Allowed transitions succeed; every other one returns False and changes nothing."""
+    job = await job_in_state(store, source)
+    target, action = METHODS[method]
+    changed = await action(store.jobs, job.id)
+    after = await store.jobs.get_job(job.id)
+    assert after is not None
+    assert changed is allowed(method, source)
+    if changed:
+        assert after.state is target
+    else:
+        assert after == job
+
+
+async def test_guarded_transition_applied_twice_succeeds_once(store: SQLiteStore) -> None:
+    """The second identical transition is refused and leaves the first one's result."""
+    job = await job_in_state(store, JobState.COMPLETED)
+    assert await store.jobs.mark_delivered(job.id, 100)
+    assert not await store.jobs.mark_delivered(job.id, 200)
+    after = await store.jobs.get_job(job.id)
+    assert after is not None and after.delivered_message_id == 100
+
+
+async def test_racing_transitions_have_one_winner(store: SQLiteStore) -> None:
+    """Twenty concurrent deliver and fail attempts on one job: exactly one wins."""
+    job = await job_in_state(store, JobState.COMPLETED)
+    results = await asyncio.gather(
+        *(store.jobs.mark_delivered(job.id, n) for n in range(10)),
+        *(store.jobs.fail_and_refund(job.id, f"e{n}") for n in range(10)),
+    )
+    assert results.count(True) == 1
+
+
+async def test_transitions_on_a_missing_job_return_false(store: SQLiteStore) -> None:
+    """A job id that does not exist is never 'changed'."""
+    for _, action in METHODS.values():
+        assert not await action(store.jobs, 12345)
+    assert not await store.jobs.schedule_poll(12345, START)
+    assert not await store.jobs.claim_delivery(12345, 10)
+    assert await store.jobs.get_job(12345) is None
+
+
+async def test_schedule_poll_counts_attempts_only_while_submitted(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """schedule_poll moves next_poll_at and counts attempts, but only for submitted jobs."""
+    job = await job_in_state(store, JobState.SUBMITTED)
+    later = clock.now + timedelta(seconds=30)
+    assert await store.jobs.schedule_poll(job.id, later)
+    assert await store.jobs.schedule_poll(job.id, later + timedelta(seconds=30))
+    polled = await store.jobs.get_job(job.id)
+    assert polled is not None
+    assert polled.attempts == 2 and polled.next_poll_at == later + timedelta(seconds=30)
+    assert await store.jobs.mark_completed(job.id, "https://x/v.mp4")
+    assert not await store.jobs.schedule_poll(job.id, later)
+
+
+async def test_progress_message_and_errors(store: SQLiteStore) -> None:
+    """Progress message ids and transient errors are stored without changing the state."""
+    job = await job_in_state(store, JobState.SUBMITTED)
+    assert await store.jobs.set_progress_message(job.id, 10)
+    assert await store.jobs.set_progress_message(job.id, 11, channel_id=CHANNEL + 1)
+    assert await store.jobs.record_error(job.id, "HTTP 503, retrying")
+    after = await store.jobs.get_job(job.id)
+    assert after is not None
+    assert after.state is JobState.SUBMITTED
+    assert (after.progress_message_id, after.channel_id) == (11, CHANNEL + 1)
+    assert after.last_error == "HTTP 503, retrying"
+
+
+async def test_claim_delivery_lease(store: SQLiteStore, clock: FakeClock) -> None:
+    """One poster holds the lease until it runs out or is released."""
+    job = await job_in_state(store, JobState.COMPLETED)
+    assert [j.id for j in await store.jobs.deliverable_jobs()] == [job.id]
+    assert await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert not await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert await store.jobs.deliverable_jobs() == []
+    clock.advance(seconds=59)
+    assert not await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    clock.advance(seconds=1)
+    assert [j.id for j in await store.jobs.deliverable_jobs()] == [job.id]
+    assert await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert await store.jobs.release_delivery(job.id)
+    assert not await store.jobs.release_delivery(job.id)
+    assert await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert await store.jobs.mark_delivered(job.id, 5)
+    assert not await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert await store.jobs.deliverable_jobs() == []
+
+
+async def test_concurrent_claims_have_one_winner(store: SQLiteStore) -> None:
+    """Two delivery loops claiming the same job at once: one posts."""
+    job = await job_in_state(store, JobState.COMPLETED)
+    results = await asyncio.gather(*(store.jobs.claim_delivery(job.id, 30) for _ in range(20)))
+    assert results.count(True) == 1
+
+
+async def test_claim_delivery_rejects_non_positive_lease(store: SQLiteStore) -> None:
+    """A zero lease would not protect anything."""
+    job = await job_in_state(store, JobState.COMPLETED)
+    with pytest.raises(ValueError, match="lease_seconds"):
+        await store.jobs.claim_delivery(job.id, 0)
+
+
+async def test_due_jobs_ordering_and_batching(store: SQLiteStore, clock: FakeClock) -> None:
+    """Only submitted jobs whose time has come, earliest first, at most ``limit``."""
+    offsets = [30, -10, -30, 0, -20, 60]
+    ids: dict[int, int] = {}
+    for offset in offsets:
+        job = await reserve(store)
+        assert await store.jobs.mark_submitted(
+            job.id, f"t{job.id}", clock.now + timedelta(seconds=offset)
+        )
+        ids[offset] = job.id
+    not_polled = await reserve(store)  # reserved: never due
+    del not_polled
+    due = await store.jobs.due_jobs(clock.now, limit=10)
+    assert [j.id for j in due] == [ids[-30], ids[-20], ids[-10], ids[0]]
+    assert [j.id for j in await store.jobs.due_jobs(limit=2)] == [ids[-30], ids[-20]]
+    clock.advance(seconds=45)
+    assert len(await store.jobs.due_jobs()) == 5
+    with pytest.raises(ValueError, match="limit"):
+        await store.jobs.due_jobs(limit=0)
+
+
+async def test_stale_reserved(store: SQLiteStore, clock: FakeClock) -> None:
+    """Reserved jobs older than the threshold are reported; fresher or submitted ones not."""
+    old = await reserve(store)
+    old_submitted = await job_in_state(store, JobState.SUBMITTED)
+    del old_submitted
+    clock.advance(seconds=120)
+    fresh = await reserve(store)
+    del fresh
+    assert [j.id for j in await store.jobs.stale_reserved(60)] == [old.id]
+
+
+async def test_recent_jobs(store: SQLiteStore, clock: FakeClock) -> None:
+    """A user's latest jobs in one guild, newest first."""
+    ids = []
+    for _ in range(4):
+        ids.append((await reserve(store)).id)
+        clock.advance(seconds=1)
+    await reserve(store, user_id=OTHER_USER)
+    await reserve(store, guild_id=GUILD + 1)
+    recent = await store.jobs.recent_jobs(GUILD, USER, limit=3)
+    assert [j.id for j in recent] == ids[::-1][:3]
+
+
+async def test_usage_summary(store: SQLiteStore, clock: FakeClock) -> None:
+    """Counts by state, credits spent (refunds excluded) and top users for the period."""
+    await job_in_state(store, JobState.DELIVERED)
+    await job_in_state(store, JobState.REFUNDED)
+    await job_in_state(store, JobState.SUBMITTED, quality="pro")
+    await reserve(store, user_id=OTHER_USER)
+    await reserve(store, guild_id=GUILD + 1)
+    summary = await store.jobs.usage_summary(GUILD)
+    assert summary.jobs_by_state == {
+        JobState.DELIVERED: 1,
+        JobState.REFUNDED: 1,
+        JobState.SUBMITTED: 1,
+        JobState.RESERVED: 1,
+    }
+    assert summary.total_jobs == 4
+    assert summary.credits_spent == 1 + 2 + 1
+    assert [(u.user_id, u.credits, u.jobs) for u in summary.top_users] == [
+        (USER, 3, 2),
+        (OTHER_USER, 1, 1),
+    ]
+    assert summary.period_start <= clock.now < summary.period_end
+    clock.advance(days=1)
+    assert (await store.jobs.usage_summary(GUILD)).total_jobs == 0
+    assert (await store.jobs.usage_summary(GUILD, START)).total_jobs == 4
+
+
+async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """Close and reopen the file: every unfinished job comes back with its progress."""
+    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    try:
+        by_state = {state: await job_in_state(store, state) for state in JobState}
+        assert await store.jobs.schedule_poll(
+            by_state[JobState.SUBMITTED].id, clock.now + timedelta(seconds=5)
+        )
+        assert await store.jobs.claim_delivery(by_state[JobState.COMPLETED].id, 30)
+        before = {job.id: await store.jobs.get_job(job.id) for job in by_state.values()}
+    finally:
+        await store.close()
+
+    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    try:
+        resumed = await store.jobs.resumable_jobs()
+        unfinished = {
+            JobState.RESERVED,
+            JobState.SUBMITTED,
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.EXPIRED,
+        }
+        assert {j.id for j in resumed} == {by_state[s].id for s in unfinished}
+        for job in resumed:
+            assert job == before[job.id]  # nothing lost, nothing changed
+
+        # Carry on where the old process stopped.
+        submitted = by_state[JobState.SUBMITTED]
+        clock.advance(seconds=10)
+        assert [j.id for j in await store.jobs.due_jobs()] == [submitted.id]
+        completed = by_state[JobState.COMPLETED]
+        assert not await store.jobs.claim_delivery(completed.id, 30)  # old lease still live
+        clock.advance(seconds=30)
+        assert await store.jobs.claim_delivery(completed.id, 30)
+        assert await store.jobs.mark_delivered(completed.id, 1)
+        assert await store.jobs.mark_completed(submitted.id, "https://x/v.mp4")
+        assert await store.jobs.refund(by_state[JobState.FAILED].id)
+        assert await store.jobs.refund(by_state[JobState.EXPIRED].id)
+        assert await store.jobs.fail_and_refund(by_state[JobState.RESERVED].id, "restart")
+        assert [j.id for j in await store.jobs.resumable_jobs()] == [submitted.id]
+    finally:
+        await store.close()
