@@ -75,7 +75,13 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One row of the job ledger: a generation, its charge and its progress."""
+    """One row of the job ledger: a generation, its charge and its progress.
+
+    ``cost`` is charged for as long as the job exists in any state but ``refunded``.
+    ``delivering_until`` is the delivery lease (see ``JobStore.claim_delivery``);
+    ``delivery_nonce`` is unique per job and at most 25 characters, for the bot to attach
+    to the posted message so a post that a crash left unrecorded can be recognised.
+    """
 
     id: int
     guild_id: int

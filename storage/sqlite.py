@@ -28,7 +28,20 @@ exiting, a maintenance script) sharing the file.
    instead of failing at once.
 
 Nothing is kept only in memory: a crash loses at most the statement in flight, which
-SQLite either committed entirely or not at all.
+SQLite either committed entirely or not at all (``synchronous = FULL``, so a commit is on
+disk before the call returns).
+
+Posting a video exactly once
+----------------------------
+The database cannot make "post to Discord" and "mark delivered" one atomic step, so
+delivery is: ``claim_delivery`` (a lease only one poster can hold), post, then
+``mark_delivered``. Only a crash between posting and ``mark_delivered`` can leave a posted
+but undelivered job; its lease then runs out and the job comes back from
+``deliverable_jobs``. Each job carries a unique ``delivery_nonce`` (at most 25 characters,
+the limit of a Discord message nonce): the bot sends it as the message nonce (with
+``enforce_nonce``) or as a marker in the message, and before posting a job it claimed
+again it looks for a recent message carrying that nonce and, if there is one, only calls
+``mark_delivered``.
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.credits import (
     Period,
@@ -832,3 +845,11 @@ async def open_store(
     except BaseException:
         await db.close()
         raise
+
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+    def _implements_store(store: SQLiteStore) -> Store:
+        """Lets mypy prove that ``SQLiteStore`` satisfies the ``Store`` protocol."""
+        return store

@@ -119,11 +119,13 @@ async def test_pragmas_and_reopen_keeps_wal(db_path: Path) -> None:
             journal = await db.fetch_one("PRAGMA journal_mode")
             foreign_keys = await db.fetch_one("PRAGMA foreign_keys")
             busy = await db.fetch_one("PRAGMA busy_timeout")
+            synchronous = await db.fetch_one("PRAGMA synchronous")
         finally:
             await db.close()
         assert journal is not None and journal[0] == "wal"
         assert foreign_keys is not None and foreign_keys[0] == 1
         assert busy is not None and busy[0] >= 1000
+        assert synchronous is not None and synchronous[0] == 2  # FULL
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

@@ -1,0 +1,227 @@
+"""The job rules against a real SQLite store and the real sandbox over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.errors import Refusal
+from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft, JobService, PollKind
+from happyhorse.sandbox import SandboxServer
+from storage.models import JobState
+from storage.sqlite import SQLiteStore
+from tests.core.conftest import Clock
+
+GUILD, CHANNEL, USER = 111, 222, 333
+
+
+def draft(prompt: str | None = "a horse in the rain", **overrides: object) -> JobDraft:
+    values: dict[str, object] = dict(
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        user_id=USER,
+        mode=TEXT_TO_VIDEO,
+        prompt=prompt,
+        duration=5,
+        aspect_ratio="16:9",
+        quality="std",
+        sound=True,
+    )
+    values.update(overrides)
+    return JobDraft(**values)  # type: ignore[arg-type]
+
+
+async def remaining(store: SQLiteStore) -> int:
+    return (await store.credits.balance(GUILD, USER)).remaining
+
+
+async def poll_until(service: JobService, clock: Clock, kind: PollKind) -> None:
+    for _ in range(50):
+        clock.advance(10)
+        outcomes = await service.poll_due()
+        if any(o.kind is kind for o in outcomes):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never saw {kind}")
+
+
+async def test_full_lifecycle_charges_once_and_completes(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """A good request is charged once, submitted once and ends completed with a URL."""
+    job = await service.reserve(draft(duration=10, quality="pro"))
+    assert job.cost == 4
+    assert await remaining(store) == 0
+    job = await service.submit(job)
+    assert job.state is JobState.SUBMITTED and job.task_id
+    await poll_until(service, clock, PollKind.COMPLETED)
+    done = await store.jobs.get_job(job.id)
+    assert done is not None and done.state is JobState.COMPLETED
+    assert done.result_url and done.result_url.startswith(sandbox.base_url)
+    assert sandbox.state.request_counts["generate"] == 1
+    assert await remaining(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"prompt": "   "}, "empty"),
+        ({"prompt": "x" * 2001}, "2001 characters"),
+        ({"prompt": "bad\x07bell"}, "control character"),
+        ({"aspect_ratio": "4:3"}, "aspect_ratio"),
+        ({"duration": 7}, "duration"),
+        ({"mode": IMAGE_TO_VIDEO, "image_url": None, "prompt": None}, "image"),
+    ],
+)
+async def test_bad_requests_are_refused_free(
+    service: JobService, store: SQLiteStore, overrides: dict[str, object], needle: str
+) -> None:
+    """Every invalid request is refused with a message naming the problem, at no cost."""
+    with pytest.raises(Refusal) as refused:
+        await service.reserve(draft(**overrides))
+    assert needle in refused.value.message
+    assert await remaining(store) == 4
+    assert await store.jobs.recent_jobs(GUILD, USER) == []
+
+
+async def test_blocked_word_hidden_by_zero_width_space_is_caught(
+    service: JobService, store: SQLiteStore
+) -> None:
+    """A blocked word split by invisible characters is still refused."""
+    await store.guilds.add_blocked_word(GUILD, "gore", moderator_id=1)
+    with pytest.raises(Refusal, match="does not allow"):
+        await service.reserve(draft("lots of g\u200bore here"))
+    assert await remaining(store) == 4
+
+
+async def test_channel_allow_list_is_enforced(service: JobService, store: SQLiteStore) -> None:
+    """With an allow-list, other channels are refused and the message names the allowed ones."""
+    await store.guilds.add_allowed_channel(GUILD, 999, moderator_id=1)
+    with pytest.raises(Refusal, match="<#999>"):
+        await service.reserve(draft())
+    assert await remaining(store) == 4
+
+
+async def test_quota_exhausted_names_cost_and_balance(
+    service: JobService, store: SQLiteStore
+) -> None:
+    """Once the credits are spent, the refusal says what it costs, what is left and when it resets."""
+    await service.reserve(draft(duration=10))
+    await service.reserve(draft(duration=10))
+    with pytest.raises(Refusal) as refused:
+        await service.reserve(draft())
+    assert "costs 1" in refused.value.message and "0 of 4" in refused.value.message
+    assert "<t:" in refused.value.message
+
+
+async def test_concurrent_requests_never_overspend(service: JobService, store: SQLiteStore) -> None:
+    """Twenty simultaneous 1-credit requests with 4 credits: exactly 4 are accepted."""
+    results = await asyncio.gather(
+        *(service.reserve(draft()) for _ in range(20)), return_exceptions=True
+    )
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    assert len(accepted) == 4
+    assert all(isinstance(r, Refusal) for r in results if isinstance(r, BaseException))
+
+
+@pytest.mark.parametrize(
+    ("status", "needle"),
+    [
+        (400, "refused this request"),
+        (401, "misconfigured"),
+        (402, "out of credits"),
+        (429, "Try again in 7 s"),
+        (500, "internal error"),
+    ],
+)
+async def test_submit_errors_refund_and_explain(
+    service: JobService,
+    store: SQLiteStore,
+    sandbox: SandboxServer,
+    status: int,
+    needle: str,
+) -> None:
+    """Every API error on submit refunds the reservation and gives a specific message."""
+    sandbox.state.faults.add("generate", status=status, count=5, retry_after="7")
+    job = await service.reserve(draft())
+    with pytest.raises(Refusal) as refused:
+        await service.submit(job)
+    assert needle in refused.value.message
+    settled = await store.jobs.get_job(job.id)
+    assert settled is not None and settled.state is JobState.REFUNDED
+    assert await remaining(store) == 4
+
+
+async def test_server_error_on_submit_is_not_retried(
+    service: JobService, sandbox: SandboxServer
+) -> None:
+    """A 500 on generate may have created a task: it is never sent twice."""
+    sandbox.state.faults.add("generate", status=500, count=5)
+    job = await service.reserve(draft())
+    with pytest.raises(Refusal):
+        await service.submit(job)
+    assert sandbox.state.request_counts["generate"] == 1
+
+
+async def test_failed_task_is_refunded_once(
+    service: JobService, store: SQLiteStore, clock: Clock
+) -> None:
+    """A task the API fails is refunded, and only once even if polled again."""
+    job = await service.submit(await service.reserve(draft("please FAIL now")))
+    await poll_until(service, clock, PollKind.FAILED)
+    assert await remaining(store) == 4
+    assert not await store.jobs.refund(job.id)
+    assert await remaining(store) == 4
+
+
+async def test_status_rate_limit_reschedules_instead_of_failing(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """A 429 storm on status leaves the job submitted and pushes its next poll past Retry-After."""
+    job = await service.submit(await service.reserve(draft()))
+    sandbox.state.faults.add("status", status=429, count=-1, retry_after="30")
+    clock.advance(5)
+    outcomes = await service.poll_due()
+    assert [o.kind for o in outcomes] == [PollKind.RETRY]
+    after = await store.jobs.get_job(job.id)
+    assert after is not None and after.state is JobState.SUBMITTED
+    assert after.next_poll_at is not None
+    assert (after.next_poll_at - clock.now).total_seconds() >= 30
+    assert await store.jobs.due_jobs(clock.now, 10) == []
+
+
+async def test_stuck_job_expires_and_is_refunded(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """A job still unfinished past the deadline is expired and refunded."""
+    sandbox.state.faults.add("status", status=503, count=-1)
+    job = await service.submit(await service.reserve(draft()))
+    clock.advance(601)
+    outcomes = await service.poll_due()
+    assert [o.kind for o in outcomes] == [PollKind.EXPIRED]
+    assert outcomes[0].refunded
+    expired = await store.jobs.get_job(job.id)
+    assert expired is not None and expired.state is JobState.REFUNDED
+    assert await remaining(store) == 4
+
+
+async def test_restart_refunds_jobs_interrupted_before_submit(
+    service: JobService, store: SQLiteStore, clock: Clock
+) -> None:
+    """A job reserved but never submitted (crash) is refunded at start-up, once."""
+    job = await service.reserve(draft())
+    clock.advance(1)
+    recovered = await service.recover_interrupted()
+    assert [j.id for j in recovered] == [job.id]
+    assert await remaining(store) == 4
+    assert await service.recover_interrupted() == []
+
+
+def test_poll_schedule_backs_off_to_the_cap(service: JobService) -> None:
+    """Polls start soon after submit and back off by 1.5x to the cap."""
+    delays = [service.next_poll_delay(n) for n in range(10)]
+    assert delays[0] == pytest.approx(1.0)
+    assert delays[1] == pytest.approx(1.5)
+    assert delays == sorted(delays)
+    assert max(delays) == pytest.approx(8.0)
