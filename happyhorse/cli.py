@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -249,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Run:
+class RunInfo:
     """What one command run has learnt, for messages after an error or an interrupt."""
 
     def __init__(self) -> None:
@@ -260,7 +261,7 @@ class _Run:
 
 @asynccontextmanager
 async def open_client(
-    settings: ClientSettings, stderr: TextIO, run: _Run
+    settings: ClientSettings, stderr: TextIO, info: RunInfo
 ) -> AsyncIterator[HappyHorseClient]:
     """A client for ``settings``; with no API key, one wired to an in-process sandbox."""
     if settings.api_key is not None:
@@ -274,13 +275,16 @@ async def open_client(
         image_field=settings.image_field,
     )
     async with SandboxServer(config) as server:
-        run.sandbox = True
+        info.sandbox = True
         stderr.write(
             f"HAPPYHORSE_API_KEY is not set: using the built-in sandbox at {server.base_url} "
             "(no real video is generated)\n"
         )
         sandboxed = dataclasses.replace(
-            settings, api_key="sandbox", base_url=server.base_url, dialect=config.dialect
+            settings,
+            api_key=f"sandbox-{secrets.token_hex(8)}",
+            base_url=server.base_url,
+            dialect=config.dialect,
         )
         async with HappyHorseClient(sandboxed) as client:
             yield client
@@ -291,7 +295,7 @@ async def generate_command(
     settings: ClientSettings,
     stdout: TextIO,
     stderr: TextIO,
-    run: _Run,
+    info: RunInfo,
 ) -> int:
     """Submit, follow and download one clip; print its path on stdout."""
     mode = (
@@ -313,19 +317,23 @@ async def generate_command(
         raise CommandError(EXIT_USAGE, "--timeout must be positive")
     if args.max_bytes <= 0:
         raise CommandError(EXIT_USAGE, "--max-bytes must be positive")
-    async with open_client(settings, stderr, run) as client:
+    if args.poll_interval is not None and args.poll_interval < 0:
+        raise CommandError(EXIT_USAGE, "--poll-interval must not be negative")
+    dest: Path | None = args.out
+    if dest is not None and await asyncio.to_thread(_exists_not_regular, dest):
+        raise CommandError(EXIT_USAGE, f"--out {dest} exists and is not a regular file")
+    async with open_client(settings, stderr, info) as client:
         interval = args.poll_interval
         if interval is None:
-            interval = SANDBOX_POLL_INTERVAL if run.sandbox else DEFAULT_POLL_INTERVAL
+            interval = SANDBOX_POLL_INTERVAL if info.sandbox else DEFAULT_POLL_INTERVAL
         progress = Progress(stderr)
         try:
             async with asyncio.timeout(args.timeout):
                 task = await client.generate(request)
-                run.task_id = task.task_id
+                info.task_id = task.task_id
                 progress.update(task.task_id, task.state, task.message)
                 status = await _follow(client, task.task_id, interval, progress)
         except TimeoutError:
-            progress.finish()
             raise CommandError(
                 EXIT_TIMEOUT, f"the clip was not ready within {args.timeout:g} s"
             ) from None
@@ -340,12 +348,18 @@ async def generate_command(
                 EXIT_INVALID_RESPONSE,
                 f"task {status.task_id} completed but the API gave no result URL",
             )
-        dest: Path = args.out if args.out is not None else Path(f"{status.task_id}.mp4")
+        if dest is None:
+            dest = Path(f"{status.task_id}.mp4")
         size = await client.download(url, dest, max_bytes=args.max_bytes)
     stderr.write(f"saved {size} bytes to {dest}\n")
     stdout.write(f"{dest}\n")
     stdout.flush()
     return EXIT_OK
+
+
+def _exists_not_regular(path: Path) -> bool:
+    """Whether ``path`` exists as something a download must not replace (device, folder)."""
+    return path.exists() and not path.is_file()
 
 
 async def _follow(
@@ -365,10 +379,10 @@ async def status_command(
     settings: ClientSettings,
     stdout: TextIO,
     stderr: TextIO,
-    run: _Run,
+    info: RunInfo,
 ) -> int:
     """Print one status of ``args.task_id``, as text or JSON."""
-    async with open_client(settings, stderr, run) as client:
+    async with open_client(settings, stderr, info) as client:
         status = await client.status(args.task_id)
     if args.json:
         payload = {
@@ -389,17 +403,50 @@ async def status_command(
     return EXIT_OK
 
 
-async def _dispatch(
-    args: argparse.Namespace,
-    settings: ClientSettings,
-    stdout: TextIO,
-    stderr: TextIO,
-    run: _Run,
+async def run_async(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    run_info: RunInfo | None = None,
 ) -> int:
-    """Run the chosen subcommand."""
-    if args.command == "generate":
-        return await generate_command(args, settings, stdout, stderr, run)
-    return await status_command(args, settings, stdout, stderr, run)
+    """Run the command line inside a running event loop; return the exit code.
+
+    ``env`` defaults to the process environment plus ``.env``. Every error becomes a
+    message on ``stderr`` and its exit code (see ``EXIT_CODES``); nothing is raised
+    except cancellation.
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    info = run_info or RunInfo()
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        settings = ClientSettings.from_env(env if env is not None else load_environment())
+    except ValueError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    try:
+        if args.command == "generate":
+            return await generate_command(args, settings, out, err, info)
+        return await status_command(args, settings, out, err, info)
+    except Exception as exc:  # every failure becomes a message and an exit code
+        code, message = describe_error(exc)
+        err.write(f"error: {message}\n")
+        if code != EXIT_TASK_FAILED:
+            _hint_submitted(info, err)
+        return code
+
+
+def _hint_submitted(info: RunInfo, err: TextIO) -> None:
+    """Tell the user how to follow a real task this run submitted but did not finish."""
+    if info.task_id is not None and not info.sandbox:
+        err.write(
+            f"task {info.task_id} was submitted; check it with: happyhorse status {info.task_id}\n"
+        )
 
 
 def run(
@@ -409,43 +456,15 @@ def run(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run the command line with ``argv`` and ``env``; return the exit code (never raises)."""
-    out = stdout or sys.stdout
+    """Run the command line in a fresh event loop; return the exit code (130 on Ctrl-C)."""
     err = stderr or sys.stderr
-    parser = build_parser()
+    info = RunInfo()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    try:
-        settings = ClientSettings.from_env(env if env is not None else load_environment())
-    except ValueError as exc:
-        err.write(f"error: {exc}\n")
-        return EXIT_USAGE
-    state = _Run()
-    try:
-        return asyncio.run(_dispatch(args, settings, out, err, state))
+        return asyncio.run(run_async(argv, env=env, stdout=stdout, stderr=err, run_info=info))
     except KeyboardInterrupt:
         err.write("\ninterrupted\n")
-        if state.task_id is not None and not state.sandbox:
-            err.write(
-                f"task {state.task_id} was submitted; check it with: "
-                f"happyhorse status {state.task_id}\n"
-            )
+        _hint_submitted(info, err)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # every failure becomes a message and an exit code
-        code, message = describe_error(exc)
-        err.write(f"error: {message}\n")
-        if (
-            state.task_id is not None
-            and not state.sandbox
-            and code not in (EXIT_TASK_FAILED, EXIT_OK)
-        ):
-            err.write(
-                f"task {state.task_id} was submitted; check it with: "
-                f"happyhorse status {state.task_id}\n"
-            )
-        return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

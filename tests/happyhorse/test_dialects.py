@@ -146,7 +146,8 @@ def test_unknown_state_is_none(raw: object) -> None:
 
 URL = "https://cdn.example/v.mp4"
 
-STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str | None]] = [
+# (name, payload, task id, state, result URLs, message)
+STATUS_SHAPES: list[tuple[str, dict[str, Any], str, TaskState, tuple[str, ...], str | None]] = [
     (
         "seed contract example",
         {
@@ -155,6 +156,7 @@ STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str |
             "message": "Video generation completed.",
             "data": {"resultUrls": [URL], "video_url": URL},
         },
+        "t1",
         TaskState.COMPLETED,
         (URL,),
         "Video generation completed.",
@@ -166,9 +168,10 @@ STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str |
             "message": "success",
             "data": {"task_id": "t1", "status": "SUCCESS", "response": {"resultUrls": [URL]}},
         },
+        "t1",
         TaskState.COMPLETED,
         (URL,),
-        None,
+        "success",
     ),
     (
         "native failed",
@@ -177,23 +180,43 @@ STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str |
             "message": "success",
             "data": {"task_id": "t1", "status": "FAILED", "error_message": "content policy"},
         },
+        "t1",
         TaskState.FAILED,
         (),
         "content policy",
     ),
     (
-        "native in progress, code 0",
-        {"code": 0, "message": "ok", "data": {"taskId": "t1", "status": "IN_PROGRESS"}},
+        "native in progress, code 0, taskId",
+        {"code": 0, "data": {"taskId": "t2", "status": "IN_PROGRESS"}},
+        "t2",
         TaskState.PROCESSING,
         (),
         None,
     ),
-    ("reseller video_url top-level", {"id": "t1", "state": "done", "video_url": URL},
-     TaskState.COMPLETED, (URL,), None),
-    ("bare url under data", {"data": {"id": "t1", "status": "finished", "url": URL}},
-     TaskState.COMPLETED, (URL,), None),
-    ("resultUrls as a string", {"task_id": "t1", "status": "succeeded", "resultUrls": URL},
-     TaskState.COMPLETED, (URL,), None),
+    (
+        "reseller id + state + top-level video_url",
+        {"id": "t3", "state": "done", "video_url": URL},
+        "t3",
+        TaskState.COMPLETED,
+        (URL,),
+        None,
+    ),
+    (
+        "bare url under data",
+        {"data": {"id": "t4", "status": "finished", "url": URL}},
+        "t4",
+        TaskState.COMPLETED,
+        (URL,),
+        None,
+    ),
+    (
+        "resultUrls as a string",
+        {"task_id": "t1", "status": "succeeded", "resultUrls": URL},
+        "t1",
+        TaskState.COMPLETED,
+        (URL,),
+        None,
+    ),
     (
         "several urls deduplicated, order kept",
         {
@@ -201,19 +224,33 @@ STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str |
             "status": "completed",
             "data": {"resultUrls": [URL, "https://cdn.example/2.mp4"], "video_url": URL},
         },
+        "t1",
         TaskState.COMPLETED,
         (URL, "https://cdn.example/2.mp4"),
         None,
     ),
-    ("error as object", {"task_id": "t1", "status": "error", "error": {"message": "GPU melted"}},
-     TaskState.FAILED, (), "GPU melted"),
-    ("failure in message", {"task_id": "t1", "status": "cancelled", "message": "user cancelled"},
-     TaskState.FAILED, (), "user cancelled"),
-    ("pending", {"task_id": 42, "status": "Pending"}, TaskState.QUEUED, (), None),
-    ("no id in answer", {"status": "running"}, TaskState.PROCESSING, (), None),
     (
-        "envelope status beside task status",
+        "error as an object",
+        {"task_id": "t1", "status": "error", "error": {"message": "GPU melted"}},
+        "t1",
+        TaskState.FAILED,
+        (),
+        "GPU melted",
+    ),
+    (
+        "failure reason in message",
+        {"task_id": "t1", "status": "cancelled", "message": "user cancelled"},
+        "t1",
+        TaskState.FAILED,
+        (),
+        "user cancelled",
+    ),
+    ("numeric id, Pending", {"task_id": 42, "status": "Pending"}, "42", TaskState.QUEUED, (), None),
+    ("no id in the answer", {"status": "running"}, "asked", TaskState.PROCESSING, (), None),
+    (
+        "request-level status beside the task's",
         {"status": "success", "data": {"task_id": "t1", "status": "processing"}},
+        "t1",
         TaskState.PROCESSING,
         (),
         None,
@@ -221,6 +258,7 @@ STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str |
     (
         "results ignored until completed",
         {"task_id": "t1", "status": "processing", "video_url": URL},
+        "t1",
         TaskState.PROCESSING,
         (),
         None,
@@ -229,21 +267,24 @@ STATUS_SHAPES: list[tuple[str, dict[str, Any], TaskState, tuple[str, ...], str |
 
 
 @pytest.mark.parametrize(
-    ("payload", "state", "urls", "message"),
+    ("payload", "task_id", "state", "urls", "message"),
     [shape[1:] for shape in STATUS_SHAPES],
     ids=[shape[0] for shape in STATUS_SHAPES],
 )
 def test_status_shapes(
-    payload: dict[str, Any], state: TaskState, urls: tuple[str, ...], message: str | None
+    payload: dict[str, Any],
+    task_id: str,
+    state: TaskState,
+    urls: tuple[str, ...],
+    message: str | None,
 ) -> None:
     """Every known status shape is read the same way by both dialects."""
     for dialect in (SEED, NATIVE):
         status = dialect.parse_status(payload, task_id="asked")
+        assert status.task_id == task_id
         assert status.state is state
         assert status.result_urls == urls
         assert status.message == message
-        expected_id = "asked" if payload == {"status": "running"} else ("42" if state is TaskState.QUEUED else "t1")
-        assert status.task_id == expected_id
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -161,3 +162,13 @@ def test_storage_imports_neither_discord_nor_happyhorse() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+async def test_concurrent_first_opens_migrate_once(db_path: Path) -> None:
+    """Several connections opening a new file at once apply each migration exactly once."""
+    opened = await asyncio.gather(*(Database.open(db_path) for _ in range(4)))
+    for db in opened:
+        await db.close()
+    latest = load_migrations()[-1].version
+    assert {db.schema_version for db in opened} == {latest}
+    assert versions(db_path) == list(range(1, latest + 1))

@@ -1,0 +1,132 @@
+"""Start-up wiring: settings, secret redaction, and the command surface the cogs declare."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import discord
+import pytest
+
+import bot as bot_module
+from cogs.runtime import HappyHorseBot
+from core.settings import BotSettings, SettingsError
+from happyhorse.client import HappyHorseClient
+from happyhorse.sandbox import SandboxConfig, SandboxServer
+from storage.sqlite import open_store
+
+TOKEN = "MTIzNDU2Nzg5.discord-secret-token"
+API_KEY = "hh-live-secret-key-0123456789"
+
+
+def test_missing_token_says_where_to_get_one() -> None:
+    """Without DISCORD_TOKEN the error names the Developer Portal and the README section."""
+    with pytest.raises(SettingsError, match="discord.com/developers/applications"):
+        BotSettings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POLL_INTERVAL_SECONDS", "soon"),
+        ("DEFAULT_DAILY_CREDITS", "-1"),
+        ("DEV_GUILD_ID", "my-guild"),
+        ("CREDIT_PERIOD", "hourly"),
+        ("HAPPYHORSE_API_DIALECT", "klingon"),
+    ],
+)
+def test_bad_settings_name_the_variable(name: str, value: str) -> None:
+    """A malformed setting is refused with its name in the message."""
+    with pytest.raises(SettingsError, match=name):
+        BotSettings.from_env({"DISCORD_TOKEN": TOKEN, name: value})
+
+
+def test_settings_repr_hides_secrets() -> None:
+    """Neither the Discord token nor the API key shows in the settings' repr."""
+    settings = BotSettings.from_env({"DISCORD_TOKEN": TOKEN, "HAPPYHORSE_API_KEY": API_KEY})
+    assert TOKEN not in repr(settings) and API_KEY not in repr(settings)
+    assert not settings.uses_sandbox
+
+
+def test_log_records_are_scrubbed_of_secrets() -> None:
+    """Secrets in messages, arguments and tracebacks are replaced before any handler writes."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(bot_module.RedactSecrets([TOKEN, API_KEY]))
+    logger = logging.getLogger("test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("token=%s key=%s", TOKEN, API_KEY)
+        try:
+            raise RuntimeError(f"boom with {API_KEY}")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "boom with ***" in output and "token=***" in output
+    assert TOKEN not in output and API_KEY not in output
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[HappyHorseBot]:
+    async with SandboxServer(SandboxConfig()) as sandbox:
+        settings = BotSettings.from_env(
+            {"DISCORD_TOKEN": TOKEN, "HAPPYHORSE_API_KEY": API_KEY, "SYNC_COMMANDS": "false"}
+        )
+        settings = dataclasses.replace(
+            settings, client=dataclasses.replace(settings.client, base_url=sandbox.base_url)
+        )
+        store = await open_store(tmp_path / "db.sqlite3", default_daily_credits=3)
+        async with HappyHorseClient(settings.client) as client:
+            instance = HappyHorseBot(settings, store, client)
+            try:
+                async with instance:  # initialises the client without logging in
+                    await instance.setup_hook()
+                    yield instance
+            finally:
+                await store.close()
+
+
+async def test_command_surface(bot: HappyHorseBot) -> None:
+    """Exactly the documented commands exist, with the documented options and choices."""
+    tree = bot.tree
+    names = {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)}
+    assert names == {"video", "animate", "quota", "quotas", "jobs", "config"}
+    menus = tree.get_commands(type=discord.AppCommandType.message)
+    assert [m.name for m in menus] == ["Animate image"]
+    video = tree.get_command("video")
+    assert isinstance(video, discord.app_commands.Command)
+    params = {p.name: p for p in video.parameters}
+    assert list(params) == ["prompt", "aspect_ratio", "duration", "quality", "sound"]
+    assert params["prompt"].required
+    assert [c.value for c in params["aspect_ratio"].choices] == ["16:9", "9:16", "1:1"]
+    assert [c.value for c in params["duration"].choices] == [5, 10]
+    assert [c.value for c in params["quality"].choices] == ["std", "pro"]
+    animate = tree.get_command("animate")
+    assert isinstance(animate, discord.app_commands.Command)
+    assert [p.name for p in animate.parameters][:2] == ["image", "prompt"]
+    assert animate.parameters[0].type is discord.AppCommandOptionType.attachment
+
+
+async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> None:
+    """/quotas and /config are hidden from members by default (and checked at run time)."""
+    for name, subcommands in {
+        "quotas": {"set", "default", "reset", "show"},
+        "config": {"show", "allow-channel", "remove-channel", "block-word", "unblock-word"},
+    }.items():
+        group = bot.tree.get_command(name)
+        assert isinstance(group, discord.app_commands.Group)
+        assert group.default_permissions == discord.Permissions(manage_guild=True)
+        assert {c.name for c in group.commands} == subcommands
+
+
+async def test_allowed_mentions_default_is_none(bot: HappyHorseBot) -> None:
+    """The client-wide default pings nobody; messages opt in to the requester only."""
+    mentions = bot.allowed_mentions
+    assert mentions is not None
+    assert mentions.to_dict() == {"parse": []} or mentions.to_dict()["parse"] == []
