@@ -213,9 +213,7 @@ class Delivery(commands.Cog):
             async for message in channel.history(limit=HISTORY_SCAN_LIMIT):
                 if message.author.id != getattr(self.bot.user, "id", None):
                     continue
-                if any(
-                    e.footer.text == marker for e in message.embeds
-                ) and message.content.endswith(("is ready!", job.result_url or "\0")):
+                if any(e.footer.text == marker for e in message.embeds):
                     return message
         except discord.HTTPException as exc:
             log.info("Job %s: could not read channel history (%s)", job.id, exc)

@@ -56,6 +56,9 @@ class HappyHorseBot(commands.Bot):
             # Safe default for every message: nobody is pinged unless a message opts in.
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            # A rate limit longer than this raises RateLimited instead of stalling the
+            # delivery loop behind one status-card edit (30 s is discord.py's minimum).
+            max_ratelimit_timeout=30.0,
         )
         self.settings = settings
         self.store = store

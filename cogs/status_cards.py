@@ -69,7 +69,7 @@ class StatusCards:
         embed = status_card(job, api_state, note)
         try:
             await self._edit(job, card, embed)
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, discord.RateLimited) as exc:
             log.debug("Could not edit the card of job %s: %s", job.id, exc)
         card.last_edit = now
         card.last_key = key

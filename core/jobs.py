@@ -307,9 +307,13 @@ class JobService:
 
         A job still reserved may or may not have reached the API: the user is refunded
         either way (resubmitting could create a second paid task). A job left failed or
-        expired but not yet refunded is refunded now. Submitted and completed jobs need
-        nothing: the delivery loop polls and delivers them.
+        expired but not yet refunded is refunded now. Submitted and completed jobs are
+        left to the delivery loop; delivery leases held by the dead process are ended (a
+        job that was being posted is then checked for a message already posted).
         """
+        ended = await self.store.jobs.end_stale_leases()
+        if ended:
+            log.info("Ended %d delivery leases left by a previous run", ended)
         recovered: list[Job] = []
         for job in await self.store.jobs.stale_reserved(older_than_seconds):
             if await self.store.jobs.fail_and_refund(

@@ -383,6 +383,8 @@ async def status_command(
 ) -> int:
     """Print one status of ``args.task_id``, as text or JSON."""
     async with open_client(settings, stderr, info) as client:
+        if info.sandbox:
+            stderr.write("note: the built-in sandbox starts empty and knows no earlier tasks\n")
         status = await client.status(args.task_id)
     if args.json:
         payload = {
@@ -425,7 +427,9 @@ async def run_async(
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        settings = ClientSettings.from_env(env if env is not None else load_environment())
+        if env is None:
+            env = await asyncio.to_thread(load_environment)
+        settings = ClientSettings.from_env(env)
     except ValueError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE

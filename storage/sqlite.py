@@ -371,6 +371,20 @@ class SQLiteJobStore:
             {"id": job_id},
         )
 
+    async def end_stale_leases(self) -> int:
+        """End every live delivery lease now; return how many there were.
+
+        Called once at start-up, when no poster of this process holds a lease yet: any live
+        lease belonged to a process that died, maybe after posting. The lease is ended, not
+        cleared, so ``delivering_until`` still tells the next poster to look for a message
+        already posted before it posts again.
+        """
+        return await self._db.execute(
+            """UPDATE jobs SET delivering_until = :now, updated_at = :now
+               WHERE state = 'completed' AND delivering_until > :now""",
+            {"now": self._now()},
+        )
+
     async def due_jobs(self, now: datetime | None = None, limit: int = 50) -> list[Job]:
         """Submitted jobs whose poll time has come, earliest first, at most ``limit``."""
         moment = self._now() if now is None else _ts(now)

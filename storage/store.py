@@ -89,6 +89,13 @@ class JobStore(Protocol):
         """
         ...
 
+    async def end_stale_leases(self) -> int:
+        """End every live delivery lease (start-up: their holders died); return the count.
+
+        ``delivering_until`` stays set, so the next poster knows a post may already exist.
+        """
+        ...
+
     async def release_delivery(self, job_id: int) -> bool:
         """Give up a delivery lease early (posting failed; let the loop retry)."""
         ...

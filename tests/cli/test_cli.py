@@ -55,7 +55,7 @@ async def _cli(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
 
 
 def test_console_script_writes_portrait_mp4_with_builtin_sandbox(tmp_path: Path) -> None:
-    """`HAPPYHORSE_API_KEY= happyhorse generate ... --aspect-ratio 9:16` writes a 5 s portrait MP4."""
+    """With no API key, `happyhorse generate --aspect-ratio 9:16` writes a 5 s portrait MP4."""
     out = tmp_path / "clip.mp4"
     env = {**os.environ, "HAPPYHORSE_API_KEY": ""}
     done = subprocess.run(
@@ -344,7 +344,7 @@ async def test_connection_refused_exits_7(tmp_path: Path) -> None:
 async def test_no_key_uses_builtin_sandbox_native_dialect(tmp_path: Path) -> None:
     """With no key the CLI runs its own sandbox, in the dialect asked for."""
     out = tmp_path / "n.mp4"
-    code, stdout, stderr = await _cli(
+    code, _, stderr = await _cli(
         ["generate", "a horse", "--out", str(out), "--poll-interval", "0.05"],
         _env(None, HAPPYHORSE_API_DIALECT="native"),
     )

@@ -136,6 +136,20 @@ async def test_claim_delivery_lease(store: SQLiteStore, clock: FakeClock) -> Non
     assert await store.jobs.deliverable_jobs() == []
 
 
+async def test_start_up_ends_dead_leases_but_remembers_them(store: SQLiteStore) -> None:
+    """A lease left by a killed process is ended at start-up, and the job still shows it."""
+    job = await job_in_state(store, JobState.COMPLETED)
+    untouched = await job_in_state(store, JobState.COMPLETED)
+    assert await store.jobs.claim_delivery(job.id, lease_seconds=300)
+    assert await store.jobs.end_stale_leases() == 1
+    assert await store.jobs.end_stale_leases() == 0
+    claimable = {j.id: j for j in await store.jobs.deliverable_jobs()}
+    assert set(claimable) == {job.id, untouched.id}
+    assert claimable[job.id].delivering_until is not None
+    assert claimable[untouched.id].delivering_until is None
+    assert await store.jobs.claim_delivery(job.id, lease_seconds=300)
+
+
 async def test_concurrent_claims_have_one_winner(store: SQLiteStore) -> None:
     """Two delivery loops claiming the same job at once: one posts."""
     job = await job_in_state(store, JobState.COMPLETED)
