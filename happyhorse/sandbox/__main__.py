@@ -127,10 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
-        print("sandbox stopped", file=sys.stderr)
+        pass
     except OSError as exc:
         print(f"error: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
+    print("sandbox stopped", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,10 @@ Both dialects also answer ``GET /api/status/{task_id}`` (the reseller form). Res
 are served without auth at ``GET /files/{task_id}.mp4``. ``GET /healthz`` answers
 ``{"status": "ok"}``. The control plane for tests (no auth): ``GET|POST|DELETE
 /_sandbox/faults``, ``GET /_sandbox/tasks`` and ``POST /_sandbox/tasks/{id}/complete|fail``.
+
+Order of checks on an API request: count it in ``state.request_counts``, read the body,
+apply the next matching fault (which answers before auth, like a failing gateway), check
+the bearer token, count it against the rate limit, validate, charge credits, answer.
 """
 
 from __future__ import annotations

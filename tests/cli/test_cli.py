@@ -16,6 +16,7 @@ import av
 import pytest
 
 from happyhorse import cli
+from happyhorse.models import TaskState
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,8 +26,9 @@ KEY = "cli-test-key"
 
 def _probe(path: Path) -> tuple[int, int, float]:
     """Width, height and duration (seconds) of a video file, read with PyAV."""
-    with av.open(str(path)) as container:
+    with av.open(str(path), "r") as container:
         video = container.streams.video[0]
+        assert container.duration is not None
         return video.width, video.height, container.duration / 1_000_000
 
 
@@ -357,8 +359,8 @@ def test_progress_rewrites_one_line_on_a_tty() -> None:
     """On a terminal the progress is one line rewritten with \\r, ended by finish()."""
     stream = io.StringIO()
     progress = cli.Progress(stream, tty=True)
-    progress.update("t1", cli.TaskState.QUEUED, "waiting in line")
-    progress.update("t1", cli.TaskState.PROCESSING)
+    progress.update("t1", TaskState.QUEUED, "waiting in line")
+    progress.update("t1", TaskState.PROCESSING)
     progress.finish()
     text = stream.getvalue()
     assert text.count("\r") == 2

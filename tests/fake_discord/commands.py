@@ -162,7 +162,9 @@ class _Resolved:
         self.add("roles", role.id, role.to_dict())
 
     def attachment(self, attachment: FakeAttachment) -> None:
-        self.add("attachments", attachment.id, attachment.to_dict())
+        data = attachment.to_dict()
+        data["ephemeral"] = True  # files given to a command option are ephemeral uploads
+        self.add("attachments", attachment.id, data)
 
 
 def _fail(path: str, message: str) -> CommandValidationError:

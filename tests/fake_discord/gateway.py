@@ -185,6 +185,8 @@ class Gateway:
             return bool(intents & needed)
         if event in _GUILD_EVENTS:
             return bool(intents & INTENT_GUILDS)
+        if event.startswith("GUILD_MEMBER_") and event != "GUILD_MEMBERS_CHUNK":
+            return bool(intents & INTENT_GUILD_MEMBERS)
         return True
 
     def dispatch(self, event: str, data: JSON) -> int | None:

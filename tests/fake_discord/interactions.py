@@ -41,7 +41,12 @@ ALLOWED_CALLBACKS = {
         UPDATE_MESSAGE,
         MODAL,
     },
-    MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE},
+    MODAL_SUBMIT: {
+        CHANNEL_MESSAGE,
+        DEFERRED_CHANNEL_MESSAGE,
+        DEFERRED_UPDATE_MESSAGE,
+        UPDATE_MESSAGE,
+    },
 }
 
 
@@ -236,9 +241,7 @@ def build_payload(
         "entitlements": [],
         "entitlement_sku_ids": [],
         "app_permissions": str(channel.bot_permissions),
-        "attachment_size_limit": (
-            guild.filesize_limit if guild is not None else 10 * 1024 * 1024
-        ),
+        "attachment_size_limit": (guild.filesize_limit if guild is not None else 10 * 1024 * 1024),
     }
     if guild is not None:
         member = guild.members.get(user.id)

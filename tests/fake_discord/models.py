@@ -50,9 +50,7 @@ INTENT_MESSAGE_CONTENT = 1 << 15
 class DiscordAPIError(Exception):
     """An error the fake REST API answers with: ``{"message": ..., "code": ...}``."""
 
-    def __init__(
-        self, status: int, code: int, message: str, errors: JSON | None = None
-    ) -> None:
+    def __init__(self, status: int, code: int, message: str, errors: JSON | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
@@ -470,10 +468,8 @@ class FakeState:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_until(
-        self, condition: Callable[[], Any], timeout: float, what: str
-    ) -> Any:
-        """Wait until ``condition()`` is truthy and return its value; FakeDiscordError on timeout."""
+    async def wait_until(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Wait until ``condition()`` is truthy; return it. FakeDiscordError on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

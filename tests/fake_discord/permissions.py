@@ -61,5 +61,5 @@ def resolve(permissions: int) -> int:
 
 
 def has(permissions: int, needed: int) -> bool:
-    """Return True if ``permissions`` (ADMINISTRATOR counts as all) include every bit of ``needed``."""
+    """Whether ``permissions`` (ADMINISTRATOR counts as all) include all of ``needed``."""
     return resolve(permissions) & needed == needed

@@ -178,7 +178,9 @@ class FakeServer:
         body, files = await self._read_body(request)
         request["body"] = body
         request["files"] = files
-        path = request.path[len(API_PREFIX) :] if request.path.startswith(API_PREFIX) else request.path
+        path = (
+            request.path[len(API_PREFIX) :] if request.path.startswith(API_PREFIX) else request.path
+        )
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else None
         if route is not None and route.startswith(API_PREFIX):
@@ -218,14 +220,16 @@ class FakeServer:
     ) -> web.StreamResponse:
         is_api = request.path.startswith(API_PREFIX)
         token_routes = ("/webhooks/", "/interactions/")
-        if is_api and not path.startswith(token_routes):
-            if request.headers.get("Authorization") != f"Bot {self.state.token}":
-                raise DiscordAPIError(401, 0, "401: Unauthorized")
+        authorized = request.headers.get("Authorization") == f"Bot {self.state.token}"
+        if is_api and not path.startswith(token_routes) and not authorized:
+            raise DiscordAPIError(401, 0, "401: Unauthorized")
         for rule in self.failures:
             if rule.matches(request.method, path):
                 rule.remaining -= 1
                 rule.hits += 1
-                return self._json(copy.deepcopy(rule.body), status=rule.status, headers=rule.headers)
+                return self._json(
+                    copy.deepcopy(rule.body), status=rule.status, headers=rule.headers
+                )
         return await handler(request)
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[UploadedFile]]:
@@ -263,9 +267,7 @@ class FakeServer:
             raise DiscordAPIError(400, 50109, "The request body contains invalid JSON.") from None
 
     @staticmethod
-    def _json(
-        data: Any, status: int = 200, headers: dict[str, str] | None = None
-    ) -> web.Response:
+    def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
         return web.json_response(data, status=status, headers=headers)
 
     @staticmethod
@@ -445,8 +447,10 @@ class FakeServer:
         data = copy.deepcopy(stored.data)
         for key in ("content", "embeds", "components"):
             if key in body:
-                data[key] = copy.deepcopy(body[key]) if body[key] is not None else (
-                    "" if key == "content" else []
+                data[key] = (
+                    copy.deepcopy(body[key])
+                    if body[key] is not None
+                    else ("" if key == "content" else [])
                 )
         if "flags" in body and body["flags"] is not None:
             keep = data["flags"] & (EPHEMERAL | IS_COMPONENTS_V2)
@@ -673,7 +677,10 @@ class FakeServer:
                 data,
                 files,
                 limit=limit,
-                flags_allowed=EPHEMERAL | SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2,
+                flags_allowed=EPHEMERAL
+                | SUPPRESS_EMBEDS
+                | SUPPRESS_NOTIFICATIONS
+                | IS_COMPONENTS_V2,
                 extra=self._interaction_extra(record),
                 message_type=response_message_type(record),
                 ephemeral=ephemeral,
@@ -784,7 +791,10 @@ class FakeServer:
                 body,
                 files,
                 limit=limit,
-                flags_allowed=EPHEMERAL | SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2,
+                flags_allowed=EPHEMERAL
+                | SUPPRESS_EMBEDS
+                | SUPPRESS_NOTIFICATIONS
+                | IS_COMPONENTS_V2,
                 extra=self._interaction_extra(record),
                 message_type=response_message_type(record),
                 ephemeral=ephemeral,

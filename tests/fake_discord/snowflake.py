@@ -26,8 +26,11 @@ class SnowflakeGenerator:
     def next(self, at: float | None = None) -> int:
         """Return a new snowflake for ``at`` (a POSIX time; default: now)."""
         ms = int((time.time() if at is None else at) * 1000) - DISCORD_EPOCH_MS
-        value = (ms << 22) | (self._worker << 17) | (self._process << 12) | (
-            next(self._counter) & 0xFFF
+        value = (
+            (ms << 22)
+            | (self._worker << 17)
+            | (self._process << 12)
+            | (next(self._counter) & 0xFFF)
         )
         # Keep ids strictly increasing even if the counter wraps within one millisecond.
         if value <= self._last:

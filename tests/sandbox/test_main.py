@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -13,8 +14,9 @@ import pytest
 from happyhorse.sandbox.__main__ import main
 
 
-def test_process_prints_url_serves_and_stops_cleanly_on_ctrl_c() -> None:
-    """It prints its loopback URL, answers /healthz and exits 0 on SIGINT."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_process_prints_url_serves_and_stops_cleanly(stop_signal: signal.Signals) -> None:
+    """It prints its loopback URL, answers /healthz and exits 0 on Ctrl-C or SIGTERM."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "happyhorse.sandbox", "--port", "0", "--dialect", "native"],
         stdout=subprocess.PIPE,
@@ -29,7 +31,7 @@ def test_process_prints_url_serves_and_stops_cleanly_on_ctrl_c() -> None:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{url}/healthz", timeout=5) as r:
             assert json.load(r) == {"status": "ok", "dialect": "native"}
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         _, err = proc.communicate(timeout=10)
         assert proc.returncode == 0
         assert "Traceback" not in err
@@ -38,6 +40,16 @@ def test_process_prints_url_serves_and_stops_cleanly_on_ctrl_c() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_port_in_use_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port that cannot be bound is reported with exit status 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port)]) == 1
+    assert "cannot serve on 127.0.0.1" in capsys.readouterr().err
 
 
 def test_bad_config_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

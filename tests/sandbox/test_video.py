@@ -17,7 +17,8 @@ from tests.sandbox.conftest import NATIVE_BODY, SEED_BODY, generate
 
 def _probe(data: bytes) -> dict[str, Any]:
     """Open MP4 bytes with PyAV and report what a player would see."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
+        assert container.duration is not None
         video = container.streams.video[0]
         frames = [bytes(frame.planes[0]) for frame in container.decode(video=0)]
         return {
