@@ -174,14 +174,21 @@ class HappyHorseClient:
         if max_bytes <= 0:
             raise DownloadError(f"max_bytes must be positive, got {max_bytes}")
         dest = Path(dest)
-        await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
-        fd, tmp_name = await asyncio.to_thread(
-            tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-        )
+        try:
+            await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
+            fd, tmp_name = await asyncio.to_thread(
+                tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
+        except OSError as exc:
+            raise DownloadError(f"cannot write to {dest.parent}: {exc.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as handle:
                 written = await self._stream_to(url, handle, max_bytes)
             await asyncio.to_thread(os.replace, tmp_name, dest)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise DownloadError(f"cannot write {dest.name}: {exc.strerror}") from None
         except BaseException:
             # Synchronous on purpose: this also runs on cancellation, when awaiting a
             # worker thread could itself be cancelled and leave the partial file behind.
@@ -197,7 +204,8 @@ class HappyHorseClient:
             sock_connect=self.settings.timeout_seconds,
             sock_read=self.settings.download_read_timeout_seconds,
         )
-        headers = {"User-Agent": USER_AGENT}
+        # identity: Content-Length then counts the bytes we write, so the checks are exact.
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         written = 0
         try:
             async with self._get_session().get(url, headers=headers, timeout=timeout) as resp:
@@ -307,8 +315,20 @@ class HappyHorseClient:
             ) from None
 
     def _decode(self, status: int, headers: Mapping[str, str], raw: str) -> object:
-        """Turn one HTTP answer into JSON or the matching exception."""
-        text = self._redact(raw)
+        """Turn one HTTP answer into JSON or the matching exception.
+
+        The body is parsed as received; the API key is then scrubbed from every string in
+        the parsed answer and from any error raised, so a server that echoes the key back
+        cannot leak it (and a short key can never corrupt the JSON being parsed).
+        """
+        try:
+            return self._scrub_json(self._decode_raw(status, headers, raw))
+        except HappyHorseError as exc:
+            exc.message = self._redact(exc.message)
+            exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
+            raise
+
+    def _decode_raw(self, status: int, headers: Mapping[str, str], text: str) -> object:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         try:
             payload: object = json.loads(text) if text.strip() else None
@@ -330,6 +350,15 @@ class HappyHorseClient:
         raise_for_envelope(payload, retry_after=retry_after)
         return payload
 
+    def _scrub_json(self, value: object) -> object:
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, list):
+            return [self._scrub_json(item) for item in value]
+        if isinstance(value, dict):
+            return {k: self._scrub_json(v) for k, v in value.items()}
+        return value
+
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self.settings.api_key is not None:
@@ -338,7 +367,11 @@ class HappyHorseClient:
 
     def _redact(self, text: str) -> str:
         key = self.settings.api_key
-        return text.replace(key, REDACTED) if key else text
+        # A key shorter than this is a test stand-in, not a secret, and replacing it would
+        # mangle ordinary words and ids (a key "task" inside "task_id").
+        if not key or len(key) < MIN_SECRET_LENGTH:
+            return text
+        return text.replace(key, REDACTED)
 
     def _describe(self, exc: BaseException) -> str:
         detail = truncate(self._redact(str(exc)), 160)
@@ -350,6 +383,9 @@ class HappyHorseClient:
                 raise RuntimeError("the aiohttp session given to HappyHorseClient is closed")
             self._session = aiohttp.ClientSession()
         return self._session
+
+
+MIN_SECRET_LENGTH = 8
 
 
 def _retriable(exc: HappyHorseError, may_duplicate: bool) -> bool:

@@ -136,7 +136,7 @@ class FakeDiscord:
 
     async def close(self) -> None:
         """Close gateway sockets, stop the server and undo discord.py patches."""
-        for patch in self._patches:
+        for patch in reversed(self._patches):
             patch.undo()
         if self.gateway.hold is not None:
             self.gateway.hold.set()
@@ -481,6 +481,13 @@ class FakeDiscord:
             )
 
         await self.state.wait_until(resumed, timeout, f"gateway resume #{count}")
+
+    async def wait_for(
+        self, condition: Callable[[], Any], timeout: float = 5.0, what: str = "a condition"
+    ) -> Any:
+        """Wait until ``condition()`` is truthy (re-checked on every change and every 50 ms)
+        and return its value; raises :class:`FakeDiscordError` on timeout."""
+        return await self.state.wait_until(condition, timeout, what)
 
     def dispatch(self, event: str, data: JSON) -> int | None:
         """Send a raw gateway event to the bot; returns its sequence number."""

@@ -30,6 +30,7 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
     """A started FakeDiscord (token ``fake-token``), closed after the test."""
     async with FakeDiscord(token="fake-token") as fake:
         yield fake
+        assert not fake.server.internal_errors, "the fake itself failed; see the log"
 
 
 @contextlib.asynccontextmanager

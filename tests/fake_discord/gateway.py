@@ -117,8 +117,8 @@ class GatewayConnection:
     received: list[JSON] = field(default_factory=list)
     writer: asyncio.Task[None] | None = None
 
-    def send(self, payload: JSON) -> None:
-        """Queue a payload for sending."""
+    def send(self, payload: JSON | None) -> None:
+        """Queue a payload for sending (``None`` stops the writer)."""
         self.queue.put_nowait(payload)
 
     async def run_writer(self) -> None:

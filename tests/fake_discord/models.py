@@ -481,8 +481,9 @@ class FakeState:
                 raise FakeDiscordError(f"timed out after {timeout:.1f}s waiting for {what}")
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
+            # Wake on changes to the fake, and poll too: conditions may look at the bot.
             try:
-                await asyncio.wait_for(waiter, remaining)
+                await asyncio.wait_for(waiter, min(remaining, 0.05))
             except TimeoutError:
                 continue
 

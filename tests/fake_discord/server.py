@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from . import permissions as perms
@@ -107,6 +108,10 @@ class InjectedFailure:
         )
 
 
+BODY = web.RequestKey("fake_discord_body", object)
+FILES = web.RequestKey("fake_discord_files", list)
+
+
 class FakeServer:
     """Routes and behaviour of the REST API. The driver owns one and reads its records."""
 
@@ -115,6 +120,8 @@ class FakeServer:
         self.gateway = gateway
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []
+        #: Exceptions raised by the fake itself (bugs); answered 400 so discord.py won't retry.
+        self.internal_errors: list[BaseException] = []
         self.failures: list[InjectedFailure] = []
         self.interactions: dict[int, InteractionRecord] = {}
         self.by_token: dict[str, InteractionRecord] = {}
@@ -175,9 +182,17 @@ class FakeServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/ws":
             return await handler(request)
+        try:
+            return await self._handle(request, handler)
+        except Exception as exc:
+            log.exception("fake discord: internal error on %s %s", request.method, request.path)
+            self.internal_errors.append(exc)
+            return self._json({"message": f"fake-discord internal error: {exc!r}", "code": 0}, 400)
+
+    async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         body, files = await self._read_body(request)
-        request["body"] = body
-        request["files"] = files
+        request[BODY] = body
+        request[FILES] = files
         path = (
             request.path[len(API_PREFIX) :] if request.path.startswith(API_PREFIX) else request.path
         )
@@ -210,8 +225,8 @@ class FakeServer:
             )
         record.status = response.status
         if isinstance(response, web.Response) and response.content_type == "application/json":
-            assert response.text is not None
-            record.response = json.loads(response.text)
+            assert isinstance(response.body, bytes)
+            record.response = json.loads(response.body)
         self.state.notify()
         return response
 
@@ -243,7 +258,7 @@ class FakeServer:
                 part = await reader.next()
                 if part is None:
                     break
-                if not isinstance(part, web.BodyPartReader):
+                if not isinstance(part, aiohttp.BodyPartReader):
                     continue
                 raw = bytes(await part.read(decode=False))
                 if part.name == "payload_json":
@@ -268,14 +283,16 @@ class FakeServer:
 
     @staticmethod
     def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-        return web.json_response(data, status=status, headers=headers)
+        # discord.py parses a body as JSON only if Content-Type is exactly application/json.
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        return web.Response(body=json.dumps(data).encode(), status=status, headers=all_headers)
 
     @staticmethod
     def _no_content() -> web.Response:
         return web.Response(status=204)
 
     def _body(self, request: web.Request) -> JSON:
-        body = request["body"]
+        body = request[BODY]
         if body is None:
             return {}
         if not isinstance(body, dict):
@@ -604,7 +621,7 @@ class FakeServer:
     async def put_commands(self, request: web.Request) -> web.Response:
         """PUT ...commands: bulk overwrite (what ``CommandTree.sync`` sends)."""
         scope = self._command_scope(request)
-        body = request["body"]
+        body = request[BODY]
         if not isinstance(body, list):
             raise DiscordAPIError(400, 50035, "Invalid Form Body")
         if len(body) > 100:
@@ -659,7 +676,7 @@ class FakeServer:
         if record.ack_too_late():
             raise DiscordAPIError(404, 10062, "Unknown interaction")
         body = self._body(request)
-        files: list[UploadedFile] = request["files"]
+        files: list[UploadedFile] = request[FILES]
         kind = body.get("type")
         if kind not in ALLOWED_CALLBACKS.get(record.kind, set()):
             raise form_error("type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid type {kind}")
@@ -770,7 +787,7 @@ class FakeServer:
         """POST /webhooks/{app_id}/{token}: a follow-up message."""
         record = self._token_record(request)
         body = self._body(request)
-        files: list[UploadedFile] = request["files"]
+        files: list[UploadedFile] = request[FILES]
         if not record.channel.is_dm:
             self.state.get_channel(record.channel.id)
         limit = self._upload_limit(record.channel)
@@ -816,7 +833,7 @@ class FakeServer:
         record = self._token_record(request)
         stored = self._webhook_message(request, record)
         self._edit_message(
-            stored, self._body(request), request["files"], limit=self._upload_limit(stored.channel)
+            stored, self._body(request), request[FILES], limit=self._upload_limit(stored.channel)
         )
         if stored.id == record.original_message_id and record.loading:
             stored.data["flags"] &= ~LOADING
@@ -881,7 +898,7 @@ class FakeServer:
         """POST /channels/{channel_id}/messages (JSON or multipart with files)."""
         channel = self.state.get_channel(request.match_info["channel_id"])
         body = self._body(request)
-        files: list[UploadedFile] = request["files"]
+        files: list[UploadedFile] = request[FILES]
         self._check_send(channel, body, files)
         stored = self._create_message(
             channel,
@@ -902,7 +919,7 @@ class FakeServer:
             only_flags = set(body) <= {"flags"}
             if not only_flags or not channel.bot_permissions & perms.MANAGE_MESSAGES:
                 raise DiscordAPIError(403, 50005, "Cannot edit a message authored by another user")
-        self._edit_message(stored, body, request["files"], limit=self._upload_limit(channel))
+        self._edit_message(stored, body, request[FILES], limit=self._upload_limit(channel))
         self._dispatch_message("MESSAGE_UPDATE", stored)
         return self._json(copy.deepcopy(stored.data))
 

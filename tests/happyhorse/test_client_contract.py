@@ -86,6 +86,20 @@ async def test_generate_poll_download(
     assert list(dest.parent.iterdir()) == [dest]
 
 
+@pytest.mark.parametrize("key", ["k", "task", "sandbox"])
+async def test_short_api_key_never_corrupts_answers(
+    start_sandbox: SandboxFactory, dialect: str, key: str
+) -> None:
+    """A key that occurs inside the JSON ("task" in "task_id") is scrubbed after parsing."""
+    server = await start_sandbox(dialect=dialect, api_key=key)
+    settings = client_settings(server.base_url, api_key=key, dialect=dialect)
+    async with HappyHorseClient(settings) as client:
+        task = await client.generate(REQUEST)
+        assert task.task_id in server.state.tasks
+        status = await client.status(task.task_id)
+        assert status.task_id == task.task_id
+
+
 async def test_image_to_video_reaches_the_sandbox(
     client: HappyHorseClient, sandbox: SandboxServer
 ) -> None:
@@ -393,21 +407,18 @@ async def test_tolerant_shapes_over_the_wire(
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ({"task_id": "t", "status": "completed"}, "no result URL"),
-        ({"task_id": "t"}, "no task state"),
-        ({"task_id": "t", "status": "levitating"}, "unknown task state"),
-        (["queued"], "not a JSON object"),
+        ('{"task_id": "t", "status": "completed"}', "no result URL"),
+        ('{"task_id": "t"}', "no task state"),
+        ('{"task_id": "t", "status": "levitating"}', "unknown task state 'levitating'"),
+        ('["queued"]', "not a JSON object"),
+        ('{"task_id": "t", "status": "queued"', "not JSON"),
     ],
 )
 async def test_unreadable_status_answers(
-    client: HappyHorseClient, sandbox: SandboxServer, body: Any, match: str
+    client: HappyHorseClient, sandbox: SandboxServer, body: str, match: str
 ) -> None:
     """Unreadable status answers are InvalidResponseError saying what is missing."""
-    sandbox.state.faults.add("status", body=body if isinstance(body, dict) else str(body),
-                             content_type="application/json")
-    if not isinstance(body, dict):
-        sandbox.state.faults.clear()
-        sandbox.state.faults.add("status", body='["queued"]', content_type="application/json")
+    sandbox.state.faults.add("status", body=body, content_type="application/json")
     with pytest.raises(InvalidResponseError, match=match):
         await client.status("t")
 
@@ -426,7 +437,7 @@ async def test_non_json_success_body(client: HappyHorseClient, sandbox: SandboxS
     sandbox.state.faults.add(
         "status", body="<html>maintenance</html>", content_type="text/html", count=-1
     )
-    with pytest.raises(InvalidResponseError, match="not JSON.*maintenance"):
+    with pytest.raises(InvalidResponseError, match=r"not JSON.*maintenance"):
         await client.status("t")
     sandbox.state.faults.clear()
     sandbox.state.faults.add("generate", body="", content_type="application/json")
@@ -452,7 +463,7 @@ async def test_generate_timeout_is_not_retried(start_sandbox: SandboxFactory, di
     server.state.faults.add("generate", delay=5.0, count=-1)
     async with HappyHorseClient(settings) as client:
         start = time.monotonic()
-        with pytest.raises(APITimeoutError, match="0.3s"):
+        with pytest.raises(APITimeoutError, match=r"0\.3s"):
             await client.generate(REQUEST)
     assert time.monotonic() - start < 1.5
     assert server.state.request_counts["generate"] == 1
@@ -571,6 +582,24 @@ async def test_download_sends_no_api_key(
     headers = recording_server.requests[0].headers
     assert "Authorization" not in headers
     assert headers["User-Agent"] == USER_AGENT
+    assert headers["Accept-Encoding"] == "identity"
+
+
+async def test_unwritable_destination_is_a_download_error(
+    recording_server: RecordingServer, tmp_path: Path
+) -> None:
+    """A destination that cannot be written is a DownloadError and leaves no temp file."""
+
+    async def video(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * 1000)
+
+    recording_server.responder = video
+    dest = tmp_path / "taken"
+    dest.mkdir()
+    async with HappyHorseClient(client_settings(recording_server.base_url)) as client:
+        with pytest.raises(DownloadError, match="cannot write"):
+            await client.download(recording_server.base_url + "/v.mp4", dest, 5000)
+    assert list(tmp_path.iterdir()) == [dest]
 
 
 # --- downloads --------------------------------------------------------------------------------

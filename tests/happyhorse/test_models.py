@@ -142,7 +142,8 @@ def test_terminal_states(state: TaskState, terminal: bool) -> None:
 
 def test_video_url_is_the_first_result() -> None:
     """video_url is the first result URL, or None without results."""
-    assert TaskStatus("t", TaskState.COMPLETED, None, ("https://a/1.mp4", "https://a/2.mp4")).video_url == "https://a/1.mp4"
+    urls = ("https://a/1.mp4", "https://a/2.mp4")
+    assert TaskStatus("t", TaskState.COMPLETED, None, urls).video_url == "https://a/1.mp4"
     assert TaskStatus("t", TaskState.PROCESSING).video_url is None
 
 
