@@ -74,8 +74,7 @@ def describe_submit_error(exc: HappyHorseError) -> Refusal:
     if isinstance(exc, APITimeoutError | APIConnectionError):
         return Refusal(
             "The video service did not answer in time. Try again in a minute. "
-            "If you are charged for a video that never arrives, it is refunded "
-            "automatically.",
+            "You were not charged.",
             retry_after=60.0,
         )
     if isinstance(exc, InvalidResponseError):

@@ -24,7 +24,7 @@ API_KEY = "hh-live-secret-key-0123456789"
 
 def test_missing_token_says_where_to_get_one() -> None:
     """Without DISCORD_TOKEN the error names the Developer Portal and the README section."""
-    with pytest.raises(SettingsError, match="discord.com/developers/applications"):
+    with pytest.raises(SettingsError, match=r"discord\.com/developers/applications"):
         BotSettings.from_env({})
 
 

@@ -106,7 +106,7 @@ async def test_channel_allow_list_is_enforced(service: JobService, store: SQLite
 async def test_quota_exhausted_names_cost_and_balance(
     service: JobService, store: SQLiteStore
 ) -> None:
-    """Once the credits are spent, the refusal says what it costs, what is left and when it resets."""
+    """Once credits are spent, the refusal says the cost, what is left and when it resets."""
     await service.reserve(draft(duration=10))
     await service.reserve(draft(duration=10))
     with pytest.raises(Refusal) as refused:
