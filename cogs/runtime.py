@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import discord
+import yarl
 from discord.ext import commands
 
 from cogs.status_cards import StatusCards
@@ -68,6 +69,12 @@ class HappyHorseBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, then sync the command tree (dev guild first, if one is set)."""
+        if self.settings.discord_api_base_url and not self.settings.discord_gateway_url:
+            # Pointed at another REST base without a gateway URL: ask it where its gateway is
+            # rather than connecting to Discord's default one.
+            _, url, _ = await self.http.get_bot_gateway()
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            log.info("Using the gateway announced by %s", self.settings.discord_api_base_url)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if not self.settings.sync_commands:

@@ -77,6 +77,20 @@ def _optional_str(env: Mapping[str, str], name: str) -> str | None:
     return raw or None
 
 
+# The first name is the documented one; the others are accepted because local Discord
+# fakes and proxies commonly use them.
+DISCORD_API_BASE_NAMES = ("DISCORD_API_BASE_URL", "DISCORD_API_BASE", "DISCORD_API_URL")
+DISCORD_GATEWAY_NAMES = ("DISCORD_GATEWAY_URL", "DISCORD_GATEWAY")
+
+
+def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = _optional_str(env, name)
+        if value:
+            return value
+    return None
+
+
 @dataclass(frozen=True)
 class BotSettings:
     """Everything the bot process is configured with."""
@@ -149,7 +163,7 @@ class BotSettings:
             cost_pro_multiplier=_int(env, "COST_PRO_MULTIPLIER", 2, minimum=1),
             max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1),
             status_edit_interval_seconds=_float(env, "STATUS_EDIT_INTERVAL_SECONDS", 5.0),
-            discord_api_base_url=_optional_str(env, "DISCORD_API_BASE_URL"),
-            discord_gateway_url=_optional_str(env, "DISCORD_GATEWAY_URL"),
+            discord_api_base_url=_first(env, DISCORD_API_BASE_NAMES),
+            discord_gateway_url=_first(env, DISCORD_GATEWAY_NAMES),
             sandbox_complete_after_seconds=_float(env, "SANDBOX_COMPLETE_AFTER_SECONDS", 20.0),
         )
