@@ -7,6 +7,7 @@ so tests build the same bot against their own database file, sandbox and Discord
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 import yarl
@@ -48,6 +49,7 @@ class HappyHorseBot(commands.Bot):
         client: HappyHorseClient,
         *,
         service: JobService | None = None,
+        **options: Any,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
@@ -60,6 +62,7 @@ class HappyHorseBot(commands.Bot):
             # A rate limit longer than this raises RateLimited instead of stalling the
             # delivery loop behind one status-card edit (30 s is discord.py's minimum).
             max_ratelimit_timeout=30.0,
+            **options,
         )
         self.settings = settings
         self.store = store
