@@ -18,7 +18,7 @@ from .models import (
     FakeRole,
     FakeUser,
 )
-from .server import InjectedFailure, RecordedRequest, UploadedFile
+from .server import HeldResponse, InjectedFailure, RecordedRequest, UploadedFile
 
 __all__ = [
     "AckTimeout",
@@ -33,6 +33,7 @@ __all__ = [
     "FakeMember",
     "FakeRole",
     "FakeUser",
+    "HeldResponse",
     "InjectedFailure",
     "InteractionRecord",
     "RecordedRequest",

@@ -179,22 +179,28 @@ def _as_user(value: Any) -> FakeUser | None:
     return None
 
 
-def _convert(option: JSON, value: Any, path: str, resolved: _Resolved) -> Any:
-    """Check ``value`` against the option definition; return the wire value."""
+def _convert(
+    option: JSON, value: Any, path: str, resolved: _Resolved, *, validate: bool = True
+) -> Any:
+    """Check ``value`` against the option definition; return the wire value.
+
+    With ``validate=False`` only the value's type is checked: lengths, ranges and choices
+    are not (what a misbehaving client or a lax independent implementation could send).
+    """
     kind = option["type"]
     state = resolved.state
     if kind == STRING:
         if not isinstance(value, str):
             raise _fail(path, f"expected str, got {type(value).__name__}")
-        if "min_length" in option and len(value) < option["min_length"]:
+        if validate and "min_length" in option and len(value) < option["min_length"]:
             raise _fail(path, f"shorter than min_length {option['min_length']}")
-        if len(value) > option.get("max_length", 6000):
+        if validate and len(value) > option.get("max_length", 6000):
             raise _fail(path, f"longer than max_length {option.get('max_length', 6000)}")
         wire: Any = value
     elif kind == INTEGER:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(path, f"expected int, got {type(value).__name__}")
-        if not -_MAX_SAFE_INT < value < _MAX_SAFE_INT:
+        if validate and not -_MAX_SAFE_INT < value < _MAX_SAFE_INT:
             raise _fail(path, "outside Discord's integer range")
         wire = value
     elif kind == NUMBER:
@@ -219,7 +225,7 @@ def _convert(option: JSON, value: Any, path: str, resolved: _Resolved) -> Any:
         if not isinstance(value, FakeChannel):
             raise _fail(path, f"expected a FakeChannel, got {type(value).__name__}")
         allowed = option.get("channel_types")
-        if allowed and value.type not in allowed:
+        if validate and allowed and value.type not in allowed:
             raise _fail(path, f"channel type {value.type} not in channel_types {allowed}")
         resolved.channel(value)
         wire = str(value.id)
@@ -237,13 +243,13 @@ def _convert(option: JSON, value: Any, path: str, resolved: _Resolved) -> Any:
         wire = str(value.id)
     else:
         raise _fail(path, f"unsupported option type {kind}")
-    if kind in (INTEGER, NUMBER):
+    if validate and kind in (INTEGER, NUMBER):
         if "min_value" in option and wire < option["min_value"]:
             raise _fail(path, f"{wire} is below min_value {option['min_value']}")
         if "max_value" in option and wire > option["max_value"]:
             raise _fail(path, f"{wire} is above max_value {option['max_value']}")
     choices = option.get("choices")
-    if choices and not option.get("autocomplete"):
+    if validate and choices and not option.get("autocomplete"):
         values = [c["value"] for c in choices]
         if wire not in values:
             raise _fail(path, f"{wire!r} is not one of the choices {values}")
@@ -256,8 +262,15 @@ def build_chat_input_data(
     command_path: str,
     options: Mapping[str, Any],
     attachments: Sequence[FakeAttachment] = (),
+    *,
+    validate: bool = True,
 ) -> JSON:
-    """Build ``data`` of a CHAT_INPUT interaction for ``"name [group] [sub]"``, validated."""
+    """Build ``data`` of a CHAT_INPUT interaction for ``"name [group] [sub]"``, validated.
+
+    ``validate=False`` still requires a synced command, known option names and values of the
+    declared types, but skips what Discord's client enforces on values: required options,
+    min/max length, min/max value and choices.
+    """
     parts = command_path.strip().lstrip("/").split()
     if not parts:
         raise CommandValidationError("empty command name")
@@ -299,10 +312,12 @@ def build_chat_input_data(
     for definition in definitions:
         name = definition["name"]
         if name not in values or values[name] is None:
-            if definition.get("required"):
+            if validate and definition.get("required"):
                 raise CommandValidationError(f"/{command_path}: required option {name!r} missing")
             continue
-        wire = _convert(definition, values[name], f"/{command_path} {name}", resolved)
+        wire = _convert(
+            definition, values[name], f"/{command_path} {name}", resolved, validate=validate
+        )
         wire_options.append({"name": name, "type": definition["type"], "value": wire})
 
     leaf = wire_options

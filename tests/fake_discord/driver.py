@@ -48,7 +48,7 @@ from .models import (
     FakeUser,
     StoredMessage,
 )
-from .server import API_PREFIX, FakeServer, InjectedFailure, RecordedRequest
+from .server import API_PREFIX, FakeServer, HeldResponse, InjectedFailure, RecordedRequest
 
 Person = FakeUser | FakeMember
 MessageRef = Mapping[str, Any] | int | str
@@ -138,6 +138,8 @@ class FakeDiscord:
         """Close gateway sockets, stop the server and undo discord.py patches."""
         for patch in reversed(self._patches):
             patch.undo()
+        for hold in self.server.holds:
+            hold.release()
         if self.gateway.hold is not None:
             self.gateway.hold.set()
         await self.gateway.close_all()
@@ -420,6 +422,20 @@ class FakeDiscord:
             method, path_regex, count, status, {"message": message, "code": code}, {}
         )
 
+    def hold_responses(
+        self, method: str, path_regex: str, seconds: float = 10.0, count: int = 1
+    ) -> HeldResponse:
+        """Act on the next ``count`` matching requests but hold their responses.
+
+        The request is handled and recorded (its ``status`` set, so ``wait_for_request``
+        sees it) and only then is the answer delayed by up to ``seconds``, or until
+        ``rule.release()``: the client is left not knowing that, say, its message was
+        created. Use it to crash a bot between a request's effect and its answer.
+        """
+        rule = HeldResponse(method.upper(), re.compile(path_regex), count, seconds)
+        self.server.holds.append(rule)
+        return rule
+
     def _inject(
         self,
         method: str,
@@ -564,6 +580,7 @@ class FakeDiscord:
         *,
         attachments: Sequence[FakeAttachment] = (),
         locale: str = "en-US",
+        validate: bool = True,
     ) -> InteractionRecord:
         """Invoke ``/command`` (``"group sub"`` for subcommands) as ``user``.
 
@@ -571,9 +588,14 @@ class FakeDiscord:
         FakeChannel, FakeRole or FakeAttachment. ``attachments`` fill the command's attachment
         options not named in ``options``, in declaration order. Anything Discord's client
         would refuse (unknown command or option, bad choice, missing required option, out of
-        range) raises :class:`CommandValidationError`.
+        range) raises :class:`CommandValidationError`. ``validate=False`` sends such values
+        anyway (bad choices, out-of-range numbers, over-long strings, missing required options),
+        as a misbehaving client could, to test the bot's own run-time checks; the command,
+        option names and value types must still be right.
         """
-        data = build_chat_input_data(self.state, guild, command, options or {}, attachments)
+        data = build_chat_input_data(
+            self.state, guild, command, options or {}, attachments, validate=validate
+        )
         return self._dispatch_interaction(
             APPLICATION_COMMAND, data, guild, channel, _user(user), locale=locale
         )

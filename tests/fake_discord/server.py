@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -108,6 +110,41 @@ class InjectedFailure:
         )
 
 
+@dataclass
+class HeldResponse:
+    """Hold the response to the next ``remaining`` matching requests for up to ``seconds``.
+
+    The request takes effect first (a message is created, recorded and dispatched); only
+    the answer is delayed, as when a connection stalls after Discord has acted on it.
+    ``release()`` lets held (and later) responses go at once.
+    """
+
+    method: str
+    path: re.Pattern[str]
+    remaining: int
+    seconds: float
+    hits: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to the request."""
+        return (
+            self.remaining > 0
+            and not self.released.is_set()
+            and self.method in ("*", method)
+            and self.path.search(path) is not None
+        )
+
+    def release(self) -> None:
+        """Answer every held request now and hold no more."""
+        self.released.set()
+
+    async def hold(self) -> None:
+        """Wait until released or ``seconds`` have passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.released.wait(), self.seconds)
+
+
 BODY = web.RequestKey("fake_discord_body", object)
 FILES = web.RequestKey("fake_discord_files", list)
 
@@ -123,6 +160,7 @@ class FakeServer:
         #: Exceptions raised by the fake itself (bugs); answered 400 so discord.py won't retry.
         self.internal_errors: list[BaseException] = []
         self.failures: list[InjectedFailure] = []
+        self.holds: list[HeldResponse] = []
         self.interactions: dict[int, InteractionRecord] = {}
         self.by_token: dict[str, InteractionRecord] = {}
         self.app = web.Application(
@@ -228,6 +266,12 @@ class FakeServer:
             assert isinstance(response.body, bytes)
             record.response = json.loads(response.body)
         self.state.notify()
+        for hold in self.holds:
+            if hold.matches(request.method, path):
+                hold.remaining -= 1
+                hold.hits += 1
+                await hold.hold()
+                break
         return response
 
     async def _respond(
