@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ MAX_DOWNLOAD_TRIES = 3
 PARALLEL_DELIVERIES = 4
 HISTORY_SCAN_LIMIT = 100
 ENTITY_TOO_LARGE = 40005
+STALE_SWEEP_INTERVAL = 60.0
 
 
 class Delivery(commands.Cog):
@@ -44,6 +46,9 @@ class Delivery(commands.Cog):
         self.bot = bot
         self._download_failures: dict[int, int] = {}
         self._pending_notices: list[Job] = []
+        self._last_sweep = time.monotonic()
+        # A reservation can only legitimately stay unsubmitted for one generate call.
+        self._stale_after = max(300.0, 4 * bot.settings.client.timeout_seconds)
         self._slots = asyncio.Semaphore(PARALLEL_DELIVERIES)
         self._tmp = Path(tempfile.mkdtemp(prefix="happyhorse-"))
         self.loop.change_interval(seconds=bot.settings.poll_interval_seconds)
@@ -75,6 +80,12 @@ class Delivery(commands.Cog):
 
     async def tick(self) -> None:
         """Poll due jobs, update cards and settle outcomes, then deliver completed jobs."""
+        now = time.monotonic()
+        if now - self._last_sweep >= STALE_SWEEP_INTERVAL:
+            self._last_sweep = now
+            self._pending_notices.extend(
+                await self.bot.jobs.refund_stale_reservations(self._stale_after)
+            )
         while self._pending_notices:
             job = self._pending_notices.pop()
             await self._guarded(job, self._notify_failure(job, job.last_error or "interrupted"))

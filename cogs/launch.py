@@ -46,7 +46,14 @@ async def start_job(
     except Refusal as refusal:
         await reply_private(interaction, refusal.message)
         return None
-    await interaction.response.defer(thinking=True)
+    try:
+        await interaction.response.defer(thinking=True)
+    except discord.HTTPException as exc:
+        # Too late (the 3 s deadline passed) or Discord refused: nobody is waiting for
+        # this job, so it must not run or cost anything.
+        log.warning("Could not acknowledge the request for job %s: %s", job.id, exc)
+        await bot.store.jobs.fail_and_refund(job.id, "the request could not be acknowledged")
+        return None
     try:
         job = await bot.jobs.submit(job)
     except Refusal as refusal:

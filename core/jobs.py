@@ -314,18 +314,33 @@ class JobService:
         ended = await self.store.jobs.end_stale_leases()
         if ended:
             log.info("Ended %d delivery leases left by a previous run", ended)
-        recovered: list[Job] = []
-        for job in await self.store.jobs.stale_reserved(older_than_seconds):
-            if await self.store.jobs.fail_and_refund(
-                job.id, "interrupted by a restart before it reached the video service"
-            ):
-                recovered.append(await self._reload(job))
+        recovered = list(
+            await self.refund_stale_reservations(
+                older_than_seconds,
+                reason="interrupted by a restart before it reached the video service",
+            )
+        )
         for job in await self.store.jobs.resumable_jobs():
             if job.state in {JobState.FAILED, JobState.EXPIRED} and await self.store.jobs.refund(
                 job.id
             ):
                 recovered.append(await self._reload(job))
         return recovered
+
+    async def refund_stale_reservations(
+        self, older_than_seconds: float, *, reason: str = "it was never sent to the video service"
+    ) -> Sequence[Job]:
+        """Refund reservations older than this that never became a submitted job.
+
+        At start-up every reservation is stale (its process is gone). While running, a
+        reservation older than any submit could take means its request died half-way (a
+        bug or a lost interaction); refunding it keeps credits from leaking.
+        """
+        refunded: list[Job] = []
+        for job in await self.store.jobs.stale_reserved(older_than_seconds):
+            if await self.store.jobs.fail_and_refund(job.id, reason):
+                refunded.append(await self._reload(job))
+        return refunded
 
     async def _reload(self, job: Job) -> Job:
         fresh = await self.store.jobs.get_job(job.id)

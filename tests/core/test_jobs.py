@@ -225,3 +225,17 @@ def test_poll_schedule_backs_off_to_the_cap(service: JobService) -> None:
     assert delays[1] == pytest.approx(1.5)
     assert delays == sorted(delays)
     assert max(delays) == pytest.approx(8.0)
+
+
+async def test_periodic_sweep_refunds_only_old_reservations(
+    service: JobService, store: SQLiteStore, clock: Clock
+) -> None:
+    """A reservation that never got submitted is refunded once it is older than the limit."""
+    old = await service.reserve(draft())
+    clock.advance(400)
+    fresh = await service.reserve(draft())
+    refunded = await service.refund_stale_reservations(300)
+    assert [j.id for j in refunded] == [old.id]
+    still = await store.jobs.get_job(fresh.id)
+    assert still is not None and still.state is JobState.RESERVED
+    assert await remaining(store) == 3
