@@ -30,6 +30,25 @@ async def reply_private(interaction: discord.Interaction, message: str) -> None:
         await interaction.response.send_message(message, ephemeral=True)
 
 
+def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
+    """Permissions the bot lacks in this channel to post a finished video (names, for users).
+
+    Checked before anything is charged, so nobody waits for a video that would be made
+    only to be refunded because it cannot be posted.
+    """
+    perms = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = {
+        "View Channel": perms.view_channel,
+        ("Send Messages in Threads" if in_thread else "Send Messages"): (
+            perms.send_messages_in_threads if in_thread else perms.send_messages
+        ),
+        "Embed Links": perms.embed_links,
+        "Attach Files": perms.attach_files,
+    }
+    return [name for name, granted in needed.items() if not granted]
+
+
 async def start_job(
     bot: HappyHorseBot, interaction: discord.Interaction, draft: JobDraft
 ) -> Job | None:
@@ -41,6 +60,15 @@ async def start_job(
     refunds the reservation; the public placeholder then says so in one neutral line and
     the reason goes to the requester alone.
     """
+    missing = missing_post_permissions(interaction)
+    if missing:
+        await reply_private(
+            interaction,
+            "I can't post videos in this channel: I need "
+            + ", ".join(missing)
+            + " here. Ask a server admin to grant them, or use another channel.",
+        )
+        return None
     try:
         job = await bot.jobs.reserve(draft)
     except Refusal as refusal:
