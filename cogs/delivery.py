@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ class Delivery(commands.Cog):
     async def cog_unload(self) -> None:
         """Stop the loop (an in-flight tick is cancelled; its work resumes next start)."""
         self.loop.cancel()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     @tasks.loop(seconds=5.0)
     async def loop(self) -> None:

@@ -51,6 +51,9 @@ class HappyHorseBot(commands.Bot):
         service: JobService | None = None,
         **options: Any,
     ) -> None:
+        # The bot never joins voice: skip discord.py's warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
