@@ -137,9 +137,16 @@ class Delivery(commands.Cog):
                 log.info("Job %s was already posted as %s before a restart", job.id, existing.id)
                 await self._finish(job, existing)
                 return
+        # Checked first: a refused send is an invalid request (Discord bans IPs that make
+        # too many), and without Attach Files a link still delivers the video.
+        permissions = _bot_permissions(channel)
+        if permissions is not None and not _may_send(channel, permissions):
+            await self._undeliverable(job, "the bot is not allowed to post in that channel")
+            return
         path: Path | None = None
         try:
-            path = await self._download(job, channel)
+            if permissions is None or permissions.attach_files:
+                path = await self._download(job, channel)
         except HappyHorseError as exc:
             failures = self._download_failures.get(job.id, 0) + 1
             self._download_failures[job.id] = failures
@@ -226,6 +233,11 @@ class Delivery(commands.Cog):
             async for message in channel.history(limit=HISTORY_SCAN_LIMIT):
                 if message.author.id != getattr(self.bot.user, "id", None):
                     continue
+                # The job's status card carries the same footer, but it is an interaction
+                # response; the video is always a plain channel message.
+                is_card = message.id == job.progress_message_id
+                if is_card or message.interaction_metadata is not None:
+                    continue
                 if any(e.footer.text == marker for e in message.embeds):
                     return message
         except discord.HTTPException as exc:
@@ -255,12 +267,16 @@ class Delivery(commands.Cog):
 
     async def _notify_failure(self, job: Job, reason: str) -> None:
         """Tell the requester a job failed and was refunded: in its channel, else by DM."""
+        reason = short(reason.strip(), 300)
+        if not reason.endswith((".", "!", "?", "…")):
+            reason += "."
         text = (
-            f"<@{job.user_id}> your video could not be made: {short(reason, 300)} "
+            f"<@{job.user_id}> your video could not be made: {reason} "
             f"{credits_text(job.cost).capitalize()} refunded."
         )
         channel = await self._resolve_channel(job)
-        if channel is not None:
+        permissions = None if channel is None else _bot_permissions(channel)
+        if channel is not None and (permissions is None or _may_send(channel, permissions)):
             try:
                 await channel.send(text, allowed_mentions=requester_mentions(job.user_id))
                 return
@@ -274,6 +290,23 @@ class Delivery(commands.Cog):
             await user.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not DM user %s (%s)", user_id, exc)
+
+
+def _bot_permissions(channel: discord.abc.Messageable) -> discord.Permissions | None:
+    """The bot's permissions in a guild channel or thread; None when not knowable (DMs)."""
+    guild = getattr(channel, "guild", None)
+    if not isinstance(guild, discord.Guild) or guild.me is None:
+        return None
+    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return None
+    return channel.permissions_for(guild.me)
+
+
+def _may_send(channel: discord.abc.Messageable, permissions: discord.Permissions) -> bool:
+    """Whether those permissions allow posting a message in the channel."""
+    if isinstance(channel, discord.Thread):
+        return permissions.send_messages_in_threads
+    return permissions.send_messages
 
 
 async def setup(bot: HappyHorseBot) -> None:

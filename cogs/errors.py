@@ -45,7 +45,13 @@ def message_for(error: app_commands.AppCommandError) -> str | None:
             p.replace("_", " ") for p in error.missing_permissions
         )
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command only works in a server."
+        return "This command only works in a server, not in DMs. Use it in a server channel."
+    if isinstance(error, app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
+        # The invoker's Discord app still shows an older version of the command.
+        return (
+            "Your Discord app has an out of date version of this command. Reload Discord "
+            "(Ctrl+R, or restart the app) and try again."
+        )
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down: try again in {error.retry_after:.0f} s."
     if isinstance(error, app_commands.TransformerError):

@@ -207,7 +207,12 @@ class Generation(commands.Cog):
     async def animate_message(
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
-        """Context menu: pick the message's first image and ask for a prompt in a modal."""
+        """Context menu: pick the message's first usable image and ask for a prompt in a modal."""
+        try:
+            _require_guild(interaction)
+        except Refusal as refusal:
+            await reply_private(interaction, refusal.message)
+            return
         images = [
             a for a in message.attachments if (a.content_type or "").startswith("image/")
         ] or list(message.attachments)
@@ -218,18 +223,22 @@ class Generation(commands.Cog):
                 "PNG, JPEG or WEBP image.",
             )
             return
-        attachment = images[0]
-        try:
-            check_image(
-                filename=attachment.filename,
-                content_type=attachment.content_type,
-                size=attachment.size,
-                max_bytes=self.bot.settings.max_image_bytes,
-            )
-        except Refusal as refusal:
-            await reply_private(interaction, refusal.message)
+        first_refusal: Refusal | None = None
+        for attachment in images:
+            try:
+                check_image(
+                    filename=attachment.filename,
+                    content_type=attachment.content_type,
+                    size=attachment.size,
+                    max_bytes=self.bot.settings.max_image_bytes,
+                )
+            except Refusal as refusal:
+                first_refusal = first_refusal or refusal
+                continue
+            await interaction.response.send_modal(AnimateModal(self.bot, attachment))
             return
-        await interaction.response.send_modal(AnimateModal(self.bot, attachment))
+        assert first_refusal is not None
+        await reply_private(interaction, first_refusal.message)
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -26,7 +26,8 @@ class History(commands.Cog):
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
         """/jobs: the invoker's latest jobs in this server, newest first."""
-        assert interaction.guild_id is not None
+        if interaction.guild_id is None:  # Discord enforces guild_only; a lax client may not
+            raise app_commands.NoPrivateMessage()
         jobs = await self.bot.store.jobs.recent_jobs(
             interaction.guild_id, interaction.user.id, RECENT_JOBS
         )

@@ -34,6 +34,8 @@ class ModeratorGroup(app_commands.Group):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Refuse non-moderators whatever the server's command permission overrides say."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
         if not is_moderator(interaction):
             raise NotModerator()
         return True

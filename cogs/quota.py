@@ -69,7 +69,8 @@ class Quota(commands.Cog):
         self, interaction: discord.Interaction, user: discord.Member | None = None
     ) -> None:
         """/quota: the invoker's (or, for moderators, another member's) balance."""
-        assert interaction.guild_id is not None
+        if interaction.guild_id is None:  # Discord enforces guild_only; a lax client may not
+            raise app_commands.NoPrivateMessage()
         target: discord.abc.User = user or interaction.user
         if target.id != interaction.user.id and not is_moderator(interaction):
             await reply_private(

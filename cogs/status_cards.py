@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # Stop using a token this long before it expires, so no edit races the deadline.
 TOKEN_SAFETY_MARGIN = datetime.timedelta(seconds=90)
+INVALID_WEBHOOK_TOKEN = 50027
 
 
 @dataclass
@@ -79,8 +80,15 @@ class StatusCards:
         if interaction is not None:
             deadline = interaction.expires_at - TOKEN_SAFETY_MARGIN
             if discord.utils.utcnow() < deadline:
-                await interaction.edit_original_response(content=None, embed=embed)
-                return
+                try:
+                    await interaction.edit_original_response(content=None, embed=embed)
+                    return
+                except discord.HTTPException as exc:
+                    # Discord says the token is dead (401/50027) sooner than we computed:
+                    # never retry it (invalid requests count toward a Cloudflare ban).
+                    if exc.status != 401 and exc.code != INVALID_WEBHOOK_TOKEN:
+                        raise
+                    log.info("The card token of job %s expired early; editing as a message", job.id)
             card.interaction = None  # the token is too old to use again
         if job.progress_message_id is None:
             return

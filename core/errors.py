@@ -68,7 +68,7 @@ def describe_submit_error(exc: HappyHorseError) -> Refusal:
         )
     if isinstance(exc, BadRequestError):
         return Refusal(
-            f"The video service refused this request: {exc.message}. "
+            f"The video service refused this request: {exc.message.rstrip('. ')}. "
             "Change the prompt or settings and try again. You were not charged."
         )
     if isinstance(exc, APITimeoutError | APIConnectionError):

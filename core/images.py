@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlsplit
@@ -13,13 +14,17 @@ _EXTENSIONS = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
+    ".jfif": "image/jpeg",
     ".webp": "image/webp",
 }
 ASPECT_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 
 
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MiB"
+def _mib(size: int, *, up: bool = False) -> str:
+    # A size over the cap is rounded up and the cap down, so "10.0 MiB; at most 10.0 MiB"
+    # never appears for a file a few bytes too large.
+    tenths = size * 10 / (1024 * 1024)
+    return f"{(math.ceil(tenths) if up else math.floor(tenths)) / 10:,.1f} MiB"
 
 
 def check_image(*, filename: str, content_type: str | None, size: int, max_bytes: int) -> str:
@@ -29,9 +34,16 @@ def check_image(*, filename: str, content_type: str | None, size: int, max_bytes
     checked, and the file name's extension must agree with it. Returns the content type.
     """
     declared = (content_type or "").split(";", 1)[0].strip().lower()
-    by_name = _EXTENSIONS.get(PurePosixPath(filename.lower()).suffix)
+    suffix = PurePosixPath(filename.lower()).suffix
+    by_name = _EXTENSIONS.get(suffix)
     kind = declared or by_name or ""
-    if kind not in ACCEPTED_TYPES or (declared and by_name and declared != by_name):
+    if kind in ACCEPTED_TYPES and declared and suffix and declared != by_name:
+        raise Refusal(
+            f"`{filename[:80]}` is named like a {suffix} file but its type is {declared}, "
+            "so I can't tell what it really is. Attach a PNG, JPEG or WEBP image whose "
+            "name ends in the matching extension (.png, .jpg or .webp)."
+        )
+    if kind not in ACCEPTED_TYPES:
         shown = declared or PurePosixPath(filename).suffix or "unknown"
         raise Refusal(
             f"`{filename[:80]}` is not an image I can animate ({shown}). "
@@ -41,7 +53,8 @@ def check_image(*, filename: str, content_type: str | None, size: int, max_bytes
         raise Refusal(f"`{filename[:80]}` is empty. Attach a PNG, JPEG or WEBP image.")
     if size > max_bytes:
         raise Refusal(
-            f"`{filename[:80]}` is {_mib(size)}; images can be at most {_mib(max_bytes)}. "
+            f"`{filename[:80]}` is {_mib(size, up=True)}; images can be at most "
+            f"{_mib(max_bytes)}. "
             "Attach a smaller image."
         )
     return kind

@@ -41,15 +41,20 @@ def normalise_prompt(raw: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text.casefold()).casefold()
+
+
 def find_blocked_word(prompt: str, blocked_words: Iterable[str]) -> str | None:
     """Return the first blocked word that occurs in the prompt as a whole word, else None.
 
-    Matching is case-insensitive (casefold) on the normalised prompt; a blocked entry of
-    several words matches that phrase.
+    Matching is case-insensitive (casefold) on the normalised prompt, and compatibility
+    forms count as their plain letters (NFKC: fullwidth or math-bold letters cannot hide
+    a word); a blocked entry of several words matches that phrase.
     """
-    haystack = prompt.casefold()
+    haystack = _fold(prompt)
     for word in blocked_words:
-        needle = normalise_prompt(word).casefold()
+        needle = _fold(normalise_prompt(word))
         if needle and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack):
             return word
     return None

@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from happyhorse.sandbox import SandboxServer
@@ -136,12 +137,13 @@ class BotProcess:
                 f"bot.py exited with {self.process.returncode}; its log:\n{self.log()}"
             )
 
-    async def _until(self, check: object, timeout: float, what: str) -> None:
-        assert callable(check)
+    async def _until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not check():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{self.log()}")
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}:\n{self.log()}"
+                )
             await asyncio.sleep(0.05)
 
     async def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
