@@ -10,6 +10,7 @@ the channel for a message carrying the job's marker before posting again.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 DELIVERY_LEASE_SECONDS = 300.0
 MAX_DOWNLOAD_TRIES = 3
 PARALLEL_DELIVERIES = 4
-HISTORY_SCAN_LIMIT = 100
+HISTORY_SCAN_LIMIT = 500
 ENTITY_TOO_LARGE = 40005
 STALE_SWEEP_INTERVAL = 60.0
 
@@ -227,10 +228,18 @@ class Delivery(commands.Cog):
     async def _find_posted(
         self, channel: discord.abc.Messageable, job: Job
     ) -> discord.Message | None:
-        """Look for a message this bot already posted for the job (crash after posting)."""
+        """Look for a message this bot already posted for the job (crash after posting).
+
+        Only messages created since the job completed can be its post, so the scan starts
+        there (oldest first) and a busy channel cannot push the post out of reach.
+        """
         marker = job_marker(job.id)
+        since = (job.completed_at or job.created_at) - datetime.timedelta(seconds=5)
         try:
-            async for message in channel.history(limit=HISTORY_SCAN_LIMIT):
+            async for message in channel.history(
+                limit=HISTORY_SCAN_LIMIT,
+                after=discord.Object(id=discord.utils.time_snowflake(since)),
+            ):
                 if message.author.id != getattr(self.bot.user, "id", None):
                     continue
                 # The job's status card carries the same footer, but it is an interaction

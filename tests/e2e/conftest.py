@@ -25,8 +25,8 @@ from happyhorse.sandbox import SandboxConfig, SandboxServer
 from happyhorse.settings import ClientSettings
 from storage.sqlite import SQLiteStore, open_store
 from tests.fake_discord import FakeDiscord, permissions
-from tests.fake_discord.models import FakeChannel, FakeGuild, FakeMember
 from tests.fake_discord.fixtures import fake_discord, running_bot
+from tests.fake_discord.models import FakeChannel, FakeGuild, FakeMember
 
 __all__ = ["fake_discord"]
 
