@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.launch import reply_private, start_job
+from cogs.launch import cannot_post_message, missing_post_permissions, reply_private, start_job
 from core.errors import Refusal
 from core.images import check_image, closest_aspect_ratio
 from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft
@@ -235,6 +235,21 @@ class Generation(commands.Cog):
             except Refusal as refusal:
                 first_refusal = first_refusal or refusal
                 continue
+            missing = missing_post_permissions(interaction)
+            if missing:
+                await reply_private(interaction, cannot_post_message(missing))
+                return
+            try:
+                assert interaction.guild_id is not None and interaction.channel_id is not None
+                await self.bot.jobs.precheck(
+                    interaction.guild_id,
+                    interaction.channel_id,
+                    interaction.user.id,
+                    self.bot.jobs.cost_of(5, "std"),
+                )
+            except Refusal as refusal:
+                await reply_private(interaction, refusal.message)
+                return
             await interaction.response.send_modal(AnimateModal(self.bot, attachment))
             return
         assert first_refusal is not None

@@ -49,6 +49,15 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
     return [name for name, granted in needed.items() if not granted]
 
 
+def cannot_post_message(missing: list[str]) -> str:
+    """The refusal for a channel where the bot lacks permissions to post videos."""
+    return (
+        "I can't post videos in this channel: I need "
+        + ", ".join(missing)
+        + " here. Ask a server admin to grant them, or use another channel."
+    )
+
+
 async def start_job(
     bot: HappyHorseBot, interaction: discord.Interaction, draft: JobDraft
 ) -> Job | None:
@@ -62,12 +71,7 @@ async def start_job(
     """
     missing = missing_post_permissions(interaction)
     if missing:
-        await reply_private(
-            interaction,
-            "I can't post videos in this channel: I need "
-            + ", ".join(missing)
-            + " here. Ask a server admin to grant them, or use another channel.",
-        )
+        await reply_private(interaction, cannot_post_message(missing))
         return None
     try:
         job = await bot.jobs.reserve(draft)

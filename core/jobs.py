@@ -28,7 +28,7 @@ from happyhorse.errors import (
     ValidationError,
 )
 from happyhorse.models import GenerationRequest, TaskState, TaskStatus
-from storage.models import Job, JobState, NewJob
+from storage.models import Balance, GuildSettings, Job, JobState, NewJob
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,21 @@ class PollOutcome:
     api_state: TaskState | None = None
     message: str = ""
     refunded: bool = False
+
+
+def _check_channel(guild: GuildSettings, channel_id: int) -> None:
+    if not guild.channel_allowed(channel_id):
+        channels = ", ".join(f"<#{cid}>" for cid in sorted(guild.allowed_channel_ids))
+        raise Refusal(f"Videos can't be made in this channel. Use one of: {channels}.")
+
+
+def _not_enough_credits(cost: int, balance: Balance) -> Refusal:
+    return Refusal(
+        f"Not enough credits: this video costs {cost} and you have "
+        f"{balance.remaining} of {balance.allowance} left. Your credits reset "
+        f"<t:{int(balance.resets_at.timestamp())}:R>. Try a 5 s std video, or ask a "
+        "moderator for more."
+    )
 
 
 def request_for(job: Job, *, model: str | None = None) -> GenerationRequest:
@@ -123,9 +138,7 @@ class JobService:
         acknowledging the interaction.
         """
         guild = await self.store.guilds.get(draft.guild_id)
-        if guild.allowed_channel_ids and draft.channel_id not in guild.allowed_channel_ids:
-            channels = ", ".join(f"<#{cid}>" for cid in sorted(guild.allowed_channel_ids))
-            raise Refusal(f"Videos can't be made in this channel. Use one of: {channels}.")
+        _check_channel(guild, draft.channel_id)
         try:
             prompt = check_prompt(
                 draft.prompt,
@@ -166,13 +179,19 @@ class JobService:
         )
         if job is None:
             balance = await self.store.credits.balance(draft.guild_id, draft.user_id)
-            raise Refusal(
-                f"Not enough credits: this video costs {cost} and you have "
-                f"{balance.remaining} of {balance.allowance} left. Your credits reset "
-                f"<t:{int(balance.resets_at.timestamp())}:R>. Try a 5 s std video, or ask a "
-                "moderator for more."
-            )
+            raise _not_enough_credits(cost, balance)
         return job
+
+    async def precheck(self, guild_id: int, channel_id: int, user_id: int, cost: int) -> None:
+        """Raise the Refusal a request costing `cost` would get here, without reserving.
+
+        For flows that ask the user for more input first (the Animate image form), so they
+        are not asked to type a prompt that would then be refused.
+        """
+        _check_channel(await self.store.guilds.get(guild_id), channel_id)
+        balance = await self.store.credits.balance(guild_id, user_id)
+        if balance.remaining < cost:
+            raise _not_enough_credits(cost, balance)
 
     async def submit(self, job: Job) -> Job:
         """Send a reserved job to the API; on any API error refund it and raise Refusal.

@@ -266,6 +266,33 @@ async def test_animate_image_menu_on_a_message_without_image_is_refused(
         assert running.sandbox.state.tasks == {}
 
 
+async def test_animate_image_menu_refuses_before_the_form_when_it_would_be_refused(
+    start_bot: StartBot, world: World
+) -> None:
+    """With no credits left, or in a closed channel, the menu refuses at once: no form to fill."""
+    fake = world.fake
+    image = fake.attachment("pic.png", PNG_1x1, "image/png", width=10, height=10)
+    async with start_bot() as running:
+        posted = fake.post_user_message(world.channel, world.bob, "look", attachments=[image])
+        await running.store.credits.set_user_allowance(
+            world.guild.id, world.alice.id, 0, world.mod.id
+        )
+        menu = await fake.invoke_message_command(
+            world.guild, world.channel, world.alice, "Animate image", posted
+        )
+        assert "Not enough credits" in await private_text(menu)
+        assert menu.modal is None
+
+        other = fake.add_text_channel(world.guild, "elsewhere")
+        await running.store.guilds.add_allowed_channel(world.guild.id, other.id, world.mod.id)
+        menu = await fake.invoke_message_command(
+            world.guild, world.channel, world.bob, "Animate image", posted
+        )
+        assert "can't be made in this channel" in await private_text(menu)
+        assert menu.modal is None
+        assert running.sandbox.state.tasks == {}
+
+
 # -- /quota and /quotas ----------------------------------------------------------------------
 
 
