@@ -15,6 +15,7 @@ import discord
 from discord.ext import commands
 
 from cogs.launch import reply_private, start_job
+from cogs.permissions import member_permissions
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 
@@ -112,7 +113,8 @@ class DeleteButton(
         job = await bot.store.jobs.get_job(self.job_id)
         is_requester = job is not None and job.user_id == interaction.user.id
         can_manage = (
-            isinstance(interaction.user, discord.Member) and interaction.permissions.manage_messages
+            isinstance(interaction.user, discord.Member)
+            and member_permissions(interaction).manage_messages
         )
         if not (is_requester or can_manage):
             await reply_private(

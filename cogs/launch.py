@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.cards import status_card
+from cogs.permissions import bot_permissions
 from core.errors import Refusal
 from core.jobs import JobDraft
 from storage.models import Job
@@ -36,7 +37,9 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
     Checked before anything is charged, so nobody waits for a video that would be made
     only to be refunded because it cannot be posted.
     """
-    perms = interaction.app_permissions
+    perms = bot_permissions(interaction)
+    if perms is None:
+        return []  # unknowable here; the delivery loop checks again before posting
     in_thread = isinstance(interaction.channel, discord.Thread)
     needed = {
         "View Channel": perms.view_channel,

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from cogs.cards import BRAND
 from cogs.launch import reply_private
-from cogs.permissions import ModeratorGroup
+from cogs.permissions import ModeratorGroup, moderator_only
 from core.prompts import PromptError, normalise_prompt
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class Moderation(commands.Cog):
         self.bot = bot
 
     @config.command(name="show", description="Show this server's video settings")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     async def show(self, interaction: discord.Interaction) -> None:
         """/config show."""
         assert interaction.guild_id is not None
@@ -48,7 +48,7 @@ class Moderation(commands.Cog):
     @config.command(
         name="allow-channel", description="Allow videos in a channel (limits to the list)"
     )
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(channel="A channel where videos may be made")
     async def allow_channel(
         self,
@@ -68,7 +68,7 @@ class Moderation(commands.Cog):
         await reply_private(interaction, text)
 
     @config.command(name="remove-channel", description="Remove a channel from the allowed list")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(channel="The channel to remove")
     async def remove_channel(
         self,
@@ -90,7 +90,7 @@ class Moderation(commands.Cog):
         await reply_private(interaction, text)
 
     @config.command(name="block-word", description="Refuse prompts containing a word or phrase")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(word="A word or short phrase")
     async def block_word(
         self, interaction: discord.Interaction, word: app_commands.Range[str, 1, MAX_BLOCKED_WORD]
@@ -118,7 +118,7 @@ class Moderation(commands.Cog):
         await reply_private(interaction, text)
 
     @config.command(name="unblock-word", description="Allow a blocked word again")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(word="The blocked word or phrase")
     async def unblock_word(
         self, interaction: discord.Interaction, word: app_commands.Range[str, 1, MAX_BLOCKED_WORD]

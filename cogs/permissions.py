@@ -21,12 +21,60 @@ class NotModerator(app_commands.CheckFailure):
         self.message = message
 
 
+def member_permissions(interaction: discord.Interaction) -> discord.Permissions:
+    """The invoker's resolved permissions in the interaction's channel.
+
+    Discord sends them with every interaction; if a payload lacks them (discord.py then
+    reports none at all), they are worked out from the cached guild: roles and overwrites.
+    """
+    perms = interaction.permissions
+    channel = interaction.channel
+    if (
+        perms.value == 0
+        and isinstance(interaction.user, discord.Member)
+        and isinstance(channel, discord.abc.GuildChannel | discord.Thread)
+    ):
+        return channel.permissions_for(interaction.user)
+    return perms
+
+
+def bot_permissions(interaction: discord.Interaction) -> discord.Permissions | None:
+    """The bot's resolved permissions in the interaction's channel; None if unknowable.
+
+    Like `member_permissions`, falls back to the cached guild when the payload has none.
+    """
+    perms = interaction.app_permissions
+    if perms.value != 0:
+        return perms
+    guild = interaction.guild
+    channel = interaction.channel
+    if (
+        guild is not None
+        and guild.me is not None
+        and isinstance(channel, discord.abc.GuildChannel | discord.Thread)
+    ):
+        return channel.permissions_for(guild.me)
+    return None
+
+
 def is_moderator(interaction: discord.Interaction) -> bool:
     """True if the invoker has Manage Server (or Administrator) in this guild."""
     if interaction.guild_id is None:
         return False
-    perms = interaction.permissions
+    perms = member_permissions(interaction)
     return perms.manage_guild or perms.administrator
+
+
+def _require_moderator(interaction: discord.Interaction) -> bool:
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    if not is_moderator(interaction):
+        raise NotModerator()
+    return True
+
+
+moderator_only = app_commands.check(_require_moderator)
+"""Decorator: the command runs only for members with Manage Server, checked at run time."""
 
 
 class ModeratorGroup(app_commands.Group):
@@ -34,8 +82,4 @@ class ModeratorGroup(app_commands.Group):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Refuse non-moderators whatever the server's command permission overrides say."""
-        if interaction.guild_id is None:
-            raise app_commands.NoPrivateMessage()
-        if not is_moderator(interaction):
-            raise NotModerator()
-        return True
+        return _require_moderator(interaction)

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from cogs.cards import BRAND, credits_text
 from cogs.launch import reply_private
-from cogs.permissions import ModeratorGroup, is_moderator
+from cogs.permissions import ModeratorGroup, is_moderator, moderator_only
 from storage.credits import MAX_CREDITS
 from storage.models import AllowanceSource, Balance
 
@@ -84,7 +84,7 @@ class Quota(commands.Cog):
         )
 
     @quotas.command(name="set", description="Set a member's credits per period")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(user="The member", credits=f"Credits per period (0 to {MAX_CREDITS:,})")
     async def quotas_set(
         self,
@@ -108,7 +108,7 @@ class Quota(commands.Cog):
         )
 
     @quotas.command(name="default", description="Set this server's default credits per period")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(credits=f"Credits per period for every member (0 to {MAX_CREDITS:,})")
     async def quotas_default(
         self, interaction: discord.Interaction, credits: app_commands.Range[int, 0, MAX_CREDITS]
@@ -129,7 +129,7 @@ class Quota(commands.Cog):
         )
 
     @quotas.command(name="reset", description="Give a member their full credits back now")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(user="The member")
     async def quotas_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
         """/quotas reset: restore the member's full allowance for this period."""
@@ -143,7 +143,7 @@ class Quota(commands.Cog):
         )
 
     @quotas.command(name="show", description="Show a member's credits")
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @moderator_only
     @app_commands.describe(user="The member")
     async def quotas_show(self, interaction: discord.Interaction, user: discord.Member) -> None:
         """/quotas show: another member's balance."""
