@@ -39,6 +39,8 @@ PARALLEL_DELIVERIES = 4
 HISTORY_SCAN_LIMIT = 500
 ENTITY_TOO_LARGE = 40005
 STALE_SWEEP_INTERVAL = 60.0
+# Failure notices older than this are not sent after a long outage: too late to matter.
+NOTICE_WINDOW_SECONDS = 24 * 3600.0
 
 
 class Delivery(commands.Cog):
@@ -47,7 +49,6 @@ class Delivery(commands.Cog):
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
         self._download_failures: dict[int, int] = {}
-        self._pending_notices: list[Job] = []
         self._last_sweep = time.monotonic()
         # A reservation can only legitimately stay unsubmitted for one generate call.
         self._stale_after = max(300.0, 4 * bot.settings.client.timeout_seconds)
@@ -59,7 +60,6 @@ class Delivery(commands.Cog):
         """Settle what a previous run left half-done, then start the loop."""
         for job in await self.bot.jobs.recover_interrupted():
             log.info("Refunded job %s left unfinished by a restart", job.id)
-            self._pending_notices.append(job)
         self.loop.start()
 
     async def cog_unload(self) -> None:
@@ -86,14 +86,11 @@ class Delivery(commands.Cog):
         now = time.monotonic()
         if now - self._last_sweep >= STALE_SWEEP_INTERVAL:
             self._last_sweep = now
-            self._pending_notices.extend(
-                await self.bot.jobs.refund_stale_reservations(self._stale_after)
-            )
-        while self._pending_notices:
-            job = self._pending_notices.pop()
-            await self._guarded(job, self._notify_failure(job, job.last_error or "interrupted"))
+            await self.bot.jobs.refund_stale_reservations(self._stale_after)
         for outcome in await self.bot.jobs.poll_due():
             await self._guarded(outcome.job, self._handle_outcome(outcome))
+        for job in await self.bot.store.jobs.unnotified_refunds(NOTICE_WINDOW_SECONDS):
+            await self._guarded(job, self._notify_failure(job))
         deliverable = await self.bot.store.jobs.deliverable_jobs(self.bot.settings.poll_batch_size)
         await asyncio.gather(*(self._guarded(job, self._deliver_slot(job)) for job in deliverable))
 
@@ -114,8 +111,6 @@ class Delivery(commands.Cog):
         elif outcome.kind in {PollKind.FAILED, PollKind.EXPIRED}:
             await self.bot.cards.update(job, note=outcome.message, force=True)
             self.bot.cards.forget(job.id)
-            if outcome.refunded:
-                await self._notify_failure(job, outcome.message)
 
     async def _deliver_slot(self, job: Job) -> None:
         async with self._slots:
@@ -262,36 +257,46 @@ class Delivery(commands.Cog):
         self.bot.cards.forget(job.id)
 
     async def _undeliverable(self, job: Job, reason: str) -> None:
+        """Refund a video that cannot be posted; the notice (a DM) follows from the outbox."""
         log.warning("Job %s cannot be delivered: %s", job.id, reason)
         if await self.bot.jobs.fail_undeliverable(job, reason):
-            link = f" You can still download it for about a day: {job.result_url}"
-            await self._dm(
-                job.user_id,
-                f"Your video (job #{job.id}) was made, but I could not post it in "
-                f"<#{job.channel_id}>: {reason}. {credits_text(job.cost).capitalize()} refunded."
-                + (link if job.result_url else ""),
-            )
+            await self._notify_failure(await self.bot.store.jobs.get_job(job.id) or job)
 
     # -- telling people --------------------------------------------------------------
 
-    async def _notify_failure(self, job: Job, reason: str) -> None:
-        """Tell the requester a job failed and was refunded: in its channel, else by DM."""
-        reason = short(reason.strip(), 300)
+    async def _notify_failure(self, job: Job) -> None:
+        """Tell the requester why a job was refunded: in its channel, else by DM.
+
+        Refunded jobs wait in the store until this has run (`unnotified_refunds`), so a
+        crash between a refund and its notice delays the notice instead of losing it.
+        """
+        reason = short((job.last_error or "it was interrupted").strip(), 300)
         if not reason.endswith((".", "!", "?", "…")):
             reason += "."
-        text = (
-            f"<@{job.user_id}> your video could not be made: {reason} "
-            f"{credits_text(job.cost).capitalize()} refunded."
-        )
+        refunded = f"{credits_text(job.cost).capitalize()} refunded."
+        if job.result_url:
+            text = (
+                f"your video (job #{job.id}) was made, but I could not post it in "
+                f"<#{job.channel_id}>: {reason} {refunded} You can still download it for "
+                f"about a day: {job.result_url}"
+            )
+        else:
+            text = f"your video could not be made: {reason} {refunded}"
         channel = await self._resolve_channel(job)
         permissions = None if channel is None else _bot_permissions(channel)
+        sent = False
         if channel is not None and (permissions is None or _may_send(channel, permissions)):
             try:
-                await channel.send(text, allowed_mentions=requester_mentions(job.user_id))
-                return
+                await channel.send(
+                    f"<@{job.user_id}> {text}", allowed_mentions=requester_mentions(job.user_id)
+                )
+                sent = True
             except discord.HTTPException as exc:
                 log.info("Job %s: failure notice not posted in channel (%s)", job.id, exc)
-        await self._dm(job.user_id, text)
+        if not sent:
+            await self._dm(job.user_id, text[0].upper() + text[1:])
+        # Told, or every way to tell was tried: either way, do not repeat it.
+        await self.bot.store.jobs.mark_notified(job.id)
 
     async def _dm(self, user_id: int, text: str) -> None:
         try:

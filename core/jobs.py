@@ -208,6 +208,8 @@ class JobService:
             else:
                 log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
             await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}")
+            # The requester hears why at once, in the reply to their command.
+            await self.store.jobs.mark_notified(job.id)
             raise describe_submit_error(exc) from None
         next_poll = self._clock() + timedelta(seconds=self.settings.poll_first_delay_seconds)
         if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):

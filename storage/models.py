@@ -112,6 +112,7 @@ class Job:
     completed_at: datetime | None
     delivered_at: datetime | None
     refunded_at: datetime | None
+    notified_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,7 @@ def _job(row: Row) -> Job:
         completed_at=_dt(row["completed_at"]),
         delivered_at=_dt(row["delivered_at"]),
         refunded_at=_dt(row["refunded_at"]),
+        notified_at=_dt(row["notified_at"]),
     )
 
 
@@ -383,6 +384,22 @@ class SQLiteJobStore:
             """UPDATE jobs SET delivering_until = :now, updated_at = :now
                WHERE state = 'completed' AND delivering_until > :now""",
             {"now": self._now()},
+        )
+
+    async def mark_notified(self, job_id: int) -> bool:
+        """Record that the requester of a refunded job was told; ``False`` if already so."""
+        return await self._update(
+            """UPDATE jobs SET notified_at = :now, updated_at = :now
+               WHERE id = :id AND state = 'refunded' AND notified_at IS NULL""",
+            {"id": job_id},
+        )
+
+    async def unnotified_refunds(self, within_seconds: float, limit: int = 50) -> list[Job]:
+        """Refunded jobs whose requester was not told yet, refunded within the window."""
+        return await self._jobs(
+            """SELECT * FROM jobs WHERE state = 'refunded' AND notified_at IS NULL
+                 AND refunded_at >= ? ORDER BY refunded_at, id LIMIT ?""",
+            (self._now() - within_seconds, _limit(limit)),
         )
 
     async def due_jobs(self, now: datetime | None = None, limit: int = 50) -> list[Job]:

@@ -100,6 +100,18 @@ class JobStore(Protocol):
         """Give up a delivery lease early (posting failed; let the loop retry)."""
         ...
 
+    async def mark_notified(self, job_id: int) -> bool:
+        """Record that the requester of a refunded job was told; ``False`` if already so."""
+        ...
+
+    async def unnotified_refunds(self, within_seconds: float, limit: int = 50) -> list[Job]:
+        """Refunded jobs whose requester was not told yet, refunded within the window.
+
+        The outbox of failure notices: post the notice, then ``mark_notified``; a crash in
+        between repeats a notice rather than losing it.
+        """
+        ...
+
     async def due_jobs(self, now: datetime | None = None, limit: int = 50) -> list[Job]:
         """Submitted jobs whose poll time has come, earliest first, at most ``limit``."""
         ...

@@ -279,3 +279,18 @@ async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
         assert [j.id for j in await store.jobs.resumable_jobs()] == [submitted.id]
     finally:
         await store.close()
+
+
+async def test_failure_notice_outbox(store: SQLiteStore, clock: FakeClock) -> None:
+    """Refunded jobs wait for their notice until marked; marking is once; old ones expire."""
+    told = await job_in_state(store, JobState.REFUNDED)
+    untold = await job_in_state(store, JobState.REFUNDED)
+    delivered = await job_in_state(store, JobState.DELIVERED)
+    assert await store.jobs.mark_notified(told.id)
+    assert not await store.jobs.mark_notified(told.id)
+    assert not await store.jobs.mark_notified(delivered.id)
+    assert [j.id for j in await store.jobs.unnotified_refunds(3600)] == [untold.id]
+    clock.advance(seconds=7200)
+    assert await store.jobs.unnotified_refunds(3600) == []
+    fresh = await store.jobs.get_job(told.id)
+    assert fresh is not None and fresh.notified_at is not None
