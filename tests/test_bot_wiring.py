@@ -130,3 +130,26 @@ async def test_allowed_mentions_default_is_none(bot: HappyHorseBot) -> None:
     mentions = bot.allowed_mentions
     assert mentions is not None
     assert mentions.to_dict() == {"parse": []} or mentions.to_dict()["parse"] == []
+
+
+def test_python_bot_py_without_token_exits_with_help(tmp_path: Path) -> None:
+    """`python bot.py` with no DISCORD_TOKEN exits 2 and says where to get one."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    # Run from an empty folder so no .env is picked up; bot.py is addressed by path.
+    result = subprocess.run(
+        [sys.executable, str(repo / "bot.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "DISCORD_TOKEN is not set" in result.stderr
+    assert "discord.com/developers/applications" in result.stderr
+    assert "Traceback" not in result.stderr
