@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DELIVERY_LEASE_SECONDS = 300.0
 MAX_DOWNLOAD_TRIES = 3
+MAX_POST_TRIES = 5
 PARALLEL_DELIVERIES = 4
 HISTORY_SCAN_LIMIT = 500
 ENTITY_TOO_LARGE = 40005
@@ -49,6 +50,7 @@ class Delivery(commands.Cog):
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
         self._download_failures: dict[int, int] = {}
+        self._post_failures: dict[int, int] = {}
         self._last_sweep = time.monotonic()
         # A reservation can only legitimately stay unsubmitted for one generate call.
         self._stale_after = max(300.0, 4 * bot.settings.client.timeout_seconds)
@@ -123,10 +125,7 @@ class Delivery(commands.Cog):
         crashed_before = job.delivering_until is not None
         if not await self.bot.store.jobs.claim_delivery(job.id, DELIVERY_LEASE_SECONDS):
             return
-        channel = await self._resolve_channel(job)
-        if channel is None:
-            await self._undeliverable(job, "the channel no longer exists or the bot cannot see it")
-            return
+        channel = self._resolve_channel(job)
         if crashed_before:
             existing = await self._find_posted(channel, job)
             if existing is not None:
@@ -161,6 +160,13 @@ class Delivery(commands.Cog):
             await self._undeliverable(job, "the channel no longer exists")
             return
         except discord.HTTPException as exc:
+            failures = self._post_failures.get(job.id, 0) + 1
+            self._post_failures[job.id] = failures
+            if failures >= MAX_POST_TRIES:
+                await self._undeliverable(
+                    job, f"Discord kept refusing the post (HTTP {exc.status}, code {exc.code})"
+                )
+                return
             log.warning("Job %s: posting failed (%s); retrying later", job.id, exc)
             await self.bot.store.jobs.release_delivery(job.id)
             return
@@ -169,16 +175,16 @@ class Delivery(commands.Cog):
                 path.unlink(missing_ok=True)
         await self._finish(job, message)
 
-    async def _resolve_channel(self, job: Job) -> discord.abc.Messageable | None:
+    def _resolve_channel(self, job: Job) -> discord.abc.Messageable:
+        """The job's channel from the cache, else a partial one to send to directly.
+
+        No lookup first: sending is the test. A channel that is gone answers 404 and one
+        the bot may not use 403, and both are handled where the message is sent.
+        """
         channel = self.bot.get_channel(job.channel_id)
-        if channel is None:
-            try:
-                channel = await self.bot.fetch_channel(job.channel_id)
-            except (discord.NotFound, discord.Forbidden):
-                return None
-        if not isinstance(channel, discord.abc.Messageable):
-            return None
-        return channel
+        if isinstance(channel, discord.abc.Messageable):
+            return channel
+        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
 
     async def _download(self, job: Job, channel: discord.abc.Messageable) -> Path | None:
         """Fetch the video if it fits the guild's upload limit; None means post a link."""
@@ -250,6 +256,7 @@ class Delivery(commands.Cog):
 
     async def _finish(self, job: Job, message: discord.Message) -> None:
         self._download_failures.pop(job.id, None)
+        self._post_failures.pop(job.id, None)
         if not await self.bot.store.jobs.mark_delivered(job.id, message.id):
             return
         delivered = await self.bot.store.jobs.get_job(job.id) or job
@@ -259,6 +266,8 @@ class Delivery(commands.Cog):
     async def _undeliverable(self, job: Job, reason: str) -> None:
         """Refund a video that cannot be posted; the notice (a DM) follows from the outbox."""
         log.warning("Job %s cannot be delivered: %s", job.id, reason)
+        self._download_failures.pop(job.id, None)
+        self._post_failures.pop(job.id, None)
         if await self.bot.jobs.fail_undeliverable(job, reason):
             await self._notify_failure(await self.bot.store.jobs.get_job(job.id) or job)
 
@@ -282,10 +291,10 @@ class Delivery(commands.Cog):
             )
         else:
             text = f"your video could not be made: {reason} {refunded}"
-        channel = await self._resolve_channel(job)
-        permissions = None if channel is None else _bot_permissions(channel)
+        channel = self._resolve_channel(job)
+        permissions = _bot_permissions(channel)
         sent = False
-        if channel is not None and (permissions is None or _may_send(channel, permissions)):
+        if permissions is None or _may_send(channel, permissions):
             try:
                 await channel.send(
                     f"<@{job.user_id}> {text}", allowed_mentions=requester_mentions(job.user_id)

@@ -103,6 +103,10 @@ async def start_job(
         # The job is submitted and will be delivered by the loop regardless.
         log.warning("Could not show the status card of job %s: %s", job.id, exc)
         return job
+    except Exception:
+        # An unexpected answer must not make a submitted (and charged) job look failed.
+        log.exception("Showing the status card of job %s failed", job.id)
+        return job
     await bot.store.jobs.set_progress_message(job.id, message.id)
     bot.cards.track(job.id, interaction)
     return job
