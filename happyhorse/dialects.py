@@ -42,10 +42,11 @@ _STATE_SYNONYMS: Final[dict[str, TaskState]] = {
         ("error", "failure", "failed", "cancelled", "canceled", "timeout"), TaskState.FAILED
     ),
 }
-_ID_KEYS: Final = ("task_id", "taskId")
+# `id` last: some services name the task plainly; the specific names win when present.
+_ID_KEYS: Final = ("task_id", "taskId", "id")
 _STATE_KEYS: Final = ("status", "state")
-_URL_LIST_KEYS: Final = ("resultUrls", "result_urls")
-_URL_KEYS: Final = ("video_url", "videoUrl", "url")
+_URL_LIST_KEYS: Final = ("resultUrls", "result_urls", "video_urls", "urls")
+_URL_KEYS: Final = ("video_url", "videoUrl", "result_url", "resultUrl", "output_url", "url")
 _REASON_KEYS: Final = ("error_message", "error", "message")
 _ERROR_KEYS: Final = ("error", "error_message", "message", "detail")
 

@@ -150,6 +150,22 @@ URL = "https://cdn.example/v.mp4"
 # (name, payload, task id, state, result URLs, message)
 STATUS_SHAPES: list[tuple[str, dict[str, Any], str, TaskState, tuple[str, ...], str | None]] = [
     (
+        "plain id, result_url",
+        {"id": "t1", "status": "succeeded", "result_url": URL},
+        "t1",
+        TaskState.COMPLETED,
+        (URL,),
+        None,
+    ),
+    (
+        "urls list under data",
+        {"data": {"id": "t1", "state": "done", "urls": [URL]}},
+        "t1",
+        TaskState.COMPLETED,
+        (URL,),
+        None,
+    ),
+    (
         "seed contract example",
         {
             "task_id": "t1",
@@ -314,6 +330,8 @@ def test_task_answer_shapes() -> None:
     assert parse_task({"data": {"taskId": "b"}}).task_id == "b"
     assert parse_task({"code": 200, "message": "success", "data": {"task_id": "c"}}).task_id == "c"
     assert parse_task({"id": 7, "status": "processing"}).state is TaskState.PROCESSING
+    assert parse_task({"data": {"id": "e"}}).task_id == "e"
+    assert parse_task({"id": "ignored", "task_id": "f"}).task_id == "f"
     failed = parse_task({"task_id": "d", "status": "failed", "error": "prompt refused"})
     assert (failed.state, failed.message) == (TaskState.FAILED, "prompt refused")
 
