@@ -94,8 +94,9 @@ async def start_job(
     except Refusal as refusal:
         try:
             await interaction.edit_original_response(content=NOT_STARTED, embed=None)
-        finally:
-            await interaction.followup.send(refusal.message, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.info("Could not replace the placeholder of job %s: %s", job.id, exc)
+        await interaction.followup.send(refusal.message, ephemeral=True)
         return None
     try:
         message = await interaction.edit_original_response(content=None, embed=status_card(job))
