@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal
+import re
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -76,8 +77,40 @@ def image_draft(
     )
 
 
+PROMPT_INPUT_ID = "hh:animate:prompt"
+MAX_OPEN_FORMS = 500
+# The form's custom id carries everything needed to answer it, so a form opened before a
+# restart is still answered after it: channel, message, attachment and user ids.
+ANIMATE_FORM_ID = re.compile(
+    r"hh:animate:(?P<channel>[0-9]+):(?P<message>[0-9]+):(?P<attachment>[0-9]+):(?P<user>[0-9]+)"
+)
+
+
+def animate_form_id(message: discord.Message, attachment: discord.Attachment, user_id: int) -> str:
+    """The custom id of the Animate image form for this image and user (at most ~90 chars)."""
+    return f"hh:animate:{message.channel.id}:{message.id}:{attachment.id}:{user_id}"
+
+
+def submitted_value(components: Any, custom_id: str) -> str | None:
+    """The value of a text input in a modal submission, whatever its layout (rows or labels)."""
+    if isinstance(components, dict):
+        if components.get("custom_id") == custom_id and "value" in components:
+            return str(components["value"])
+        components = [components.get("component"), *(components.get("components") or [])]
+    if isinstance(components, list):
+        for component in components:
+            found = submitted_value(component, custom_id)
+            if found is not None:
+                return found
+    return None
+
+
 class AnimateModal(discord.ui.Modal, title="Animate image"):
-    """Asks for an (optional) prompt before animating an image from a message."""
+    """Asks for an (optional) prompt before animating an image from a message.
+
+    Submissions are answered by `Generation.on_animate_form`, not here: that also answers
+    a form that was opened before a restart, when no Modal object exists any more.
+    """
 
     prompt: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
         label="What should happen? (optional)",
@@ -85,37 +118,8 @@ class AnimateModal(discord.ui.Modal, title="Animate image"):
         required=False,
         max_length=4000,
         placeholder="The horse shakes its mane and gallops towards the camera",
+        custom_id=PROMPT_INPUT_ID,
     )
-
-    def __init__(self, bot: HappyHorseBot, attachment: discord.Attachment) -> None:
-        super().__init__(timeout=600)
-        self.bot = bot
-        self.attachment = attachment
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        """Start the job with the prompt the user typed."""
-        try:
-            draft = image_draft(
-                interaction,
-                self.attachment,
-                prompt=self.prompt.value,
-                aspect_ratio=None,
-                duration=5,
-                quality="std",
-                sound=True,
-                max_image_bytes=self.bot.settings.max_image_bytes,
-            )
-        except Refusal as refusal:
-            await reply_private(interaction, refusal.message)
-            return
-        await start_job(self.bot, interaction, draft)
-
-    async def on_error(  # type: ignore[override]  # Modal's own signature has no item
-        self, interaction: discord.Interaction, error: Exception, /
-    ) -> None:
-        """Log the failure and tell the user, privately."""
-        log.exception("Animate modal failed for user %s", interaction.user.id, exc_info=error)
-        await reply_private(interaction, "Something went wrong starting that video. Try again.")
 
 
 class Generation(commands.Cog):
@@ -127,6 +131,8 @@ class Generation(commands.Cog):
             name="Animate image", callback=self.animate_message
         )
         self.animate_menu.guild_only = True
+        # Images of forms opened by this process (saves fetching the message on submit).
+        self._form_images: dict[str, discord.Attachment] = {}
 
     async def cog_load(self) -> None:
         """Register the context-menu command (cogs cannot declare those as methods)."""
@@ -250,10 +256,56 @@ class Generation(commands.Cog):
             except Refusal as refusal:
                 await reply_private(interaction, refusal.message)
                 return
-            await interaction.response.send_modal(AnimateModal(self.bot, attachment))
+            form_id = animate_form_id(message, attachment, interaction.user.id)
+            self._form_images[form_id] = attachment
+            if len(self._form_images) > MAX_OPEN_FORMS:  # forms never submitted
+                self._form_images.pop(next(iter(self._form_images)))
+            await interaction.response.send_modal(AnimateModal(timeout=600, custom_id=form_id))
             return
         assert first_refusal is not None
         await reply_private(interaction, first_refusal.message)
+
+    @commands.Cog.listener("on_interaction")
+    async def on_animate_form(self, interaction: discord.Interaction) -> None:
+        """Answer an Animate image form: start an image-to-video job with the typed prompt."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        match = ANIMATE_FORM_ID.fullmatch(str(data.get("custom_id", "")))
+        if match is None:
+            return
+        form_id = match.group(0)
+        try:
+            attachment = self._form_images.pop(form_id, None) or await self._fetch_image(match)
+            draft = image_draft(
+                interaction,
+                attachment,
+                prompt=submitted_value(data.get("components"), PROMPT_INPUT_ID),
+                aspect_ratio=None,
+                duration=5,
+                quality="std",
+                sound=True,
+                max_image_bytes=self.bot.settings.max_image_bytes,
+            )
+        except Refusal as refusal:
+            await reply_private(interaction, refusal.message)
+            return
+        await start_job(self.bot, interaction, draft)
+
+    async def _fetch_image(self, match: re.Match[str]) -> discord.Attachment:
+        """The form's image, from a fresh copy of its message (fresh CDN URL too)."""
+        channel = self.bot.get_partial_messageable(int(match["channel"]))
+        try:
+            message = await channel.fetch_message(int(match["message"]))
+        except discord.HTTPException:
+            raise Refusal(
+                "I can't find that image any more (was the message deleted?). "
+                "Use Animate image on it again, or /animate."
+            ) from None
+        for attachment in message.attachments:
+            if attachment.id == int(match["attachment"]):
+                return attachment
+        raise Refusal("That image was removed from its message. Use /animate instead.")
 
 
 async def setup(bot: HappyHorseBot) -> None:
