@@ -34,6 +34,7 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 TEXT_TO_VIDEO = "text-to-video"
+LOST_TASK_POLLS = 3
 IMAGE_TO_VIDEO = "image-to-video"
 
 
@@ -262,7 +263,9 @@ class JobService:
             await self._reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="api key rejected")
         except APIStatusError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and job.attempts >= LOST_TASK_POLLS:
+                # Some services answer 404 for a moment after creating a task; only a
+                # task still unknown after several polls is taken as lost.
                 return await self._fail(job, "The video service lost track of this job.")
             await self._reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)

@@ -239,3 +239,20 @@ async def test_periodic_sweep_refunds_only_old_reservations(
     still = await store.jobs.get_job(fresh.id)
     assert still is not None and still.state is JobState.RESERVED
     assert await remaining(store) == 3
+
+
+async def test_unknown_task_is_failed_only_after_several_polls(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """A 404 right after submit is retried; a task still unknown after 3 polls is refunded."""
+    job = await service.submit(await service.reserve(draft()))
+    sandbox.state.faults.add("status", status=404, count=-1)
+    kinds = []
+    for _ in range(4):
+        clock.advance(60)
+        kinds += [o.kind for o in await service.poll_due()]
+    assert kinds == [PollKind.RETRY, PollKind.RETRY, PollKind.RETRY, PollKind.FAILED]
+    lost = await store.jobs.get_job(job.id)
+    assert lost is not None and lost.state is JobState.REFUNDED
+    assert lost.last_error == "The video service lost track of this job."
+    assert await remaining(store) == 4
