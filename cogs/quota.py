@@ -12,11 +12,13 @@ from cogs.cards import BRAND, credits_text
 from cogs.launch import reply_private
 from cogs.permissions import ModeratorGroup, is_moderator, moderator_only
 from storage.credits import MAX_CREDITS
-from storage.models import AllowanceSource, Balance
+from storage.models import AllowanceSource, AuditAction, AuditEntry, Balance
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
 
+AUDIT_SCAN = 100
+AUDIT_SHOWN = 5
 PERIOD_NOUNS = {"daily": "day", "weekly": "week", "monthly": "month"}
 _SOURCES = {
     AllowanceSource.USER: "set for this member by a moderator",
@@ -149,9 +151,22 @@ class Quota(commands.Cog):
         """/quotas show: another member's balance."""
         assert interaction.guild_id is not None
         balance = await self.bot.store.credits.balance(interaction.guild_id, user.id)
-        await interaction.response.send_message(
-            embed=balance_embed(self.bot, user, balance), ephemeral=True
+        embed = balance_embed(self.bot, user, balance)
+        audit = await self.bot.store.credits.list_audit(interaction.guild_id, AUDIT_SCAN)
+        changes = [audit_line(e) for e in audit if e.target_user_id == user.id][:AUDIT_SHOWN]
+        embed.add_field(
+            name="Recent moderator changes", value="\n".join(changes) or "None", inline=False
         )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+def audit_line(entry: AuditEntry) -> str:
+    """One audit row for moderators: when, who, what, from and to."""
+    action = entry.action.value.replace("_", " ")
+    values = f"{entry.old_value or 'default'} → {entry.new_value or 'default'}"
+    if entry.action is AuditAction.RESET_USAGE:
+        values = "credits restored"
+    return f"<t:{int(entry.created_at.timestamp())}:R> <@{entry.moderator_id}> {action}: {values}"
 
 
 async def setup(bot: HappyHorseBot) -> None:

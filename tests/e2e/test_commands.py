@@ -419,6 +419,9 @@ async def test_quotas_commands_change_credits_and_are_audited(
         inter = await fake.invoke_slash(guild, channel, mod, "quotas show", {"user": bob})
         embed = await private_embed(inter)
         assert "bob" in embed["title"] and fields(embed)["Left"] == "**25** of 25"
+        changes = fields(embed)["Recent moderator changes"]
+        assert f"<@{mod.id}> set user allowance: default → 25" in changes
+        assert "reset" not in changes, "alice's reset is not bob's history"
 
         audit = list(reversed(await credits.list_audit(guild.id)))
         assert [(a.action, a.target_user_id, a.old_value, a.new_value) for a in audit] == [
