@@ -23,6 +23,7 @@ from discord.ext import commands, tasks
 
 from cogs.buttons import result_view
 from cogs.cards import credits_text, delivery_embed, job_marker, short
+from cogs.permissions import channel_bot_permissions, may_send
 from cogs.runtime import requester_mentions
 from core.jobs import PollKind, PollOutcome
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
@@ -134,8 +135,8 @@ class Delivery(commands.Cog):
                 return
         # Checked first: a refused send is an invalid request (Discord bans IPs that make
         # too many), and without Attach Files a link still delivers the video.
-        permissions = _bot_permissions(channel)
-        if permissions is not None and not _may_send(channel, permissions):
+        permissions = channel_bot_permissions(channel)
+        if permissions is not None and not may_send(channel, permissions):
             await self._undeliverable(job, "the bot is not allowed to post in that channel")
             return
         path: Path | None = None
@@ -292,9 +293,9 @@ class Delivery(commands.Cog):
         else:
             text = f"your video could not be made: {reason} {refunded}"
         channel = self._resolve_channel(job)
-        permissions = _bot_permissions(channel)
+        permissions = channel_bot_permissions(channel)
         sent = False
-        if permissions is None or _may_send(channel, permissions):
+        if permissions is None or may_send(channel, permissions):
             try:
                 await channel.send(
                     f"<@{job.user_id}> {text}", allowed_mentions=requester_mentions(job.user_id)
@@ -313,23 +314,6 @@ class Delivery(commands.Cog):
             await user.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not DM user %s (%s)", user_id, exc)
-
-
-def _bot_permissions(channel: discord.abc.Messageable) -> discord.Permissions | None:
-    """The bot's permissions in a guild channel or thread; None when not knowable (DMs)."""
-    guild = getattr(channel, "guild", None)
-    if not isinstance(guild, discord.Guild) or guild.me is None:
-        return None
-    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
-        return None
-    return channel.permissions_for(guild.me)
-
-
-def _may_send(channel: discord.abc.Messageable, permissions: discord.Permissions) -> bool:
-    """Whether those permissions allow posting a message in the channel."""
-    if isinstance(channel, discord.Thread):
-        return permissions.send_messages_in_threads
-    return permissions.send_messages
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.launch import reply_private
-from cogs.permissions import MANAGE_SERVER_REQUIRED, NotModerator
+from cogs.permissions import NotModerator
 from core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -31,19 +31,6 @@ def message_for(error: app_commands.AppCommandError) -> str | None:
         return str(original.args[0])[:300]
     if isinstance(error, NotModerator):
         return error.message
-    if isinstance(error, app_commands.MissingPermissions):
-        return (
-            MANAGE_SERVER_REQUIRED
-            if "manage_guild" in error.missing_permissions
-            else (
-                "You lack the permission this command needs: "
-                + ", ".join(p.replace("_", " ") for p in error.missing_permissions)
-            )
-        )
-    if isinstance(error, app_commands.BotMissingPermissions):
-        return "I lack a permission I need here: " + ", ".join(
-            p.replace("_", " ") for p in error.missing_permissions
-        )
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works in a server, not in DMs. Use it in a server channel."
     if isinstance(error, app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
@@ -52,8 +39,6 @@ def message_for(error: app_commands.AppCommandError) -> str | None:
             "Your Discord app has an out of date version of this command. Reload Discord "
             "(Ctrl+R, or restart the app) and try again."
         )
-    if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: try again in {error.retry_after:.0f} s."
     if isinstance(error, app_commands.TransformerError):
         return f"That value is not valid for this option: {str(error.value)[:100]}"
     if isinstance(error, app_commands.CheckFailure):

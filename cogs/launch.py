@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.cards import status_card
-from cogs.permissions import bot_permissions
+from cogs.permissions import bot_permissions, may_send
 from core.errors import Refusal
 from core.jobs import JobDraft
 from storage.models import Job
@@ -43,8 +43,8 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
     in_thread = isinstance(interaction.channel, discord.Thread)
     needed = {
         "View Channel": perms.view_channel,
-        ("Send Messages in Threads" if in_thread else "Send Messages"): (
-            perms.send_messages_in_threads if in_thread else perms.send_messages
+        ("Send Messages in Threads" if in_thread else "Send Messages"): may_send(
+            interaction.channel, perms
         ),
         "Embed Links": perms.embed_links,
         "Attach Files": perms.attach_files,

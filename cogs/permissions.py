@@ -38,6 +38,21 @@ def member_permissions(interaction: discord.Interaction) -> discord.Permissions:
     return perms
 
 
+def channel_bot_permissions(channel: object) -> discord.Permissions | None:
+    """The bot's permissions in a cached guild channel or thread; None when not knowable."""
+    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return None
+    me = channel.guild.me
+    return None if me is None else channel.permissions_for(me)
+
+
+def may_send(channel: object, permissions: discord.Permissions) -> bool:
+    """Whether those permissions allow posting a message in the channel (threads differ)."""
+    if isinstance(channel, discord.Thread):
+        return permissions.send_messages_in_threads
+    return permissions.send_messages
+
+
 def bot_permissions(interaction: discord.Interaction) -> discord.Permissions | None:
     """The bot's resolved permissions in the interaction's channel; None if unknowable.
 
@@ -46,15 +61,7 @@ def bot_permissions(interaction: discord.Interaction) -> discord.Permissions | N
     perms = interaction.app_permissions
     if perms.value != 0:
         return perms
-    guild = interaction.guild
-    channel = interaction.channel
-    if (
-        guild is not None
-        and guild.me is not None
-        and isinstance(channel, discord.abc.GuildChannel | discord.Thread)
-    ):
-        return channel.permissions_for(guild.me)
-    return None
+    return channel_bot_permissions(interaction.channel)
 
 
 def is_moderator(interaction: discord.Interaction) -> bool:

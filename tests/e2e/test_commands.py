@@ -293,12 +293,15 @@ async def test_animate_image_menu_refuses_before_the_form_when_it_would_be_refus
         assert running.sandbox.state.tasks == {}
 
 
-async def test_animate_image_form_opened_before_a_restart_still_works(
-    start_bot: StartBot, world: World
-) -> None:
-    """A form open while the bot restarts is answered by the new process, with the image."""
+async def open_form_then_stop(
+    start_bot: StartBot, world: World, *, width: int, height: int
+) -> tuple[dict[str, Any], InteractionRecord, str]:
+    """Alice opens the Animate image form on Bob's image; the bot then stops.
+
+    Returns the image message, the menu interaction and the form's text-input id.
+    """
     fake = world.fake
-    image = fake.attachment("wide.png", PNG_1x1, "image/png", width=1600, height=900)
+    image = fake.attachment("pic.png", PNG_1x1, "image/png", width=width, height=height)
     async with start_bot():
         posted = fake.post_user_message(world.channel, world.bob, "look", attachments=[image])
         menu = await fake.invoke_message_command(
@@ -307,8 +310,17 @@ async def test_animate_image_form_opened_before_a_restart_still_works(
         assert await menu.wait_for_ack() == 9
         assert menu.modal is not None
         [text_input] = modal_inputs(menu.modal)
+    return posted, menu, str(text_input["custom_id"])
+
+
+async def test_animate_image_form_opened_before_a_restart_still_works(
+    start_bot: StartBot, world: World
+) -> None:
+    """A form open while the bot restarts is answered by the new process, with the image."""
+    fake = world.fake
+    posted, menu, input_id = await open_form_then_stop(start_bot, world, width=1600, height=900)
     async with start_bot() as running:
-        submit = await fake.submit_modal(menu, {text_input["custom_id"]: "after the restart"})
+        submit = await fake.submit_modal(menu, {input_id: "after the restart"})
         job = await accepted_job(running, submit)
         assert (job.user_id, job.mode, job.prompt) == (
             world.alice.id,
@@ -325,18 +337,10 @@ async def test_animate_image_form_for_a_deleted_message_is_refused_after_a_resta
 ) -> None:
     """If the image's message is gone by the time a pre-restart form is sent, say so, free."""
     fake = world.fake
-    image = fake.attachment("pic.png", PNG_1x1, "image/png", width=10, height=10)
-    async with start_bot():
-        posted = fake.post_user_message(world.channel, world.bob, "look", attachments=[image])
-        menu = await fake.invoke_message_command(
-            world.guild, world.channel, world.alice, "Animate image", posted
-        )
-        assert await menu.wait_for_ack() == 9
-        assert menu.modal is not None
-        [text_input] = modal_inputs(menu.modal)
+    posted, menu, input_id = await open_form_then_stop(start_bot, world, width=10, height=10)
     fake.delete_message(posted)
     async with start_bot() as running:
-        submit = await fake.submit_modal(menu, {text_input["custom_id"]: "too late"})
+        submit = await fake.submit_modal(menu, {input_id: "too late"})
         assert "can't find that image" in await private_text(submit)
         assert await used(running, world.alice.id) == 0
         assert running.sandbox.state.tasks == {}
