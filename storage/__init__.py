@@ -4,14 +4,6 @@ Discord-free and API-free: nothing here imports ``discord`` or ``happyhorse``.
 """
 
 from storage.credits import MAX_CREDITS, Period, period_bounds, validate_credits
-from storage.database import (
-    DEFAULT_DATABASE_PATH,
-    Database,
-    Migration,
-    MigrationError,
-    SchemaTooNewError,
-    load_migrations,
-)
 from storage.models import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATES,
@@ -29,6 +21,14 @@ from storage.models import (
     UserUsage,
 )
 from storage.sqlite import SQLiteStore, open_store
+from storage.sqlite.database import (
+    DEFAULT_DATABASE_PATH,
+    Database,
+    Migration,
+    MigrationError,
+    SchemaTooNewError,
+    load_migrations,
+)
 from storage.store import CreditStore, GuildSettingsStore, JobStore, Store
 
 __all__ = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database, Migration, MigrationError, SchemaTooNewError, load_migrations
-from storage.database import DEFAULT_DATABASE_PATH
+from storage.sqlite.database import DEFAULT_DATABASE_PATH
 
 
 def tables(path: Path) -> set[str]:

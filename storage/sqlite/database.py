@@ -83,8 +83,8 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    """Read ``storage/migrations/NNNN_name.sql`` in version order and check the numbering."""
-    folder = resources.files(__package__ or "storage").joinpath("migrations")
+    """Read ``storage/sqlite/migrations/NNNN_name.sql`` in version order and check the numbering."""
+    folder = resources.files(__package__ or "storage.sqlite").joinpath("migrations")
     migrations: list[Migration] = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):
@@ -150,7 +150,7 @@ class Database:
     ) -> Database:
         """Open (creating the file and its folder) and migrate the database at ``path``.
 
-        ``migrations`` defaults to the files shipped in ``storage/migrations``. Raises
+        ``migrations`` defaults to the files shipped in ``storage/sqlite/migrations``. Raises
         ``SchemaTooNewError`` if the file was written by a newer version of the code.
         """
         path = Path(path)

@@ -1,0 +1,62 @@
+"""The SQLite implementation of ``storage.store.Store``.
+
+Why the write pattern is safe under concurrent writers
+------------------------------------------------------
+Two kinds of concurrency meet here: coroutines of one bot sharing one connection, and
+separate connections (a second process, a restarted bot whose old process is still
+exiting, a maintenance script) sharing the file.
+
+1. **Every change that must not happen twice is one guarded statement.** A transition is
+   ``UPDATE jobs SET state = 'delivered' ... WHERE id = ? AND state = 'completed'``; a
+   reservation is ``INSERT INTO jobs ... SELECT ... WHERE allowance - used >= cost``. A
+   single write statement runs inside SQLite's write lock from its first read to its
+   commit, so the check and the change cannot be separated by another writer: the
+   statement that runs second sees the first one's result, its ``WHERE`` no longer
+   matches, and its row count of 0 tells its caller it lost. Two polling loops, a loop
+   and a restart, or fifty simultaneous ``/generate`` commands therefore cannot both
+   deliver, both refund, or overspend.
+2. **Multi-statement changes use ``BEGIN IMMEDIATE``** (moderator changes, which read the
+   old value, write the new one and an audit row). ``IMMEDIATE`` takes the write lock
+   before the first read, so nothing can change between reading and writing, and a
+   deferred transaction's "read, then fail to upgrade to a writer" deadlock cannot occur.
+3. **Within one process**, aiosqlite runs the connection's statements one at a time on
+   its own thread, and ``Database`` holds an ``asyncio.Lock`` for each statement and for
+   the whole of each transaction, so no coroutine's statement can slip into another
+   coroutine's open transaction.
+4. **Across processes**, SQLite's file lock admits one writer at a time; WAL lets readers
+   carry on meanwhile, and the busy timeout makes a second writer wait for the lock
+   instead of failing at once.
+
+Nothing is kept only in memory: a crash loses at most the statement in flight, which
+SQLite either committed entirely or not at all (``synchronous = FULL``, so a commit is on
+disk before the call returns).
+
+Posting a video exactly once
+----------------------------
+The database cannot make "post to Discord" and "mark delivered" one atomic step, so
+delivery is: ``claim_delivery`` (a lease only one poster can hold), post, then
+``mark_delivered``. Only a crash between posting and ``mark_delivered`` can leave a posted
+but undelivered job; its lease then runs out and the job comes back from
+``deliverable_jobs``. Each job carries a unique ``delivery_nonce`` (at most 25 characters,
+the limit of a Discord message nonce): the bot sends it as the message nonce (with
+``enforce_nonce``) or as a marker in the message, and before posting a job it claimed
+again it looks for a recent message carrying that nonce and, if there is one, only calls
+``mark_delivered``.
+"""
+
+
+from storage.sqlite.common import MAX_BLOCKED_WORD_LENGTH, utc_now
+from storage.sqlite.credits import SQLiteCreditStore
+from storage.sqlite.guilds import SQLiteGuildSettingsStore
+from storage.sqlite.jobs import SQLiteJobStore
+from storage.sqlite.store import SQLiteStore, open_store
+
+__all__ = [
+    "MAX_BLOCKED_WORD_LENGTH",
+    "SQLiteCreditStore",
+    "SQLiteGuildSettingsStore",
+    "SQLiteJobStore",
+    "SQLiteStore",
+    "open_store",
+    "utc_now",
+]
