@@ -84,6 +84,7 @@ class SQLiteCreditStore:
                 "mode": new_job.mode,
                 "prompt": new_job.prompt,
                 "image_url": new_job.image_url,
+                "last_frame_url": new_job.last_frame_url,
                 "duration": new_job.duration,
                 "aspect_ratio": new_job.aspect_ratio,
                 "quality": new_job.quality,
