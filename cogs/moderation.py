@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND
+from cogs.cards import BRAND, SANDBOX_BANNER
 from cogs.launch import reply_private
 from cogs.permissions import ModeratorGroup, moderator_only
 from core.prompts import PromptError, normalise_prompt
@@ -43,6 +43,13 @@ class Moderation(commands.Cog):
         embed.add_field(name="Allowed channels", value=channels or "Every channel", inline=False)
         words = ", ".join(f"`{w}`" for w in settings.blocked_words)
         embed.add_field(name="Blocked words", value=(words or "None")[:1024], inline=False)
+        if self.bot.settings.sandbox:
+            embed.add_field(
+                name="Video service",
+                value=f"🧪 {SANDBOX_BANNER}. Videos are sandbox test clips; members are "
+                "still charged credits, so quotas can be tried out.",
+                inline=False,
+            )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @config.command(

@@ -53,6 +53,7 @@ class JobDraft:
     sound: bool
     image_url: str | None = None
     interaction_id: int | None = None
+    last_frame_url: str | None = None
 
 
 class PollKind(Enum):
@@ -176,6 +177,8 @@ class JobService:
                 quality=draft.quality,
                 sound=draft.sound,
                 interaction_id=draft.interaction_id,
+                last_frame_url=draft.last_frame_url,
+                sandbox=self.settings.sandbox,
             )
         )
         if job is None:

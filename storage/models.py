@@ -74,6 +74,7 @@ class NewJob:
     image_url: str | None = None
     interaction_id: int | None = None
     last_frame_url: str | None = None
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class Job:
     redelivered_at: datetime | None = None
     refunded_by: int | None = None
     erased_at: datetime | None = None
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +289,8 @@ class DayOutcomes:
 class GuildStats:
     """What a guild made, spent and was refunded in ``[since, until)``.
 
-    ``seconds_made`` counts seconds of video the service produced, keyed by
-    ``(quality, sound)``: what an estimate of the service's bill is based on.
+    ``seconds_made`` counts seconds of video the real service produced (sandbox clips left
+    out), keyed by ``(quality, sound)``: what an estimate of the service's bill is based on.
     """
 
     guild_id: int

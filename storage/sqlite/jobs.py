@@ -374,7 +374,7 @@ class SQLiteJobStore:
         )
         seconds = await self._db.fetch_all(
             f"""SELECT quality, sound, SUM(duration) AS seconds FROM jobs
-               {where} AND completed_at IS NOT NULL
+               {where} AND completed_at IS NOT NULL AND sandbox = 0
                GROUP BY quality, sound""",  # noqa: S608
             params,
         )

@@ -112,9 +112,7 @@ async def test_guild_stats_match_a_seeded_ledger(store: SQLiteStore, clock: Fake
     assert stats.seconds_made == {("std", True): 5 + 10, ("pro", True): 5, ("std", False): 5}
 
 
-async def test_retention_erases_only_old_settled_jobs(
-    store: SQLiteStore, clock: FakeClock
-) -> None:
+async def test_retention_erases_only_old_settled_jobs(store: SQLiteStore, clock: FakeClock) -> None:
     """Prompts and URLs of settled jobs before the cut go; rows, costs and the rest stay."""
     clock.now = START - timedelta(days=100)
     old_delivered = await job_in_state(
@@ -204,3 +202,15 @@ async def test_stats_of_100000_jobs_use_the_covering_index(tmp_path: Path) -> No
         assert any("COVERING INDEX jobs_guild_stats" in str(row[3]) for row in plan), plan
     finally:
         await store.close()
+
+
+async def test_sandbox_jobs_are_marked_and_left_out_of_service_seconds(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """A job made on the sandbox says so for ever and costs the service nothing."""
+    job = await job_in_state(store, JobState.DELIVERED, sandbox=True)
+    assert job.sandbox
+    plain = await job_in_state(store, JobState.DELIVERED)
+    assert not plain.sandbox
+    stats = await store.jobs.guild_stats(GUILD, START - timedelta(days=1), START + timedelta(1))
+    assert stats.made == 2 and stats.seconds_made == {("std", True): 5}

@@ -12,13 +12,16 @@ ALTER TABLE jobs ADD COLUMN message_deleted_at REAL;
 ALTER TABLE jobs ADD COLUMN redelivered_at REAL;
 -- The moderator who refunded the job by hand (NULL for automatic refunds).
 ALTER TABLE jobs ADD COLUMN refunded_by INTEGER;
+-- 1 when the job was made by the built-in sandbox (no API key): a test clip, said so on
+-- its card and its post, and left out of the service cost estimate.
+ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0 CHECK (sandbox IN (0, 1));
 -- When retention erased the job's prompt and URLs (the row stays for accounting).
 ALTER TABLE jobs ADD COLUMN erased_at REAL;
 
 -- /stats: every figure of a guild's period is read from this index alone (covering).
 CREATE INDEX jobs_guild_stats
     ON jobs (guild_id, created_at, state, user_id, cost, duration, quality, sound,
-             delivered_at, completed_at);
+             delivered_at, completed_at, sandbox);
 
 -- Retention: settled jobs whose personal data is still there, oldest first.
 CREATE INDEX jobs_retention ON jobs (created_at)
