@@ -117,7 +117,14 @@ async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> 
     """/quotas and /config are hidden from members by default (and checked at run time)."""
     for name, subcommands in {
         "quotas": {"set", "default", "reset", "show"},
-        "config": {"show", "allow-channel", "remove-channel", "block-word", "unblock-word"},
+        "config": {
+            "show",
+            "allow-channel",
+            "remove-channel",
+            "block-word",
+            "unblock-word",
+            "log-channel",
+        },
     }.items():
         group = bot.tree.get_command(name)
         assert isinstance(group, discord.app_commands.Group)
