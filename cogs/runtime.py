@@ -31,6 +31,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.history",
     "cogs.moderation",
     "cogs.modlog",
+    "cogs.stats",
 )
 
 
