@@ -136,6 +136,8 @@ class DeleteButton(
                 "I don't have permission to delete that message here.", ephemeral=True
             )
             return
+        # /jobs must not link a message that is gone (and /job offers Deliver again).
+        await bot.store.jobs.mark_message_deleted(self.job_id, interaction.message.id)
         await interaction.followup.send("Deleted.", ephemeral=True)
 
 

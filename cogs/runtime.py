@@ -32,6 +32,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.moderation",
     "cogs.modlog",
     "cogs.stats",
+    "cogs.job_admin",
 )
 
 

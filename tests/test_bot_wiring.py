@@ -96,7 +96,7 @@ async def test_command_surface(bot: HappyHorseBot) -> None:
     """Exactly the documented commands exist, with the documented options and choices."""
     tree = bot.tree
     names = {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)}
-    assert names == {"video", "animate", "quota", "quotas", "jobs", "config", "stats"}
+    assert names == {"video", "animate", "quota", "quotas", "jobs", "config", "stats", "job"}
     menus = tree.get_commands(type=discord.AppCommandType.message)
     assert [m.name for m in menus] == ["Animate image"]
     video = tree.get_command("video")
