@@ -33,6 +33,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.modlog",
     "cogs.stats",
     "cogs.job_admin",
+    "cogs.retention",
 )
 
 
