@@ -79,6 +79,7 @@ class RegenerateButton(
             sound=job.sound,
             image_url=job.image_url,
             interaction_id=interaction.id,
+            last_frame_url=job.last_frame_url,
         )
         await start_job(bot, interaction, draft)
 

@@ -31,8 +31,10 @@ _SOURCES = {
 def cost_table_text(bot: HappyHorseBot) -> str:
     """The price list, one line per duration and quality."""
     lines = []
+    durations = bot.api.dialect.durations
+    shown = sorted({durations[0], 5, 10, durations[-1]} & set(durations))
     for quality in ("std", "pro"):
-        for duration in (5, 10):
+        for duration in shown:
             cost = bot.store.credits.cost(duration, quality)
             lines.append(f"{duration} s {quality}: {credits_text(cost)}")
     return "\n".join(lines)
