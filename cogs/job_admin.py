@@ -154,6 +154,10 @@ class RefundButton(
             return
         refunded = await bot.store.jobs.get_job(job.id) or job
         bot.modlog.post(job.guild_id, job_refunded(refunded, interaction.user.id))
+        if job.state is not JobState.DELIVERED:
+            # An unfinished job stops here: its card must not keep saying "Generating".
+            await bot.cards.update(refunded, note="Refunded by a moderator.", force=True)
+            bot.cards.forget(job.id)
         await reply_private(
             interaction,
             f"Refunded {credits_text(job.cost)} to <@{job.user_id}> for job #{job.id}.",
