@@ -342,13 +342,15 @@ class SQLiteJobStore:
     ) -> GuildStats:
         """Outcomes, credits, top members, busy hours and seconds made in ``[since, until)``.
 
-        Every query reads only the ``jobs_guild_stats`` covering index. Days are counted in
-        whole UTC days from ``since``.
+        Three passes over the ``jobs_guild_stats`` covering index (never the table): one
+        grouped by UTC hour, from which days, busy hours and credits are summed here, one
+        for the seconds made by quality and sound, one for the top members. ``since``
+        should fall on a whole UTC hour (/stats passes a midnight): days count from it.
         """
         params = {"guild_id": guild_id, "since": _ts(since), "until": _ts(until)}
         where = "WHERE guild_id = :guild_id AND created_at >= :since AND created_at < :until"
-        day_rows = await self._db.fetch_all(
-            f"""SELECT FLOOR((created_at - :since) / 86400) AS day,
+        hour_rows = await self._db.fetch_all(
+            f"""SELECT FLOOR(created_at / 3600) AS hour,
                    SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END) AS made,
                    SUM(CASE WHEN delivered_at IS NULL
                              AND state IN ('failed', 'expired', 'refunded')
@@ -360,59 +362,62 @@ class SQLiteJobStore:
                FROM jobs {where} GROUP BY 1""",  # noqa: S608 - constant text, values bound
             params,
         )
+        seconds_rows = await self._db.fetch_all(
+            f"""SELECT quality, sound, SUM(duration) AS seconds FROM jobs
+               {where} AND completed_at IS NOT NULL AND sandbox = 0
+               GROUP BY quality, sound""",  # noqa: S608
+            params,
+        )
         members = await self._db.fetch_all(
             f"""SELECT user_id, COUNT(*) AS videos, SUM(cost) AS credits FROM jobs
                {where} AND delivered_at IS NOT NULL
                GROUP BY user_id ORDER BY videos DESC, user_id LIMIT :top""",  # noqa: S608
             {**params, "top": _limit(top)},
         )
-        hours = await self._db.fetch_all(
-            f"""SELECT FLOOR(created_at / 3600) - 24 * FLOOR(created_at / 86400) AS hour,
-                   COUNT(*) AS n
-               FROM jobs {where} GROUP BY 1 ORDER BY n DESC, hour LIMIT 3""",  # noqa: S608
-            params,
-        )
-        seconds = await self._db.fetch_all(
-            f"""SELECT quality, sound, SUM(duration) AS seconds FROM jobs
-               {where} AND completed_at IS NOT NULL AND sandbox = 0
-               GROUP BY quality, sound""",  # noqa: S608
-            params,
-        )
-        by_day = {int(row["day"]): row for row in day_rows}
         day_count = max(1, math.ceil((until - since).total_seconds() / 86400))
-        days = []
-        for index in range(day_count):
-            row = by_day.get(index)
-            made = int(row["made"]) if row else 0
-            failed = int(row["failed"]) if row else 0
-            total = int(row["total"]) if row else 0
-            days.append(
-                DayOutcomes(
-                    day=since + timedelta(days=index),
-                    made=made,
-                    failed=failed,
-                    pending=total - made - failed,
-                )
+        made, failed, total = [0] * day_count, [0] * day_count, [0] * day_count
+        by_hour_of_day: dict[int, int] = {}
+        seconds: dict[tuple[str, bool], int] = {}
+        refunded = credits_spent = credits_refunded = 0
+        for row in hour_rows:
+            hour = int(row["hour"])
+            day = min(day_count - 1, max(0, int((hour * 3600 - _ts(since)) // 86400)))
+            made[day] += int(row["made"])
+            failed[day] += int(row["failed"])
+            total[day] += int(row["total"])
+            by_hour_of_day[hour % 24] = by_hour_of_day.get(hour % 24, 0) + int(row["total"])
+            refunded += int(row["refunded"])
+            credits_spent += int(row["credits_spent"])
+            credits_refunded += int(row["credits_refunded"])
+        for row in seconds_rows:
+            seconds[(str(row["quality"]), bool(row["sound"]))] = int(row["seconds"])
+        days = tuple(
+            DayOutcomes(
+                day=since + timedelta(days=index),
+                made=made[index],
+                failed=failed[index],
+                pending=total[index] - made[index] - failed[index],
             )
+            for index in range(day_count)
+        )
+        busiest = sorted(by_hour_of_day.items(), key=lambda item: (-item[1], item[0]))[:3]
         return GuildStats(
             guild_id=guild_id,
             since=since,
             until=until,
-            made=sum(d.made for d in days),
-            failed=sum(d.failed for d in days),
-            pending=sum(d.pending for d in days),
-            refunded=sum(int(row["refunded"]) for row in day_rows),
-            credits_spent=sum(int(row["credits_spent"]) for row in day_rows),
-            credits_refunded=sum(int(row["credits_refunded"]) for row in day_rows),
+            made=sum(made),
+            failed=sum(failed),
+            pending=sum(total) - sum(made) - sum(failed),
+            refunded=refunded,
+            credits_spent=credits_spent,
+            credits_refunded=credits_refunded,
             top_members=tuple(
                 MemberVideos(user_id=row["user_id"], videos=row["videos"], credits=row["credits"])
                 for row in members
             ),
-            busiest_hours=tuple((int(row["hour"]), int(row["n"])) for row in hours),
-            days=tuple(days),
-            seconds_made={
-                (str(row["quality"]), bool(row["sound"])): int(row["seconds"]) for row in seconds
-            },
+            busiest_hours=tuple(busiest),
+            days=days,
+            seconds_made=seconds,
         )
 
     async def erase_settled_before(self, before: datetime, *, batch: int = 500) -> int:
