@@ -60,6 +60,13 @@ class RegenerateButton(
         if job is None or interaction.guild_id != job.guild_id or interaction.channel_id is None:
             await reply_private(interaction, "That video's settings are no longer available.")
             return
+        if job.erased_at is not None:
+            await reply_private(
+                interaction,
+                "This video's prompt and images were erased under the server's data retention "
+                "policy, so it can't be regenerated. Start a new one with /video or /animate.",
+            )
+            return
         if job.mode == IMAGE_TO_VIDEO and job.image_url and signed_url_expired(job.image_url):
             await reply_private(
                 interaction,

@@ -90,3 +90,18 @@ async def test_retention_zero_keeps_everything(start_bot: StartBot, world: World
     async with start_bot(retention_days=0) as running:
         cog = running.bot.get_cog("Retention")
         assert cog is not None and not cog.erase_daily.is_running()  # type: ignore[attr-defined]
+
+
+async def test_an_erased_video_cannot_be_regenerated(start_bot: StartBot, world: World) -> None:
+    """Regenerate on a video whose prompt was erased says why, and charges nothing."""
+    from tests.e2e.test_commands import delivered_video, used
+    from tests.e2e.test_job_admin import video_posts
+
+    async with start_bot() as running:
+        job = await delivered_video(running, world, "a horse")
+        await running.store.jobs.erase_settled_before(datetime.now(UTC) + timedelta(days=1))
+        [post] = video_posts(running, world, job.id)
+        inter = await world.fake.click_button(post, f"hh:regen:{job.id}", world.bob)
+        assert await inter.wait_for_ack() == 4
+        assert inter.ack_data is not None and "data retention" in inter.ack_data["content"]
+        assert await used(running, world.bob.id) == 0
