@@ -93,21 +93,24 @@ async def api_endpoint(settings: BotSettings) -> AsyncIterator[BotSettings]:
     if not settings.uses_sandbox:
         yield settings
         return
+    dialect = settings.client.resolved_dialect
     config = SandboxConfig(
-        dialect="seed",
+        dialect=dialect,
         complete_after=settings.sandbox_complete_after_seconds,
         processing_after=min(3.0, settings.sandbox_complete_after_seconds / 2),
     )
     async with SandboxServer(config) as sandbox:
         log.warning(
             "HAPPYHORSE_API_KEY is not set: using the built-in SANDBOX at %s. Videos are "
-            "test clips and cost nothing. Set HAPPYHORSE_API_KEY to use the real service.",
+            "test clips (every card and post says so); members are still charged credits. "
+            "Set HAPPYHORSE_API_KEY to use the real service, and REQUIRE_API_KEY=1 in "
+            "production so a missing key stops the bot instead.",
             sandbox.base_url,
         )
         client = dataclasses.replace(
-            settings.client, api_key="sandbox", base_url=sandbox.base_url, dialect="seed"
+            settings.client, api_key="sandbox", base_url=sandbox.base_url, dialect=dialect
         )
-        yield dataclasses.replace(settings, client=client)
+        yield dataclasses.replace(settings, client=client, sandbox=True)
 
 
 async def run(settings: BotSettings) -> None:

@@ -60,6 +60,13 @@ class RegenerateButton(
         if job is None or interaction.guild_id != job.guild_id or interaction.channel_id is None:
             await reply_private(interaction, "That video's settings are no longer available.")
             return
+        if job.erased_at is not None:
+            await reply_private(
+                interaction,
+                "This video's prompt and images were erased under the server's data retention "
+                "policy, so it can't be regenerated. Start a new one with /video or /animate.",
+            )
+            return
         if job.mode == IMAGE_TO_VIDEO and job.image_url and signed_url_expired(job.image_url):
             await reply_private(
                 interaction,
@@ -79,6 +86,7 @@ class RegenerateButton(
             sound=job.sound,
             image_url=job.image_url,
             interaction_id=interaction.id,
+            last_frame_url=job.last_frame_url,
         )
         await start_job(bot, interaction, draft)
 
@@ -136,6 +144,8 @@ class DeleteButton(
                 "I don't have permission to delete that message here.", ephemeral=True
             )
             return
+        # /jobs must not link a message that is gone (and /job offers Deliver again).
+        await bot.store.jobs.mark_message_deleted(self.job_id, interaction.message.id)
         await interaction.followup.send("Deleted.", ephemeral=True)
 
 

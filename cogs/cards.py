@@ -8,6 +8,7 @@ from happyhorse.models import TaskState
 from storage.models import Job, JobState
 
 FOOTER_PREFIX = "HappyHorse job #"
+SANDBOX_BANNER = "Sandbox test clip: no API key is configured"
 BRAND = discord.Colour.from_rgb(233, 120, 52)
 _STATE_LINES = {
     JobState.RESERVED: ("⏳", "Sending to the video service…"),
@@ -41,6 +42,12 @@ def job_marker(job_id: int) -> str:
     return f"{FOOTER_PREFIX}{job_id}"
 
 
+def _mark_sandbox(embed: discord.Embed, job: Job) -> None:
+    """Say on a job's embed that it is a sandbox test clip, when it is one."""
+    if job.sandbox:
+        embed.set_author(name=f"🧪 {SANDBOX_BANNER}")
+
+
 def status_card(
     job: Job, api_state: TaskState | None = None, note: str | None = None
 ) -> discord.Embed:
@@ -59,6 +66,7 @@ def status_card(
     embed.add_field(name="Started", value=f"<t:{int(job.created_at.timestamp())}:R>", inline=True)
     if note:
         embed.add_field(name="Note", value=short(note, 1000), inline=False)
+    _mark_sandbox(embed, job)
     embed.set_footer(text=job_marker(job.id))
     return embed
 
@@ -78,6 +86,7 @@ def delivery_embed(job: Job, *, link_only: bool) -> discord.Embed:
             inline=False,
         )
         embed.url = job.result_url
+    _mark_sandbox(embed, job)
     embed.set_footer(text=job_marker(job.id))
     return embed
 
@@ -87,7 +96,7 @@ def job_line(job: Job, guild_id: int | None) -> str:
     icon, label = _STATE_LINES.get(job.state, ("•", job.state.value))
     prompt = short(discord.utils.escape_markdown(job.prompt or "(no prompt)"), 60)
     link = ""
-    if job.delivered_message_id and guild_id:
+    if job.delivered_message_id and job.message_deleted_at is None and guild_id:
         link = (
             f" · [message](https://discord.com/channels/{guild_id}/{job.channel_id}/"
             f"{job.delivered_message_id})"

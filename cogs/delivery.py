@@ -26,6 +26,7 @@ from cogs.cards import credits_text, delivery_embed, job_marker, short
 from cogs.permissions import channel_bot_permissions, may_send
 from cogs.runtime import requester_mentions
 from core.jobs import PollKind, PollOutcome
+from core.modlog import job_failed
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
 
@@ -280,6 +281,7 @@ class Delivery(commands.Cog):
         Refunded jobs wait in the store until this has run (`unnotified_refunds`), so a
         crash between a refund and its notice delays the notice instead of losing it.
         """
+        self.bot.modlog.post(job.guild_id, job_failed(job))
         reason = short((job.last_error or "it was interrupted").strip(), 300)
         if not reason.endswith((".", "!", "?", "…")):
             reason += "."

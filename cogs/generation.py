@@ -53,15 +53,18 @@ def image_draft(
     quality: str,
     sound: bool,
     max_image_bytes: int,
+    last_frame: discord.Attachment | None = None,
 ) -> JobDraft:
-    """Check an image attachment and describe the image-to-video job it asks for."""
+    """Check an image attachment (and an optional last frame) and describe the job."""
     guild_id, channel_id = _require_guild(interaction)
-    check_image(
-        filename=attachment.filename,
-        content_type=attachment.content_type,
-        size=attachment.size,
-        max_bytes=max_image_bytes,
-    )
+    for image in (attachment, last_frame):
+        if image is not None:
+            check_image(
+                filename=image.filename,
+                content_type=image.content_type,
+                size=image.size,
+                max_bytes=max_image_bytes,
+            )
     return JobDraft(
         guild_id=guild_id,
         channel_id=channel_id,
@@ -74,6 +77,7 @@ def image_draft(
         sound=sound,
         image_url=attachment.url,
         interaction_id=interaction.id,
+        last_frame_url=None if last_frame is None else last_frame.url,
     )
 
 
@@ -133,6 +137,14 @@ class Generation(commands.Cog):
         self.animate_menu.guild_only = True
         # Images of forms opened by this process (saves fetching the message on submit).
         self._form_images: dict[str, discord.Attachment] = {}
+        if bot.api.dialect.name == "native":
+            # The live service takes 3-15 s and a last frame: register those options
+            # instead, so members only ever see what the service in use supports.
+            from cogs.native_options import native_commands  # imports this module
+
+            self.__cog_app_commands__ = [
+                c for c in self.__cog_app_commands__ if c.name not in {"video", "animate"}
+            ] + native_commands(self)
 
     async def cog_load(self) -> None:
         """Register the context-menu command (cogs cannot declare those as methods)."""
@@ -156,6 +168,18 @@ class Generation(commands.Cog):
         sound: bool = True,
     ) -> None:
         """/video: text-to-video."""
+        await self.start_video(interaction, prompt, aspect_ratio, duration, quality, sound)
+
+    async def start_video(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        aspect_ratio: str,
+        duration: int,
+        quality: str,
+        sound: bool,
+    ) -> None:
+        """Check and start a text-to-video request (shared by both dialects' /video)."""
         try:
             guild_id, channel_id = _require_guild(interaction)
         except Refusal as refusal:
@@ -194,6 +218,20 @@ class Generation(commands.Cog):
         sound: bool = True,
     ) -> None:
         """/animate: image-to-video from an attached image."""
+        await self.start_animate(interaction, image, prompt, aspect_ratio, duration, quality, sound)
+
+    async def start_animate(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: str | None,
+        aspect_ratio: str | None,
+        duration: int,
+        quality: str,
+        sound: bool,
+        last_frame: discord.Attachment | None = None,
+    ) -> None:
+        """Check and start an image-to-video request (shared by both dialects' /animate)."""
         try:
             draft = image_draft(
                 interaction,
@@ -204,6 +242,7 @@ class Generation(commands.Cog):
                 quality=quality,
                 sound=sound,
                 max_image_bytes=self.bot.settings.max_image_bytes,
+                last_frame=last_frame,
             )
         except Refusal as refusal:
             await reply_private(interaction, refusal.message)
@@ -311,3 +350,4 @@ class Generation(commands.Cog):
 async def setup(bot: HappyHorseBot) -> None:
     """Load the cog."""
     await bot.add_cog(Generation(bot))
+

@@ -13,6 +13,7 @@ from cogs.cards import status_card
 from cogs.permissions import bot_permissions, may_send
 from core.errors import Refusal
 from core.jobs import JobDraft
+from core.modlog import job_accepted, job_failed
 from storage.models import Job
 
 if TYPE_CHECKING:
@@ -97,17 +98,21 @@ async def start_job(
         except discord.HTTPException as exc:
             log.info("Could not replace the placeholder of job %s: %s", job.id, exc)
         await interaction.followup.send(refusal.message, ephemeral=True)
+        bot.modlog.post(job.guild_id, job_failed(job, refusal.message))
         return None
     try:
         message = await interaction.edit_original_response(content=None, embed=status_card(job))
     except discord.HTTPException as exc:
         # The job is submitted and will be delivered by the loop regardless.
         log.warning("Could not show the status card of job %s: %s", job.id, exc)
+        bot.modlog.post(job.guild_id, job_accepted(job, None))
         return job
     except Exception:
         # An unexpected answer must not make a submitted (and charged) job look failed.
         log.exception("Showing the status card of job %s failed", job.id)
+        bot.modlog.post(job.guild_id, job_accepted(job, None))
         return job
+    bot.modlog.post(job.guild_id, job_accepted(job, message.jump_url))
     await bot.store.jobs.set_progress_message(job.id, message.id)
     bot.cards.track(job.id, interaction)
     return job

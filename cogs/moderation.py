@@ -8,10 +8,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND
+from cogs.cards import BRAND, SANDBOX_BANNER
 from cogs.launch import reply_private
+from cogs.modlog import missing_log_permissions
 from cogs.permissions import ModeratorGroup, moderator_only
+from core.modlog import audit_event, moderator_change
 from core.prompts import PromptError, normalise_prompt
+from storage.models import AuditAction
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
@@ -43,7 +46,79 @@ class Moderation(commands.Cog):
         embed.add_field(name="Allowed channels", value=channels or "Every channel", inline=False)
         words = ", ".join(f"`{w}`" for w in settings.blocked_words)
         embed.add_field(name="Blocked words", value=(words or "None")[:1024], inline=False)
+        embed.add_field(
+            name="Log channel",
+            value=self._log_channel_status(interaction.guild_id, settings.log_channel_id),
+            inline=False,
+        )
+        if self.bot.settings.sandbox:
+            embed.add_field(
+                name="Video service",
+                value=f"🧪 {SANDBOX_BANNER}. Videos are sandbox test clips; members are "
+                "still charged credits, so quotas can be tried out.",
+                inline=False,
+            )
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def _log(
+        self,
+        interaction: discord.Interaction,
+        action: AuditAction,
+        *,
+        old_value: str | None = None,
+        new_value: str | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        self.bot.modlog.post(
+            interaction.guild_id,
+            moderator_change(interaction.user.id, action, old_value=old_value, new_value=new_value),
+        )
+
+    def _log_channel_status(self, guild_id: int, channel_id: int | None) -> str:
+        """'Off', or the channel and whether the bot can post there."""
+        if channel_id is None:
+            return "Off (`/config log-channel` to choose one)"
+        text = f"<#{channel_id}>"
+        channel = self.bot.get_channel(channel_id)
+        missing = missing_log_permissions(channel) if channel is not None else []
+        problem = self.bot.modlog.problem(guild_id)
+        if channel is None and self.bot.is_ready():
+            problem = problem or "I can't see that channel (deleted, or hidden from me)"
+        if missing:
+            problem = "I am missing " + ", ".join(missing) + " there"
+        if problem:
+            text += f"\n⚠️ I can't post there: {problem}. Nothing else is affected."
+        return text
+
+    @config.command(
+        name="log-channel",
+        description="Post a log of videos, refunds and moderator changes in a channel",
+    )
+    @moderator_only
+    @app_commands.describe(channel="Where to post the log (leave empty to turn logging off)")
+    async def log_channel(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.Thread | None = None,
+    ) -> None:
+        """/config log-channel [channel]: set or (without a channel) turn off the log."""
+        assert interaction.guild_id is not None
+        entry = await self.bot.store.guilds.set_log_channel(
+            interaction.guild_id, None if channel is None else channel.id, interaction.user.id
+        )
+        self.bot.modlog.forget_problem(interaction.guild_id)
+        if channel is None:
+            await reply_private(interaction, "The moderator log is off.")
+            return
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
+        text = (
+            f"I'll log every video, failure, refund, cancel and moderator change in "
+            f"{channel.mention}."
+        )
+        missing = missing_log_permissions(channel)
+        if missing:
+            text += f" ⚠️ But I can't post there yet: I need {', '.join(missing)} in that channel."
+        await reply_private(interaction, text)
 
     @config.command(
         name="allow-channel", description="Allow videos in a channel (limits to the list)"
@@ -60,6 +135,8 @@ class Moderation(commands.Cog):
         added = await self.bot.store.guilds.add_allowed_channel(
             interaction.guild_id, channel.id, interaction.user.id
         )
+        if added:
+            self._log(interaction, AuditAction.ADD_ALLOWED_CHANNEL, new_value=str(channel.id))
         text = (
             f"Videos can now be made in {channel.mention}. Channels not on the list are closed."
             if added
@@ -81,6 +158,8 @@ class Moderation(commands.Cog):
             interaction.guild_id, channel.id, interaction.user.id
         )
         settings = await self.bot.store.guilds.get(interaction.guild_id)
+        if removed:
+            self._log(interaction, AuditAction.REMOVE_ALLOWED_CHANNEL, old_value=str(channel.id))
         if not removed:
             text = f"{channel.mention} was not on the allowed list."
         elif settings.allowed_channel_ids:
@@ -110,6 +189,8 @@ class Moderation(commands.Cog):
         added = await self.bot.store.guilds.add_blocked_word(
             interaction.guild_id, cleaned, interaction.user.id
         )
+        if added:
+            self._log(interaction, AuditAction.ADD_BLOCKED_WORD, new_value=cleaned.lower())
         text = (
             f"Prompts containing `{cleaned.lower()}` are now refused."
             if added
@@ -132,6 +213,8 @@ class Moderation(commands.Cog):
         removed = await self.bot.store.guilds.remove_blocked_word(
             interaction.guild_id, cleaned, interaction.user.id
         )
+        if removed:
+            self._log(interaction, AuditAction.REMOVE_BLOCKED_WORD, old_value=cleaned.lower())
         text = (
             f"`{cleaned.lower()}` is allowed again."
             if removed

@@ -11,6 +11,7 @@ from discord.ext import commands
 from cogs.cards import BRAND, credits_text
 from cogs.launch import reply_private
 from cogs.permissions import ModeratorGroup, is_moderator, moderator_only
+from core.modlog import audit_event
 from storage.credits import MAX_CREDITS
 from storage.models import AllowanceSource, AuditAction, AuditEntry, Balance
 
@@ -30,8 +31,10 @@ _SOURCES = {
 def cost_table_text(bot: HappyHorseBot) -> str:
     """The price list, one line per duration and quality."""
     lines = []
+    durations = bot.api.dialect.durations
+    shown = sorted({durations[0], 5, 10, durations[-1]} & set(durations))
     for quality in ("std", "pro"):
-        for duration in (5, 10):
+        for duration in shown:
             cost = bot.store.credits.cost(duration, quality)
             lines.append(f"{duration} s {quality}: {credits_text(cost)}")
     return "\n".join(lines)
@@ -102,6 +105,7 @@ class Quota(commands.Cog):
         entry = await self.bot.store.credits.set_user_allowance(
             interaction.guild_id, user.id, credits, interaction.user.id
         )
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
         await reply_private(
             interaction,
             f"{user.mention} now gets {credits_text(credits)} per "
@@ -123,6 +127,7 @@ class Quota(commands.Cog):
         entry = await self.bot.store.credits.set_guild_default(
             interaction.guild_id, credits, interaction.user.id
         )
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
         await reply_private(
             interaction,
             f"Members without their own allowance now get {credits_text(credits)} per "
@@ -136,7 +141,10 @@ class Quota(commands.Cog):
     async def quotas_reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
         """/quotas reset: restore the member's full allowance for this period."""
         assert interaction.guild_id is not None
-        await self.bot.store.credits.reset_usage(interaction.guild_id, user.id, interaction.user.id)
+        entry = await self.bot.store.credits.reset_usage(
+            interaction.guild_id, user.id, interaction.user.id
+        )
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
         balance = await self.bot.store.credits.balance(interaction.guild_id, user.id)
         await reply_private(
             interaction,

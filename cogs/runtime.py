@@ -13,6 +13,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from cogs.modlog import ModLog
 from cogs.status_cards import StatusCards
 from core.jobs import JobService
 from core.settings import BotSettings
@@ -29,6 +30,10 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.quota",
     "cogs.history",
     "cogs.moderation",
+    "cogs.modlog",
+    "cogs.stats",
+    "cogs.job_admin",
+    "cogs.retention",
 )
 
 
@@ -72,6 +77,8 @@ class HappyHorseBot(commands.Bot):
         self.api = client
         self.jobs = service or JobService(store, client, settings)
         self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
+        # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
+        self.modlog = ModLog(self)
 
     async def setup_hook(self) -> None:
         """Load the cogs, then sync the command tree (dev guild first, if one is set)."""

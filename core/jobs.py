@@ -53,6 +53,7 @@ class JobDraft:
     sound: bool
     image_url: str | None = None
     interaction_id: int | None = None
+    last_frame_url: str | None = None
 
 
 class PollKind(Enum):
@@ -104,6 +105,7 @@ def request_for(job: Job, *, model: str | None = None) -> GenerationRequest:
         quality=job.quality,  # type: ignore[arg-type]
         sound=job.sound,
         image_url=job.image_url,
+        last_frame_url=job.last_frame_url,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -157,9 +159,14 @@ class JobService:
             quality=draft.quality,  # type: ignore[arg-type]
             sound=draft.sound,
             image_url=draft.image_url,
+            last_frame_url=draft.last_frame_url,
         )
         try:
-            request.validate(max_prompt_length=self.settings.client.max_prompt_length)
+            request.validate(
+                max_prompt_length=self.settings.client.max_prompt_length,
+                durations=self.client.dialect.durations,
+                last_frame=self.client.dialect.supports_last_frame,
+            )
         except ValidationError as exc:
             raise Refusal(f"That request is not valid: {exc.message}") from None
         cost = self.cost_of(draft.duration, draft.quality)
@@ -176,6 +183,8 @@ class JobService:
                 quality=draft.quality,
                 sound=draft.sound,
                 interaction_id=draft.interaction_id,
+                last_frame_url=draft.last_frame_url,
+                sandbox=self.settings.sandbox,
             )
         )
         if job is None:

@@ -21,6 +21,13 @@ TOKEN_HELP = (
 )
 
 
+REQUIRE_KEY_HELP = (
+    "REQUIRE_API_KEY is on but HAPPYHORSE_API_KEY is empty: refusing to start, so members "
+    "are not charged credits for sandbox test clips. Put the key from your HappyHorse "
+    "dashboard in .env as HAPPYHORSE_API_KEY=..., or set REQUIRE_API_KEY=0 to use the sandbox."
+)
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it and says what is allowed."""
 
@@ -121,6 +128,24 @@ class BotSettings:
     discord_gateway_url: str | None = None
     # The in-process sandbox, used when HAPPYHORSE_API_KEY is not set.
     sandbox_complete_after_seconds: float = 20.0
+    # True when the built-in sandbox stands in for the API (set by bot.py, never read from
+    # the environment): cards, posts and /config show then say so.
+    sandbox: bool = False
+    # Refuse to start without an API key (production).
+    require_api_key: bool = False
+    # Prompts and URLs of settled jobs are erased after this many days (0 = keep them).
+    retention_days: int = 90
+    # The video service's price per second of video, in its credits, for /stats' estimate.
+    service_price_std: int = 40
+    service_price_std_sound: int = 60
+    service_price_pro: int = 54
+    service_price_pro_sound: int = 80
+
+    def service_price(self, quality: str, sound: bool) -> int:
+        """The service's price per second of video at this quality, with or without sound."""
+        if quality == "pro":
+            return self.service_price_pro_sound if sound else self.service_price_pro
+        return self.service_price_std_sound if sound else self.service_price_std
 
     @property
     def uses_sandbox(self) -> bool:
@@ -137,6 +162,9 @@ class BotSettings:
             client = ClientSettings.from_env(env)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        require_api_key = _bool(env, "REQUIRE_API_KEY", False)
+        if require_api_key and client.api_key is None:
+            raise SettingsError(REQUIRE_KEY_HELP)
         period = env.get("CREDIT_PERIOD", "daily").strip().lower() or "daily"
         if period not in {"daily", "weekly", "monthly"}:
             raise SettingsError(f"CREDIT_PERIOD must be daily, weekly or monthly, got {period!r}")
@@ -166,4 +194,10 @@ class BotSettings:
             discord_api_base_url=_first(env, DISCORD_API_BASE_NAMES),
             discord_gateway_url=_first(env, DISCORD_GATEWAY_NAMES),
             sandbox_complete_after_seconds=_float(env, "SANDBOX_COMPLETE_AFTER_SECONDS", 20.0),
+            require_api_key=require_api_key,
+            retention_days=_int(env, "RETENTION_DAYS", 90),
+            service_price_std=_int(env, "SERVICE_PRICE_STD", 40),
+            service_price_std_sound=_int(env, "SERVICE_PRICE_STD_SOUND", 60),
+            service_price_pro=_int(env, "SERVICE_PRICE_PRO", 54),
+            service_price_pro_sound=_int(env, "SERVICE_PRICE_PRO_SOUND", 80),
         )

@@ -134,7 +134,11 @@ class HappyHorseClient:
         sent). See the class docstring for the retry rule: only a refused connection or a
         429 is retried.
         """
-        request.validate(max_prompt_length=self.settings.max_prompt_length)
+        request.validate(
+            max_prompt_length=self.settings.max_prompt_length,
+            durations=self.dialect.durations,
+            last_frame=self.dialect.supports_last_frame,
+        )
         body = self.dialect.generate_body(
             request, image_field=self.settings.image_field, model=self.settings.model
         )

@@ -22,7 +22,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from happyhorse.errors import InvalidResponseError, error_for_status, truncate
-from happyhorse.models import GenerationRequest, Mode, Task, TaskState, TaskStatus, is_http_url
+from happyhorse.models import (
+    DURATIONS,
+    NATIVE_DURATIONS,
+    GenerationRequest,
+    Mode,
+    Task,
+    TaskState,
+    TaskStatus,
+    is_http_url,
+)
 from happyhorse.settings import DialectName
 
 GENERATE_PATH: Final = "/api/generate"
@@ -267,6 +276,10 @@ class Dialect(ABC):
     """How one API dialect serialises requests; parsing is shared and tolerant."""
 
     name: DialectName
+    durations: tuple[int, ...] = DURATIONS
+    """Clip lengths (seconds) this dialect accepts."""
+    supports_last_frame: bool = False
+    """Whether image-to-video may name a last frame."""
 
     generate_path: str = GENERATE_PATH
     status_path: str = STATUS_PATH
@@ -323,11 +336,16 @@ class NativeDialect(Dialect):
     """The live happyhorse.app request shape."""
 
     name: DialectName = "native"
+    durations: tuple[int, ...] = NATIVE_DURATIONS
+    supports_last_frame: bool = True
 
     def generate_body(
         self, request: GenerationRequest, *, image_field: str, model: str | None = None
     ) -> JSONObject:
-        """`{model, prompt, mode: std|pro, duration, aspect_ratio, sound, image_urls}`."""
+        """`{model, prompt, mode: std|pro, duration, aspect_ratio, sound, image_urls}`.
+
+        `image_urls` is `[first frame]` or `[first frame, last frame]`.
+        """
         body = _common_body(request, model)
         body.update(
             mode=request.quality.value,
@@ -337,6 +355,8 @@ class NativeDialect(Dialect):
         )
         if request.mode is Mode.IMAGE_TO_VIDEO and request.image_url:
             body["image_urls"] = [request.image_url]
+            if request.last_frame_url:
+                body["image_urls"].append(request.last_frame_url)
         return body
 
 

@@ -17,6 +17,9 @@ from happyhorse.errors import ValidationError
 DEFAULT_MODEL = "happyhorse-1.0/video"
 DEFAULT_MAX_PROMPT_LENGTH = 2000
 DURATIONS: tuple[int, ...] = (5, 10)
+"""Clip lengths the seed contract accepts, in seconds."""
+NATIVE_DURATIONS: tuple[int, ...] = tuple(range(3, 16))
+"""Clip lengths the live (native) service accepts: 3 to 15 seconds."""
 MAX_IMAGE_URL_LENGTH = 2048
 
 
@@ -81,6 +84,8 @@ class GenerationRequest:
     sound: bool = False
     image_url: str | None = None
     model: str = DEFAULT_MODEL
+    last_frame_url: str | None = None
+    """Image-to-video only, native dialect only: the frame the clip should end on."""
 
     def __post_init__(self) -> None:
         # Accept the plain string values; anything unknown stays as given so that
@@ -91,8 +96,18 @@ class GenerationRequest:
                 with contextlib.suppress(ValueError):
                     object.__setattr__(self, name, enum(value))
 
-    def validate(self, max_prompt_length: int = DEFAULT_MAX_PROMPT_LENGTH) -> None:
-        """Raise ValidationError naming the first invalid field; return None when valid."""
+    def validate(
+        self,
+        max_prompt_length: int = DEFAULT_MAX_PROMPT_LENGTH,
+        *,
+        durations: tuple[int, ...] = DURATIONS,
+        last_frame: bool = False,
+    ) -> None:
+        """Raise ValidationError naming the first invalid field; return None when valid.
+
+        ``durations`` and ``last_frame`` say what the dialect in use accepts (the seed
+        contract: 5 or 10 s and no last frame; the native service: 3-15 s and a last frame).
+        """
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValidationError("model", "must be a non-empty string")
         if not isinstance(self.mode, Mode):
@@ -100,8 +115,13 @@ class GenerationRequest:
         # bool is a subclass of int: True must not pass as a duration of 1.
         if not isinstance(self.duration, int) or isinstance(self.duration, bool):
             raise ValidationError("duration", f"must be an integer, got {self.duration!r}")
-        if self.duration not in DURATIONS:
-            raise ValidationError("duration", f"must be 5 or 10 seconds, got {self.duration}")
+        if self.duration not in durations:
+            allowed = (
+                f"{durations[0]} to {durations[-1]}"
+                if len(durations) > 2
+                else " or ".join(str(d) for d in durations)
+            )
+            raise ValidationError("duration", f"must be {allowed} seconds, got {self.duration}")
         if not isinstance(self.aspect_ratio, AspectRatio):
             raise ValidationError(
                 "aspect_ratio",
@@ -115,6 +135,23 @@ class GenerationRequest:
             raise ValidationError("sound", f"must be true or false, got {self.sound!r}")
         self._validate_prompt(max_prompt_length)
         self._validate_image_url()
+        self._validate_last_frame(last_frame)
+
+    def _validate_last_frame(self, supported: bool) -> None:
+        if self.last_frame_url is None:
+            return
+        if not supported:
+            raise ValidationError(
+                "last_frame_url", "is not supported by this API (only the native dialect)"
+            )
+        if self.mode is not Mode.IMAGE_TO_VIDEO:
+            raise ValidationError("last_frame_url", "is only allowed for image-to-video")
+        if len(self.last_frame_url) > MAX_IMAGE_URL_LENGTH:
+            raise ValidationError(
+                "last_frame_url", f"is longer than {MAX_IMAGE_URL_LENGTH} characters"
+            )
+        if not is_http_url(self.last_frame_url):
+            raise ValidationError("last_frame_url", "must be an http or https URL")
 
     def _validate_prompt(self, max_prompt_length: int) -> None:
         if not isinstance(self.prompt, str):

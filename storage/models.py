@@ -51,8 +51,10 @@ ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
 )
 """The state machine the store enforces: ``from -> {to, ...}``.
 
-``fail_and_refund`` is the one shortcut: it performs ``-> failed -> refunded`` as a single
+``fail_and_refund`` is one shortcut: it performs ``-> failed -> refunded`` as a single
 statement from reserved, submitted or completed, so no crash can fall between the two.
+``moderator_refund`` is the other: a moderator may refund any job not refunded yet, even a
+delivered one (the video stays posted; the member gets the credits back).
 """
 
 
@@ -71,6 +73,8 @@ class NewJob:
     sound: bool
     image_url: str | None = None
     interaction_id: int | None = None
+    last_frame_url: str | None = None
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +117,22 @@ class Job:
     delivered_at: datetime | None
     refunded_at: datetime | None
     notified_at: datetime | None = None
+    last_frame_url: str | None = None
+    message_deleted_at: datetime | None = None
+    redelivered_at: datetime | None = None
+    refunded_by: int | None = None
+    erased_at: datetime | None = None
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CostTable:
-    """Credits a generation costs: ``unit_credits`` per started ``unit_seconds`` of video,
-    multiplied by the quality's multiplier.
+    """Credits a generation costs, in proportion to its length, rounded up:
 
-    The default is the issue's table: 5 s std = 1 credit, 10 s doubles it, pro doubles it.
+    ``ceil(unit_credits * multiplier(quality) * seconds / unit_seconds)``.
+
+    The default is the issue's table: 5 s std = 1 credit, 10 s doubles it, pro doubles it;
+    3 s costs 1, 7 s costs 2 and 15 s costs 3 (std).
     """
 
     unit_credits: int = 1
@@ -151,7 +163,7 @@ class CostTable:
         except KeyError:
             known = ", ".join(sorted(self.quality_multipliers))
             raise ValueError(f"unknown quality {quality!r}; expected one of: {known}") from None
-        return self.unit_credits * math.ceil(duration / self.unit_seconds) * multiplier
+        return math.ceil(self.unit_credits * multiplier * duration / self.unit_seconds)
 
 
 class AllowanceSource(StrEnum):
@@ -192,6 +204,7 @@ class GuildSettings:
     default_credits: int | None = None
     allowed_channel_ids: frozenset[int] = frozenset()
     blocked_words: tuple[str, ...] = ()
+    log_channel_id: int | None = None
 
     def channel_allowed(self, channel_id: int) -> bool:
         """True if the bot may be used in ``channel_id`` (an empty list allows everywhere)."""
@@ -209,6 +222,8 @@ class AuditAction(StrEnum):
     ADD_BLOCKED_WORD = "add_blocked_word"
     REMOVE_BLOCKED_WORD = "remove_blocked_word"
     CLEAR_SETTINGS = "clear_settings"
+    SET_LOG_CHANNEL = "set_log_channel"
+    REFUND_JOB = "refund_job"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +264,52 @@ class UsageSummary:
     def total_jobs(self) -> int:
         """Jobs created in the period, whatever their state."""
         return sum(self.jobs_by_state.values())
+
+
+@dataclass(frozen=True, slots=True)
+class MemberVideos:
+    """One member's line in /stats: videos made and credits spent in the period."""
+
+    user_id: int
+    videos: int
+    credits: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayOutcomes:
+    """Jobs of one UTC day by outcome: made (posted), failed (never posted), pending."""
+
+    day: datetime
+    made: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GuildStats:
+    """What a guild made, spent and was refunded in ``[since, until)``.
+
+    ``seconds_made`` counts seconds of video the real service produced (sandbox clips left
+    out), keyed by ``(quality, sound)``: what an estimate of the service's bill is based on.
+    """
+
+    guild_id: int
+    since: datetime
+    until: datetime
+    made: int
+    failed: int
+    pending: int
+    refunded: int
+    credits_spent: int
+    credits_refunded: int
+    top_members: tuple[MemberVideos, ...]
+    busiest_hours: tuple[tuple[int, int], ...]
+    """``(hour of day UTC, jobs)``, busiest first."""
+    days: tuple[DayOutcomes, ...]
+    """One entry per UTC day of the period, oldest first (days without jobs included)."""
+    seconds_made: Mapping[tuple[str, bool], int]
+
+    @property
+    def total_jobs(self) -> int:
+        """Every job created in the period."""
+        return self.made + self.failed + self.pending

@@ -25,6 +25,7 @@ from storage.models import (
     Balance,
     CostTable,
     GuildSettings,
+    GuildStats,
     Job,
     NewJob,
     UsageSummary,
@@ -138,6 +139,35 @@ class JobStore(Protocol):
         """Jobs by state, credits spent and top users of the period containing ``at``."""
         ...
 
+    async def mark_message_deleted(self, job_id: int, message_id: int) -> bool:
+        """Record that the job's delivered message ``message_id`` was deleted."""
+        ...
+
+    async def moderator_refund(self, job_id: int, moderator_id: int) -> AuditEntry | None:
+        """Refund any job not refunded yet (even a delivered one) by a moderator; audited.
+
+        ``None`` when the job is unknown or already refunded: a job is refunded at most once.
+        """
+        ...
+
+    async def claim_redelivery(self, job_id: int) -> bool:
+        """Claim a job's one "Deliver again" (delivered with its message deleted, or completed)."""
+        ...
+
+    async def record_redelivery(self, job_id: int, message_id: int) -> bool:
+        """Point a delivered job at the message "Deliver again" posted."""
+        ...
+
+    async def guild_stats(
+        self, guild_id: int, since: datetime, until: datetime, *, top: int = 5
+    ) -> GuildStats:
+        """Outcomes, credits, top members, busiest hours and seconds made in ``[since, until)``."""
+        ...
+
+    async def erase_settled_before(self, before: datetime, *, batch: int = 500) -> int:
+        """Erase prompts, image and result URLs of settled jobs created before ``before``."""
+        ...
+
 
 class CreditStore(Protocol):
     """Allowances, the atomic reservation, and moderators' changes to them."""
@@ -216,6 +246,12 @@ class GuildSettingsStore(Protocol):
 
     async def clear(self, guild_id: int, moderator_id: int) -> bool:
         """Drop all allowed channels and blocked words; ``False`` if there were none."""
+        ...
+
+    async def set_log_channel(
+        self, guild_id: int, channel_id: int | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` turn off) the moderator log channel; audited."""
         ...
 
 

@@ -96,7 +96,7 @@ async def test_command_surface(bot: HappyHorseBot) -> None:
     """Exactly the documented commands exist, with the documented options and choices."""
     tree = bot.tree
     names = {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)}
-    assert names == {"video", "animate", "quota", "quotas", "jobs", "config"}
+    assert names == {"video", "animate", "quota", "quotas", "jobs", "config", "stats", "job"}
     menus = tree.get_commands(type=discord.AppCommandType.message)
     assert [m.name for m in menus] == ["Animate image"]
     video = tree.get_command("video")
@@ -117,7 +117,14 @@ async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> 
     """/quotas and /config are hidden from members by default (and checked at run time)."""
     for name, subcommands in {
         "quotas": {"set", "default", "reset", "show"},
-        "config": {"show", "allow-channel", "remove-channel", "block-word", "unblock-word"},
+        "config": {
+            "show",
+            "allow-channel",
+            "remove-channel",
+            "block-word",
+            "unblock-word",
+            "log-channel",
+        },
     }.items():
         group = bot.tree.get_command(name)
         assert isinstance(group, discord.app_commands.Group)

@@ -71,6 +71,12 @@ def _job(row: Row) -> Job:
         delivered_at=_dt(row["delivered_at"]),
         refunded_at=_dt(row["refunded_at"]),
         notified_at=_dt(row["notified_at"]),
+        last_frame_url=row["last_frame_url"],
+        message_deleted_at=_dt(row["message_deleted_at"]),
+        redelivered_at=_dt(row["redelivered_at"]),
+        refunded_by=row["refunded_by"],
+        erased_at=_dt(row["erased_at"]),
+        sandbox=bool(row["sandbox"]),
     )
 
 
@@ -127,11 +133,11 @@ _RESERVE_SQL = """
     INSERT INTO jobs (
         guild_id, channel_id, user_id, interaction_id, mode, prompt, image_url,
         duration, aspect_ratio, quality, sound, cost, state, attempts, delivery_nonce,
-        created_at, updated_at)
+        created_at, updated_at, last_frame_url, sandbox)
     SELECT
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
         :duration, :aspect_ratio, :quality, :sound, :cost, 'reserved', 0, :nonce,
-        :now, :now
+        :now, :now, :last_frame_url, :sandbox
     WHERE
         COALESCE(
             (SELECT credits FROM user_allowances

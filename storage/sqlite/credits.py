@@ -84,6 +84,8 @@ class SQLiteCreditStore:
                 "mode": new_job.mode,
                 "prompt": new_job.prompt,
                 "image_url": new_job.image_url,
+                "last_frame_url": new_job.last_frame_url,
+                "sandbox": int(new_job.sandbox),
                 "duration": new_job.duration,
                 "aspect_ratio": new_job.aspect_ratio,
                 "quality": new_job.quality,

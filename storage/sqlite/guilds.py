@@ -6,6 +6,7 @@ from typing import Any
 
 from storage.models import (
     AuditAction,
+    AuditEntry,
     GuildSettings,
 )
 from storage.sqlite.common import (
@@ -29,7 +30,8 @@ class SQLiteGuildSettingsStore:
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults if it never configured anything)."""
         guild = await self._db.fetch_one(
-            "SELECT default_credits FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            "SELECT default_credits, log_channel_id FROM guild_settings WHERE guild_id = ?",
+            (guild_id,),
         )
         channels = await self._db.fetch_all(
             "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
@@ -42,7 +44,36 @@ class SQLiteGuildSettingsStore:
             default_credits=None if guild is None else guild["default_credits"],
             allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
             blocked_words=tuple(row["word"] for row in words),
+            log_channel_id=None if guild is None else guild["log_channel_id"],
         )
+
+    async def set_log_channel(
+        self, guild_id: int, channel_id: int | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` turn off) the moderator log channel; audited."""
+        now = _ts(self._clock())
+        async with self._db.transaction() as tx:
+            await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
+            old = await tx.fetch_one(
+                "SELECT log_channel_id FROM guild_settings WHERE guild_id = :guild_id",
+                {"guild_id": guild_id},
+            )
+            await tx.execute(
+                "UPDATE guild_settings SET log_channel_id = :channel_id, updated_at = :now"
+                " WHERE guild_id = :guild_id",
+                {"guild_id": guild_id, "channel_id": channel_id, "now": now},
+            )
+            old_id = None if old is None else old["log_channel_id"]
+            return await _write_audit(
+                tx,
+                now,
+                guild_id,
+                moderator_id,
+                None,
+                AuditAction.SET_LOG_CHANNEL,
+                None if old_id is None else str(old_id),
+                None if channel_id is None else str(channel_id),
+            )
 
     async def _change(
         self,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from storage.credits import (
@@ -11,8 +12,13 @@ from storage.credits import (
     period_bounds,
 )
 from storage.models import (
+    AuditAction,
+    AuditEntry,
+    DayOutcomes,
+    GuildStats,
     Job,
     JobState,
+    MemberVideos,
     UsageSummary,
     UserUsage,
 )
@@ -21,6 +27,7 @@ from storage.sqlite.common import (
     _job,
     _limit,
     _ts,
+    _write_audit,
 )
 from storage.sqlite.database import Database
 
@@ -262,3 +269,176 @@ class SQLiteJobStore:
                 for row in users
             ),
         )
+
+    # -- moderator and operator insight ----------------------------------------------
+
+    async def mark_message_deleted(self, job_id: int, message_id: int) -> bool:
+        """Record that the job's delivered message ``message_id`` was deleted."""
+        return await self._update(
+            """UPDATE jobs SET message_deleted_at = :now, updated_at = :now
+               WHERE id = :id AND delivered_message_id = :message_id
+                 AND message_deleted_at IS NULL""",
+            {"id": job_id, "message_id": message_id},
+        )
+
+    async def moderator_refund(self, job_id: int, moderator_id: int) -> AuditEntry | None:
+        """Refund any job not refunded yet, by a moderator's decision; audited.
+
+        The requester is marked told (the moderator decided it; no failure notice is due).
+        Returns the audit entry, or ``None`` when the job is unknown or already refunded.
+        """
+        now = self._now()
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(
+                "SELECT guild_id, user_id, state, cost FROM jobs WHERE id = :id", {"id": job_id}
+            )
+            if row is None or row["state"] == JobState.REFUNDED.value:
+                return None
+            changed = await tx.execute(
+                """UPDATE jobs SET state = 'refunded', refunded_at = :now,
+                       refunded_by = :moderator_id, notified_at = :now, next_poll_at = NULL,
+                       delivering_until = NULL, updated_at = :now,
+                       last_error = COALESCE(last_error, 'refunded by a moderator')
+                   WHERE id = :id AND state <> 'refunded'""",
+                {"id": job_id, "moderator_id": moderator_id, "now": now},
+            )
+            if changed != 1:
+                return None
+            return await _write_audit(
+                tx,
+                now,
+                row["guild_id"],
+                moderator_id,
+                row["user_id"],
+                AuditAction.REFUND_JOB,
+                f"job #{job_id} {row['state']}",
+                f"refunded {row['cost']}",
+            )
+
+    async def claim_redelivery(self, job_id: int) -> bool:
+        """Claim a job's one "Deliver again": delivered with its message deleted, or completed.
+
+        ``False`` if it was claimed before, has no result URL any more, or is not eligible.
+        """
+        return await self._update(
+            """UPDATE jobs SET redelivered_at = :now, updated_at = :now
+               WHERE id = :id AND redelivered_at IS NULL AND result_url IS NOT NULL
+                 AND ((state = 'delivered' AND message_deleted_at IS NOT NULL)
+                      OR state = 'completed')""",
+            {"id": job_id},
+        )
+
+    async def record_redelivery(self, job_id: int, message_id: int) -> bool:
+        """Point a delivered job at the message "Deliver again" posted."""
+        return await self._update(
+            """UPDATE jobs SET delivered_message_id = :message_id, message_deleted_at = NULL,
+                   updated_at = :now
+               WHERE id = :id AND state = 'delivered' AND redelivered_at IS NOT NULL""",
+            {"id": job_id, "message_id": message_id},
+        )
+
+    async def guild_stats(
+        self, guild_id: int, since: datetime, until: datetime, *, top: int = 5
+    ) -> GuildStats:
+        """Outcomes, credits, top members, busy hours and seconds made in ``[since, until)``.
+
+        Three passes over the ``jobs_guild_stats`` covering index (never the table): one
+        grouped by UTC hour, from which days, busy hours and credits are summed here, one
+        for the seconds made by quality and sound, one for the top members. ``since``
+        should fall on a whole UTC hour (/stats passes a midnight): days count from it.
+        """
+        params = {"guild_id": guild_id, "since": _ts(since), "until": _ts(until)}
+        where = "WHERE guild_id = :guild_id AND created_at >= :since AND created_at < :until"
+        hour_rows = await self._db.fetch_all(
+            f"""SELECT FLOOR(created_at / 3600) AS hour,
+                   SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END) AS made,
+                   SUM(CASE WHEN delivered_at IS NULL
+                             AND state IN ('failed', 'expired', 'refunded')
+                            THEN 1 ELSE 0 END) AS failed,
+                   COUNT(*) AS total,
+                   SUM(CASE WHEN state = 'refunded' THEN 1 ELSE 0 END) AS refunded,
+                   SUM(CASE WHEN state = 'refunded' THEN cost ELSE 0 END) AS credits_refunded,
+                   SUM(CASE WHEN state <> 'refunded' THEN cost ELSE 0 END) AS credits_spent
+               FROM jobs {where} GROUP BY 1""",  # noqa: S608 - constant text, values bound
+            params,
+        )
+        seconds_rows = await self._db.fetch_all(
+            f"""SELECT quality, sound, SUM(duration) AS seconds FROM jobs
+               {where} AND completed_at IS NOT NULL AND sandbox = 0
+               GROUP BY quality, sound""",  # noqa: S608
+            params,
+        )
+        members = await self._db.fetch_all(
+            f"""SELECT user_id, COUNT(*) AS videos, SUM(cost) AS credits FROM jobs
+               {where} AND delivered_at IS NOT NULL
+               GROUP BY user_id ORDER BY videos DESC, user_id LIMIT :top""",  # noqa: S608
+            {**params, "top": _limit(top)},
+        )
+        day_count = max(1, math.ceil((until - since).total_seconds() / 86400))
+        made, failed, total = [0] * day_count, [0] * day_count, [0] * day_count
+        by_hour_of_day: dict[int, int] = {}
+        seconds: dict[tuple[str, bool], int] = {}
+        refunded = credits_spent = credits_refunded = 0
+        for row in hour_rows:
+            hour = int(row["hour"])
+            day = min(day_count - 1, max(0, int((hour * 3600 - _ts(since)) // 86400)))
+            made[day] += int(row["made"])
+            failed[day] += int(row["failed"])
+            total[day] += int(row["total"])
+            by_hour_of_day[hour % 24] = by_hour_of_day.get(hour % 24, 0) + int(row["total"])
+            refunded += int(row["refunded"])
+            credits_spent += int(row["credits_spent"])
+            credits_refunded += int(row["credits_refunded"])
+        for row in seconds_rows:
+            seconds[(str(row["quality"]), bool(row["sound"]))] = int(row["seconds"])
+        days = tuple(
+            DayOutcomes(
+                day=since + timedelta(days=index),
+                made=made[index],
+                failed=failed[index],
+                pending=total[index] - made[index] - failed[index],
+            )
+            for index in range(day_count)
+        )
+        busiest = sorted(by_hour_of_day.items(), key=lambda item: (-item[1], item[0]))[:3]
+        return GuildStats(
+            guild_id=guild_id,
+            since=since,
+            until=until,
+            made=sum(made),
+            failed=sum(failed),
+            pending=sum(total) - sum(made) - sum(failed),
+            refunded=refunded,
+            credits_spent=credits_spent,
+            credits_refunded=credits_refunded,
+            top_members=tuple(
+                MemberVideos(user_id=row["user_id"], videos=row["videos"], credits=row["credits"])
+                for row in members
+            ),
+            busiest_hours=tuple(busiest),
+            days=days,
+            seconds_made=seconds,
+        )
+
+    async def erase_settled_before(self, before: datetime, *, batch: int = 500) -> int:
+        """Erase prompt, image URLs and result URL of settled jobs created before ``before``.
+
+        The rows stay (for accounting and /stats); only what a member typed or uploaded and
+        the video link go. Works in batches so the write lock is never held for long.
+        Returns how many jobs were erased.
+        """
+        erased = 0
+        while True:
+            changed = await self._db.execute(
+                """UPDATE jobs SET prompt = '', image_url = NULL, last_frame_url = NULL,
+                       result_url = NULL, erased_at = :now, updated_at = :now
+                   WHERE id IN (
+                       SELECT id FROM jobs
+                       WHERE erased_at IS NULL AND state IN ('delivered', 'refunded')
+                         AND created_at < :before
+                       ORDER BY created_at LIMIT :batch)""",
+                {"now": self._now(), "before": _ts(before), "batch": _limit(batch)},
+            )
+            erased += changed
+            if changed < batch:
+                return erased

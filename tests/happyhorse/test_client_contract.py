@@ -782,7 +782,7 @@ async def test_api_key_never_leaks(
         faults.clear()
         faults.add("download", status=403, body=f"forbidden for {API_KEY}")
         await collect(client.download(server.base_url + "/files/x.mp4", tmp_path / "v", 10))
-        await collect(client.generate(GenerationRequest(prompt=API_KEY, duration=3)))
+        await collect(client.generate(GenerationRequest(prompt=API_KEY, duration=2)))
         client_repr = repr(client)
     async with HappyHorseClient(client_settings(closed_port_url), sleep=sleeps) as client:
         await collect(client.generate(REQUEST))

@@ -1,0 +1,71 @@
+"""/video and /animate as the live (native) service allows them: 3-15 s and a last frame.
+
+The seed contract's commands (5 or 10 s, no last frame) are declared on the `Generation`
+cog; when the API client speaks the native dialect, the cog registers these instead, so
+members never see an option the service in use does not support. Both call the same
+`Generation.start_video` / `start_animate`.
+
+No `from __future__ import annotations` here: discord.py reads these callbacks' option
+types from their annotations, which must be real objects in the nested functions.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from cogs.generation import OPTION_HELP, PROMPT_OPTION_MAX, AspectRatio, Quality
+from happyhorse.models import NATIVE_DURATIONS
+
+if TYPE_CHECKING:
+    from cogs.generation import Generation
+
+MIN_SECONDS, MAX_SECONDS = NATIVE_DURATIONS[0], NATIVE_DURATIONS[-1]
+NATIVE_HELP = {
+    **OPTION_HELP,
+    "duration": f"Clip length, {MIN_SECONDS} to {MAX_SECONDS} s (cost grows with length)",
+}
+LAST_FRAME_HELP = "Optional: an image the video should end on (PNG, JPEG or WEBP)"
+
+
+def native_commands(cog: "Generation") -> list[app_commands.Command[Any, ..., None]]:
+    """The native dialect's /video and /animate, bound to the cog's shared starters."""
+
+    @app_commands.command(name="video", description="Make a video from a text prompt")
+    @app_commands.guild_only()
+    @app_commands.describe(prompt="Describe the scene, the motion and the mood", **NATIVE_HELP)
+    async def video(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX],
+        aspect_ratio: AspectRatio = "16:9",
+        duration: app_commands.Range[int, MIN_SECONDS, MAX_SECONDS] = 5,
+        quality: Quality = "std",
+        sound: bool = True,
+    ) -> None:
+        """/video (native): text-to-video, 3-15 s."""
+        await cog.start_video(interaction, prompt, aspect_ratio, duration, quality, sound)
+
+    @app_commands.command(name="animate", description="Bring an image to life as a video")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        image="A PNG, JPEG or WEBP image to animate (the first frame)",
+        prompt="What should happen in the video (optional)",
+        last_frame=LAST_FRAME_HELP,
+        **NATIVE_HELP,
+    )
+    async def animate(
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX] | None = None,
+        aspect_ratio: AspectRatio | None = None,
+        duration: app_commands.Range[int, MIN_SECONDS, MAX_SECONDS] = 5,
+        quality: Quality = "std",
+        sound: bool = True,
+        last_frame: discord.Attachment | None = None,
+    ) -> None:
+        """/animate (native): image-to-video, 3-15 s, optionally ending on `last_frame`."""
+        await cog.start_animate(
+            interaction, image, prompt, aspect_ratio, duration, quality, sound, last_frame
+        )
+
+    return [video, animate]

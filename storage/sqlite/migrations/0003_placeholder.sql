@@ -1,0 +1,1 @@
+-- Placeholder for migration 0003, which belongs to another branch; dropped when merging.
