@@ -1,4 +1,4 @@
-"""Shared pieces of the SQLite stores: row mapping, time conversion and shared SQL."""
+"""Shared pieces of the SQL stores: row mapping, time conversion and shared SQL."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from storage.models import (
     Job,
     JobState,
 )
-from storage.sqlite.database import Row, Transaction
+from storage.sql.database import Executor, Row
 
 Clock = Callable[[], datetime]
 
@@ -162,7 +162,7 @@ _AUDIT_SQL = """
 
 
 async def _write_audit(
-    tx: Transaction,
+    tx: Executor,
     now: float,
     guild_id: int,
     moderator_id: int,

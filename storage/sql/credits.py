@@ -1,4 +1,4 @@
-"""``CreditStore`` on SQLite: allowances, the atomic reservation, audited changes."""
+"""``CreditStore`` in portable SQL: allowances, the atomic reservation, audited changes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from storage.models import (
     Job,
     NewJob,
 )
-from storage.sqlite.common import (
+from storage.sql.common import (
     _ALLOWANCE_SQL,
     _ENSURE_GUILD_SQL,
     _RESERVE_SQL,
@@ -31,11 +31,23 @@ from storage.sqlite.common import (
     _ts,
     _write_audit,
 )
-from storage.sqlite.database import Database, Row
+from storage.sql.database import Database, LockKey, Row
 
 
-class SQLiteCreditStore:
-    """``CreditStore`` on SQLite: usage is derived from the job ledger, never cached."""
+def member_lock(guild_id: int, user_id: int) -> LockKey:
+    """The lock every change to one member's charges holds: reservations and resets.
+
+    Holding it across the reservation's check-and-insert makes reservations of one member
+    run one after another on every engine. It also makes a member's job ids increase in
+    commit order (ids are drawn inside the lock), which ``reset_usage``'s "jobs after id N"
+    marker relies on: with sequences, ids of *different* members may commit out of order,
+    but never two of the same member.
+    """
+    return ("member", guild_id, user_id)
+
+
+class SQLCreditStore:
+    """``CreditStore`` on either engine: usage is derived from the job ledger, never cached."""
 
     def __init__(
         self,
@@ -74,28 +86,31 @@ class SQLiteCreditStore:
         """
         now = self._clock()
         start, end = period_bounds(now, self._period)
-        row = await self._db.fetch_one(
-            _RESERVE_SQL,
-            {
-                "guild_id": new_job.guild_id,
-                "channel_id": new_job.channel_id,
-                "user_id": new_job.user_id,
-                "interaction_id": new_job.interaction_id,
-                "mode": new_job.mode,
-                "prompt": new_job.prompt,
-                "image_url": new_job.image_url,
-                "duration": new_job.duration,
-                "aspect_ratio": new_job.aspect_ratio,
-                "quality": new_job.quality,
-                "sound": int(new_job.sound),
-                "cost": self.cost(new_job.duration, new_job.quality),
-                "nonce": secrets.token_hex(12),
-                "now": _ts(now),
-                "period_start": _ts(start),
-                "period_end": _ts(end),
-                "default_credits": self._default_credits,
-            },
-        )
+        # The check and the charge are one statement; the member lock makes it atomic
+        # on PostgreSQL too, where READ COMMITTED would let two such statements both see
+        # the balance before either charge (see ``member_lock``).
+        params: dict[str, Any] = {
+            "guild_id": new_job.guild_id,
+            "channel_id": new_job.channel_id,
+            "user_id": new_job.user_id,
+            "interaction_id": new_job.interaction_id,
+            "mode": new_job.mode,
+            "prompt": new_job.prompt,
+            "image_url": new_job.image_url,
+            "duration": new_job.duration,
+            "aspect_ratio": new_job.aspect_ratio,
+            "quality": new_job.quality,
+            "sound": int(new_job.sound),
+            "cost": self.cost(new_job.duration, new_job.quality),
+            "nonce": secrets.token_hex(12),
+            "now": _ts(now),
+            "period_start": _ts(start),
+            "period_end": _ts(end),
+            "default_credits": self._default_credits,
+        }
+        lock = member_lock(new_job.guild_id, new_job.user_id)
+        async with self._db.transaction(lock=lock) as tx:
+            row = await tx.fetch_one(_RESERVE_SQL, params)
         return None if row is None else _job(row)
 
     def _allowance_params(self, guild_id: int, user_id: int) -> dict[str, Any]:
@@ -205,7 +220,7 @@ class SQLiteCreditStore:
         them therefore gives nothing extra back); jobs reserved afterwards count again.
         """
         now = self._now()
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(lock=member_lock(guild_id, user_id)) as tx:
             row = await tx.fetch_one(_ALLOWANCE_SQL, self._allowance_params(guild_id, user_id))
             assert row is not None  # a SELECT without FROM always yields one row
             await tx.execute(
