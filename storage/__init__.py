@@ -26,6 +26,7 @@ from storage.models import (
 )
 from storage.opening import is_postgres_url, open_store, open_store_from_settings
 from storage.sql import SQLStore
+from storage.sql.database import StoreUnavailableError
 from storage.sqlite import SQLiteStore
 from storage.sqlite.database import (
     DEFAULT_DATABASE_PATH,
@@ -63,6 +64,7 @@ __all__ = [
     "SQLiteStore",
     "SchemaTooNewError",
     "Store",
+    "StoreUnavailableError",
     "UsageSummary",
     "UserUsage",
     "is_postgres_url",

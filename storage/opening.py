@@ -29,6 +29,8 @@ async def open_store(
 ) -> SQLStore:
     """Open (creating and migrating) the database at ``location`` as a ``Store``.
 
+    Raises ``StoreUnavailableError`` if a PostgreSQL server cannot be reached.
+
     ``location`` is a ``postgresql://user:password@host:port/database`` URL or a SQLite
     file path (its folder is created). The other arguments are as for
     ``storage.sqlite.open_store``.

@@ -21,7 +21,12 @@ from __future__ import annotations
 
 from storage.credits import Period, validate_credits
 from storage.models import CostTable
-from storage.postgres.database import DEFAULT_POOL_SIZE, PostgresDatabase, describe, translate
+from storage.postgres.database import (
+    DEFAULT_POOL_SIZE,
+    PostgresDatabase,
+    describe,
+    translate,
+)
 from storage.sql import Clock, SQLStore
 
 
@@ -54,4 +59,10 @@ async def open_store(
         raise
 
 
-__all__ = ["DEFAULT_POOL_SIZE", "PostgresDatabase", "describe", "open_store", "translate"]
+__all__ = [
+    "DEFAULT_POOL_SIZE",
+    "PostgresDatabase",
+    "describe",
+    "open_store",
+    "translate",
+]

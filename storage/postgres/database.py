@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from storage.sql.database import LockKey, Params
+from storage.sql.database import LockKey, Params, StoreUnavailableError
 from storage.sqlite.database import (
     Migration,
     MigrationError,
@@ -215,7 +215,14 @@ class PostgresDatabase:
             migrations = load_migrations(__package__ or "storage.postgres")
         else:
             check_numbering(migrations)
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
+        try:
+            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            # The reason (refused, timed out, bad password, no such database) never
+            # contains the password; the URL is shown without credentials.
+            raise StoreUnavailableError(
+                f"cannot connect to {describe(url)}: {type(exc).__name__}: {exc}"
+            ) from None
         try:
             version = await _migrate(conn, describe(url), migrations)
         finally:

@@ -34,6 +34,10 @@ Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 LockKey: TypeAlias = tuple[str | int, ...]
 
 
+class StoreUnavailableError(RuntimeError):
+    """The database server could not be reached or refused us (never says the password)."""
+
+
 class Row(Protocol):
     """A result row read by column name (``sqlite3.Row``, ``asyncpg.Record``)."""
 
