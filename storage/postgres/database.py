@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from storage.sql.database import LockKey, Params, StoreUnavailableError
+from storage.sql.database import Engine, LockKey, Params, StoreUnavailableError
 from storage.sqlite.database import (
     Migration,
     MigrationError,
@@ -193,6 +193,7 @@ class PostgresDatabase:
     def __init__(self, pool: asyncpg.Pool, url: str, schema_version: int) -> None:
         """Wrap an open pool; use ``PostgresDatabase.open`` instead."""
         self._pool = pool
+        self.engine: Engine = "postgres"
         self.location = describe(url)
         self.schema_version = schema_version
 

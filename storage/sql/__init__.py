@@ -2,7 +2,7 @@
 
 from storage.sql.common import MAX_BLOCKED_WORD_LENGTH, Clock, utc_now
 from storage.sql.credits import SQLCreditStore
-from storage.sql.database import Database, Executor, LockKey, Params, Row
+from storage.sql.database import Database, Engine, Executor, LockKey, Params, Row
 from storage.sql.guilds import SQLGuildSettingsStore
 from storage.sql.jobs import SQLJobStore
 from storage.sql.store import SQLStore
@@ -11,6 +11,7 @@ __all__ = [
     "MAX_BLOCKED_WORD_LENGTH",
     "Clock",
     "Database",
+    "Engine",
     "Executor",
     "LockKey",
     "Params",

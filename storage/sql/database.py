@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 LockKey: TypeAlias = tuple[str | int, ...]
+Engine: TypeAlias = Literal["sqlite", "postgres"]
 
 
 class StoreUnavailableError(RuntimeError):
@@ -64,6 +65,10 @@ class Executor(Protocol):
 
 class Database(Executor, Protocol):
     """An open, migrated database of either engine."""
+
+    engine: Engine
+    """Which engine this is, for the rare statement that must differ between them (for
+    example a claim that adds ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
 
     def transaction(
         self, *, lock: LockKey | None = None

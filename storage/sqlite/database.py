@@ -26,7 +26,7 @@ from typing import Any, TypeAlias
 
 import aiosqlite
 
-from storage.sql.database import LockKey
+from storage.sql.database import Engine, LockKey
 
 DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
 """Where the bot keeps its database unless the ``DATABASE_PATH`` setting says otherwise."""
@@ -153,6 +153,7 @@ class Database:
         """Wrap an already configured connection; use ``Database.open`` instead."""
         self._conn = conn
         self._lock = asyncio.Lock()
+        self.engine: Engine = "sqlite"
         self.path = path
         self.schema_version = schema_version
 

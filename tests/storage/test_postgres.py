@@ -7,6 +7,7 @@ these tests cover what only this engine has.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -284,6 +285,19 @@ async def test_database_url_selects_postgres(pg_database: str) -> None:
     store = await open_store_from_settings(settings)
     try:
         assert isinstance(store.database, PostgresDatabase)
+        assert store.database.engine == "postgres"
+    finally:
+        await store.close()
+
+
+async def test_without_database_url_the_sqlite_file_is_used(tmp_path: Path) -> None:
+    """DATABASE_PATH stays the default engine."""
+    path = tmp_path / "bot.sqlite3"
+    settings = BotSettings.from_env({"DISCORD_TOKEN": "t", "DATABASE_PATH": str(path)})
+    store = await open_store_from_settings(settings)
+    try:
+        assert store.database.engine == "sqlite"
+        assert path.exists()
     finally:
         await store.close()
 
