@@ -55,6 +55,9 @@ COMMAND_TIMEOUT_SECONDS = 30.0
 ACQUIRE_TIMEOUT_SECONDS = 30.0
 """How long a caller waits for a free pooled connection."""
 
+MIGRATION_TIMEOUT_SECONDS = 600.0
+"""How long one migration step (or waiting for another process's migration) may take."""
+
 
 def lock_id(key: LockKey) -> int:
     """A signed 64-bit advisory lock id for ``key`` (stable across processes and runs)."""
@@ -162,6 +165,18 @@ def describe(url: str) -> str:
     return f"postgresql://{host}{port}{parts.path or '/'}"
 
 
+_CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
+    """A connection failure as one clear error that names the server, never the password."""
+    reason = f"{type(exc).__name__}: {exc}"
+    password = urlsplit(url).password
+    if password:
+        reason = reason.replace(password, "***")
+    return StoreUnavailableError(f"cannot connect to {describe(url)}: {reason}")
+
+
 class _Connection:
     """Statements on one connection (inside a transaction)."""
 
@@ -217,25 +232,26 @@ class PostgresDatabase:
         else:
             check_numbering(migrations)
         try:
-            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            # The reason (refused, timed out, bad password, no such database) never
-            # contains the password; the URL is shown without credentials.
-            raise StoreUnavailableError(
-                f"cannot connect to {describe(url)}: {type(exc).__name__}: {exc}"
-            ) from None
+            conn = await asyncpg.connect(
+                url, timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=MIGRATION_TIMEOUT_SECONDS
+            )
+        except _CONNECT_ERRORS as exc:
+            raise _unavailable(url, exc) from None
         try:
             version = await _migrate(conn, describe(url), migrations)
         finally:
             await conn.close()
-        pool = await asyncpg.create_pool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            timeout=CONNECT_TIMEOUT_SECONDS,
-            command_timeout=COMMAND_TIMEOUT_SECONDS,
-            init=_init_connection,
-        )
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=COMMAND_TIMEOUT_SECONDS,
+                init=_init_connection,
+            )
+        except _CONNECT_ERRORS as exc:
+            raise _unavailable(url, exc) from None
         return cls(pool, url, version)
 
     async def close(self) -> None:

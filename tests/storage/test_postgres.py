@@ -319,3 +319,14 @@ async def test_unreachable_server_is_a_clear_error_without_the_password() -> Non
         await open_store(f"postgresql://bot:hunter2@127.0.0.1:{port}/hh", default_daily_credits=1)
     assert f"127.0.0.1:{port}/hh" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+async def test_wrong_password_and_missing_database_are_clear_errors(pg_cluster: object) -> None:
+    """A server that refuses us: the reason is given, the password is not."""
+    from tests.pg_cluster import TempCluster
+
+    assert isinstance(pg_cluster, TempCluster)
+    url = pg_cluster.url("no_such_database").replace("postgres@", "postgres:hunter2@")
+    with pytest.raises(StoreUnavailableError, match="no_such_database") as caught:
+        await open_store(url, default_daily_credits=1)
+    assert "hunter2" not in str(caught.value)
