@@ -11,10 +11,12 @@
 * ``numeric`` results (``SUM`` of a ``BIGINT``) come back as ``int`` (or ``float``), as on
   SQLite, rather than ``Decimal``.
 * The transaction isolation is PostgreSQL's default, READ COMMITTED. Every statement runs
-  on a pooled connection in its own transaction unless it is inside ``transaction()``,
-  which takes an advisory lock for the block (see ``storage.sql.database``): one shared
-  lock for unkeyed transactions, so read-then-write blocks behave as under SQLite's
-  single writer, and a lock per key (a member) for the credit reservation.
+  on a pooled connection in its own transaction unless it is inside ``transaction()``.
+  Transactions and locked statements take advisory locks (see ``storage.sql.database``):
+  an unkeyed transaction takes the "writer" lock exclusively, so read-then-write blocks
+  behave as under SQLite's single writer; a keyed one takes the writer lock shared and
+  its key's lock exclusively, so one member's reservations serialise and nothing else
+  waits for them.
 
 Migrations run under a session advisory lock, so processes opening a new database at
 once apply each migration exactly once; a database newer than the code is refused.
@@ -264,38 +266,67 @@ class PostgresDatabase:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement in its own transaction; return rows changed."""
+    async def execute(self, sql: str, params: Params = (), *, lock: LockKey | None = None) -> int:
+        """Run one statement in its own transaction (under ``lock``); return rows changed."""
         query, args = translate(sql, params)
-        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+        async with self._statement(lock) as conn:
             return _rowcount(await conn.execute(query, *args))
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Any]:
-        """Run a query (or a statement with ``RETURNING``) and return every row."""
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, lock: LockKey | None = None
+    ) -> list[Any]:
+        """Run a query or ``RETURNING`` statement (under ``lock``); return every row."""
         query, args = translate(sql, params)
-        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+        async with self._statement(lock) as conn:
             return list(await conn.fetch(query, *args))
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Any | None:
-        """Run a query (or a statement with ``RETURNING``) and return its first row."""
-        rows = await self.fetch_all(sql, params)
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, lock: LockKey | None = None
+    ) -> Any | None:
+        """Run a query or ``RETURNING`` statement (under ``lock``); return its first row."""
+        rows = await self.fetch_all(sql, params, lock=lock)
         return rows[0] if rows else None
 
     @asynccontextmanager
     async def transaction(self, *, lock: LockKey | None = None) -> AsyncIterator[_Connection]:
-        """``BEGIN`` + advisory lock ... ``COMMIT`` (``ROLLBACK`` if the block raises).
+        """``BEGIN`` + advisory lock(s) ... ``COMMIT`` (``ROLLBACK`` if the block raises).
 
-        Without ``lock`` the block excludes every other unkeyed transaction (SQLite's
-        ``BEGIN IMMEDIATE`` semantics); with ``lock`` only transactions holding the same
-        key. The lock is released when the transaction ends, however it ends.
+        Without ``lock`` the block excludes every other transaction and locked statement
+        (SQLite's ``BEGIN IMMEDIATE``); with ``lock``, only unkeyed transactions and those
+        holding the same key. The locks end with the transaction, however it ends.
         """
-        key = _WRITER_LOCK if lock is None else lock_id(lock)
         async with (
             self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn,
             conn.transaction(),
         ):
-            await conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", key)
+            await _take_locks(conn, lock)
             yield _Connection(conn)
+
+    @asynccontextmanager
+    async def _statement(self, lock: LockKey | None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one statement: autocommit, or a locked transaction."""
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            if lock is None:
+                yield conn
+                return
+            async with conn.transaction():
+                await _take_locks(conn, lock)
+                yield conn
+
+
+async def _take_locks(conn: asyncpg.Connection, lock: LockKey | None) -> None:
+    """Unkeyed: the writer lock, exclusive. Keyed: the writer lock shared, then the key's.
+
+    Always in that order (writer lock first), so two transactions cannot deadlock on them.
+    """
+    if lock is None:
+        await conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", _WRITER_LOCK)
+    else:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock_shared($1::bigint), pg_advisory_xact_lock($2::bigint)",
+            _WRITER_LOCK,
+            lock_id(lock),
+        )
 
 
 async def _migrate(conn: asyncpg.Connection, where: str, migrations: Sequence[Migration]) -> int:

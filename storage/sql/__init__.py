@@ -2,7 +2,15 @@
 
 from storage.sql.common import MAX_BLOCKED_WORD_LENGTH, Clock, utc_now
 from storage.sql.credits import SQLCreditStore
-from storage.sql.database import Database, Engine, Executor, LockKey, Params, Row
+from storage.sql.database import (
+    Database,
+    Engine,
+    Executor,
+    LockKey,
+    Params,
+    Row,
+    Transaction,
+)
 from storage.sql.guilds import SQLGuildSettingsStore
 from storage.sql.jobs import SQLJobStore
 from storage.sql.store import SQLStore
@@ -20,5 +28,6 @@ __all__ = [
     "SQLGuildSettingsStore",
     "SQLJobStore",
     "SQLStore",
+    "Transaction",
     "utc_now",
 ]

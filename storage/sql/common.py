@@ -14,7 +14,7 @@ from storage.models import (
     Job,
     JobState,
 )
-from storage.sql.database import Executor, Row
+from storage.sql.database import Row, Transaction
 
 Clock = Callable[[], datetime]
 
@@ -162,7 +162,7 @@ _AUDIT_SQL = """
 
 
 async def _write_audit(
-    tx: Executor,
+    tx: Transaction,
     now: float,
     guild_id: int,
     moderator_id: int,

@@ -35,13 +35,14 @@ from storage.sql.database import Database, LockKey, Row
 
 
 def member_lock(guild_id: int, user_id: int) -> LockKey:
-    """The lock every change to one member's charges holds: reservations and resets.
+    """The lock a reservation holds across its check-and-insert (one statement).
 
-    Holding it across the reservation's check-and-insert makes reservations of one member
-    run one after another on every engine. It also makes a member's job ids increase in
-    commit order (ids are drawn inside the lock), which ``reset_usage``'s "jobs after id N"
-    marker relies on: with sequences, ids of *different* members may commit out of order,
-    but never two of the same member.
+    Reservations of one member therefore run one after another on every engine (on
+    PostgreSQL an advisory lock; SQLite's single writer already serialises them), while
+    other members' go on in parallel. ``reset_usage`` runs in an unkeyed transaction, which
+    excludes every keyed one, so a member's job ids grow in the order they commit as far as
+    the reset can see: its "jobs after id N" marker never misses a job that commits late
+    (with sequences, a lower id may commit after a higher one, but not around the reset).
     """
     return ("member", guild_id, user_id)
 
@@ -86,31 +87,29 @@ class SQLCreditStore:
         """
         now = self._clock()
         start, end = period_bounds(now, self._period)
-        # The check and the charge are one statement; the member lock makes it atomic
-        # on PostgreSQL too, where READ COMMITTED would let two such statements both see
-        # the balance before either charge (see ``member_lock``).
-        params: dict[str, Any] = {
-            "guild_id": new_job.guild_id,
-            "channel_id": new_job.channel_id,
-            "user_id": new_job.user_id,
-            "interaction_id": new_job.interaction_id,
-            "mode": new_job.mode,
-            "prompt": new_job.prompt,
-            "image_url": new_job.image_url,
-            "duration": new_job.duration,
-            "aspect_ratio": new_job.aspect_ratio,
-            "quality": new_job.quality,
-            "sound": int(new_job.sound),
-            "cost": self.cost(new_job.duration, new_job.quality),
-            "nonce": secrets.token_hex(12),
-            "now": _ts(now),
-            "period_start": _ts(start),
-            "period_end": _ts(end),
-            "default_credits": self._default_credits,
-        }
-        lock = member_lock(new_job.guild_id, new_job.user_id)
-        async with self._db.transaction(lock=lock) as tx:
-            row = await tx.fetch_one(_RESERVE_SQL, params)
+        row = await self._db.fetch_one(
+            _RESERVE_SQL,
+            {
+                "guild_id": new_job.guild_id,
+                "channel_id": new_job.channel_id,
+                "user_id": new_job.user_id,
+                "interaction_id": new_job.interaction_id,
+                "mode": new_job.mode,
+                "prompt": new_job.prompt,
+                "image_url": new_job.image_url,
+                "duration": new_job.duration,
+                "aspect_ratio": new_job.aspect_ratio,
+                "quality": new_job.quality,
+                "sound": int(new_job.sound),
+                "cost": self.cost(new_job.duration, new_job.quality),
+                "nonce": secrets.token_hex(12),
+                "now": _ts(now),
+                "period_start": _ts(start),
+                "period_end": _ts(end),
+                "default_credits": self._default_credits,
+            },
+            lock=member_lock(new_job.guild_id, new_job.user_id),
+        )
         return None if row is None else _job(row)
 
     def _allowance_params(self, guild_id: int, user_id: int) -> dict[str, Any]:
@@ -220,7 +219,7 @@ class SQLCreditStore:
         them therefore gives nothing extra back); jobs reserved afterwards count again.
         """
         now = self._now()
-        async with self._db.transaction(lock=member_lock(guild_id, user_id)) as tx:
+        async with self._db.transaction() as tx:
             row = await tx.fetch_one(_ALLOWANCE_SQL, self._allowance_params(guild_id, user_id))
             assert row is not None  # a SELECT without FROM always yields one row
             await tx.execute(

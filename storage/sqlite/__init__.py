@@ -8,8 +8,8 @@ exiting, a maintenance script) sharing the file.
 
 1. **Every change that must not happen twice is one guarded statement.** A transition is
    ``UPDATE jobs SET state = 'delivered' ... WHERE id = ? AND state = 'completed'``; a
-   reservation is ``INSERT INTO jobs ... SELECT ... WHERE allowance - used >= cost`` (in
-   a transaction locked on the member, which PostgreSQL needs and SQLite's single writer
+   reservation is ``INSERT INTO jobs ... SELECT ... WHERE allowance - used >= cost`` (a
+   statement locked on the member, which PostgreSQL needs and SQLite's single writer
    gives anyway). A single write statement runs inside SQLite's write lock from its first
    read to its commit, so the check and the change cannot be separated by another writer: the
    statement that runs second sees the first one's result, its ``WHERE`` no longer

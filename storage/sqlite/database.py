@@ -201,17 +201,24 @@ class Database:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
+    # ``lock`` (see ``storage.sql.database``) needs nothing here: SQLite runs every write
+    # statement under its one write lock, which excludes every other writer anyway.
+
+    async def execute(self, sql: str, params: Params = (), *, lock: LockKey | None = None) -> int:
         """Run one statement in its own (autocommit) transaction; return rows changed."""
         async with self._lock:
             return await _execute(self._conn, sql, params)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, lock: LockKey | None = None
+    ) -> list[Row]:
         """Run a query and return every row."""
         async with self._lock:
             return await _fetch_all(self._conn, sql, params)
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, lock: LockKey | None = None
+    ) -> Row | None:
         """Run a query (or a statement with ``RETURNING``) and return its first row."""
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
@@ -223,7 +230,7 @@ class Database:
         ``IMMEDIATE`` takes SQLite's write lock up front (waiting up to the busy timeout
         for other connections), so what the block reads cannot change before it writes.
         That lock excludes every other writer, so a ``lock`` key (which on PostgreSQL
-        narrows the exclusion to one member) needs nothing more here.
+        narrows the exclusion to one key) needs nothing more here.
         Not re-entrant: do not call ``Database`` methods inside the block, use the
         ``Transaction`` it yields.
         """

@@ -250,6 +250,33 @@ async def test_keyed_transactions_exclude_the_same_key_only(pg_database: str) ->
         await db.close()
 
 
+async def test_unkeyed_transaction_excludes_locked_statements(pg_database: str) -> None:
+    """A moderator's transaction (unkeyed) holds off every member's locked statement."""
+    db = await PostgresDatabase.open(pg_database)
+    try:
+        held = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with db.transaction():
+                held.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await held.wait()
+        locked = asyncio.create_task(db.fetch_one("SELECT 1 AS one", lock=("member", 3, 4)))
+        while await _advisory_waiters(db) == 0:
+            await asyncio.sleep(0.01)
+        assert not locked.done()
+        # An unlocked statement is not held up.
+        assert await db.fetch_one("SELECT 1 AS one") is not None
+        release.set()
+        await holder
+        assert (await locked)["one"] == 1
+    finally:
+        await db.close()
+
+
 async def _advisory_waiters(db: PostgresDatabase) -> int:
     row = await db.fetch_one(
         "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
