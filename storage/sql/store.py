@@ -58,6 +58,10 @@ class SQLStore:
         """Per-guild settings."""
         return self._guilds
 
+    async def ping(self) -> None:
+        """Run a trivial query; raise if the database cannot answer (health checks)."""
+        await self.database.fetch_one("SELECT 1")
+
     async def close(self) -> None:
         """Close the database connection(s)."""
         await self.database.close()

@@ -341,3 +341,14 @@ async def test_failure_notice_outbox(store: SQLiteStore, clock: FakeClock) -> No
     assert await store.jobs.unnotified_refunds(3600) == []
     fresh = await store.jobs.get_job(told.id)
     assert fresh is not None and fresh.notified_at is not None
+
+
+async def test_ping_answers_on_an_open_store_and_fails_on_a_closed_one(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """Health checks: ping returns while the database answers, raises once it is closed."""
+    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    await store.ping()
+    await store.close()
+    with pytest.raises(Exception):  # noqa: B017 - each engine raises its own closed-error
+        await store.ping()
