@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterable
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import discord
@@ -27,7 +28,9 @@ from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from storage.credits import Period
 from storage.models import CostTable
-from storage.sqlite import open_store
+from storage.opening import open_store_from_settings
+from storage.sql.database import StoreUnavailableError
+from storage.sqlite.database import MigrationError, SchemaTooNewError
 
 log = logging.getLogger("happyhorse.bot")
 
@@ -68,6 +71,14 @@ def configure_logging(level: str, secrets: Iterable[str | None]) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("discord.http").setLevel(max(logging.INFO, root.level))
+
+
+def database_password(url: str | None) -> str | None:
+    """The password inside ``DATABASE_URL``, if any, so logs can redact it."""
+    if not url:
+        return None
+    password = urlsplit(url).password
+    return unquote(password) if password else None
 
 
 def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
@@ -118,12 +129,13 @@ async def run(settings: BotSettings) -> None:
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     async with contextlib.AsyncExitStack() as stack:
         settings = await stack.enter_async_context(api_endpoint(settings))
-        store = await open_store(
-            settings.database_path,
-            default_daily_credits=settings.default_daily_credits,
-            cost_table=cost_table(settings),
-            period=Period(settings.credit_period),
-        )
+        try:
+            store = await open_store_from_settings(
+                settings, cost_table=cost_table(settings), period=Period(settings.credit_period)
+            )
+        except (StoreUnavailableError, SchemaTooNewError, MigrationError) as exc:
+            log.error("Could not open the database: %s", exc)
+            raise SystemExit(1) from None
         stack.push_async_callback(store.close)
         session = await stack.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))
@@ -168,7 +180,10 @@ def main() -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, [settings.discord_token, settings.client.api_key])
+    configure_logging(
+        settings.log_level,
+        [settings.discord_token, settings.client.api_key, database_password(settings.database_url)],
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))
     return 0

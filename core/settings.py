@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from happyhorse.settings import ClientSettings
+from storage.opening import POSTGRES_SCHEMES
 
 DEFAULT_DATABASE_PATH = "data/happyhorse.sqlite3"
 TOKEN_HELP = (
@@ -105,6 +106,10 @@ class BotSettings:
     discord_token: str = field(repr=False)
     client: ClientSettings
     database_path: Path = Path(DEFAULT_DATABASE_PATH)
+    # A postgresql:// URL selects PostgreSQL (several bot processes on one database);
+    # when unset the bot uses the SQLite file at database_path. Excluded from repr: it
+    # may carry a password.
+    database_url: str | None = field(default=None, repr=False)
     dev_guild_id: int | None = None
     sync_commands: bool = True
     log_level: str = "INFO"
@@ -173,10 +178,18 @@ class BotSettings:
             raise SettingsError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
             )
+        database_url = _optional_str(env, "DATABASE_URL")
+        if database_url is not None and not database_url.startswith(POSTGRES_SCHEMES):
+            raise SettingsError(
+                "DATABASE_URL must be a PostgreSQL URL such as "
+                "postgresql://user:password@host:5432/happyhorse (leave it empty to use the "
+                "SQLite file at DATABASE_PATH)"
+            )
         return cls(
             discord_token=token,
             client=client,
             database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH),
+            database_url=database_url,
             dev_guild_id=_optional_int(env, "DEV_GUILD_ID"),
             sync_commands=_bool(env, "SYNC_COMMANDS", True),
             log_level=log_level,

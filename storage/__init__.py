@@ -1,4 +1,8 @@
-"""The bot's memory: SQLite via aiosqlite, behind the ``Store`` interface.
+"""The bot's memory: SQLite (default) or PostgreSQL, behind the ``Store`` interface.
+
+``open_store(location, ...)`` opens either engine: a ``postgresql://`` URL selects
+PostgreSQL, anything else is a SQLite file path. Both engines run the same store classes
+(``storage.sql``); each engine package holds only its ``Database`` and migrations.
 
 Discord-free and API-free: nothing here imports ``discord`` or ``happyhorse``.
 """
@@ -23,7 +27,10 @@ from storage.models import (
     UsageSummary,
     UserUsage,
 )
-from storage.sqlite import SQLiteStore, open_store
+from storage.opening import is_postgres_url, open_store, open_store_from_settings
+from storage.sql import SQLStore
+from storage.sql.database import StoreUnavailableError
+from storage.sqlite import SQLiteStore
 from storage.sqlite.database import (
     DEFAULT_DATABASE_PATH,
     Database,
@@ -59,13 +66,17 @@ __all__ = [
     "MigrationError",
     "NewJob",
     "Period",
+    "SQLStore",
     "SQLiteStore",
     "SchemaTooNewError",
     "Store",
+    "StoreUnavailableError",
     "UsageSummary",
     "UserUsage",
+    "is_postgres_url",
     "load_migrations",
     "open_store",
+    "open_store_from_settings",
     "period_bounds",
     "validate_credits",
 ]

@@ -1,7 +1,8 @@
 """The storage interface the bot and the delivery loop call.
 
-These protocols hold no SQL; ``storage.sqlite.SQLiteStore`` implements them on SQLite and
-a PostgreSQL backend can implement them later without touching ``core`` or the cogs.
+These protocols hold no SQL; ``storage.sql.SQLStore`` implements them once, in SQL that
+runs on SQLite and on PostgreSQL (``storage.open_store`` picks the engine), without
+``core`` or the cogs knowing which.
 
 Contract every implementation keeps:
 

@@ -160,3 +160,36 @@ def test_python_bot_py_without_token_exits_with_help(tmp_path: Path) -> None:
     assert "DISCORD_TOKEN is not set" in result.stderr
     assert "discord.com/developers/applications" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_python_bot_py_with_unreachable_database_exits_with_reason(tmp_path: Path) -> None:
+    """An unreachable DATABASE_URL: exit 1, one line naming the server, never the password."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DISCORD_TOKEN": TOKEN,
+        "DATABASE_URL": f"postgresql://bot:db-pass-0123456789@127.0.0.1:{port}/hh",
+    }
+    result = subprocess.run(
+        [sys.executable, str(repo / "bot.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"Could not open the database: cannot connect to postgresql://127.0.0.1:{port}/hh" in (
+        result.stderr
+    )
+    assert "db-pass-0123456789" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""The SQLite implementation of ``storage.store.Store``.
+"""The SQLite engine: its ``Database`` under the shared ``storage.sql`` stores, and ``open_store``.
 
 Why the write pattern is safe under concurrent writers
 ------------------------------------------------------
@@ -8,9 +8,10 @@ exiting, a maintenance script) sharing the file.
 
 1. **Every change that must not happen twice is one guarded statement.** A transition is
    ``UPDATE jobs SET state = 'delivered' ... WHERE id = ? AND state = 'completed'``; a
-   reservation is ``INSERT INTO jobs ... SELECT ... WHERE allowance - used >= cost``. A
-   single write statement runs inside SQLite's write lock from its first read to its
-   commit, so the check and the change cannot be separated by another writer: the
+   reservation is ``INSERT INTO jobs ... SELECT ... WHERE allowance - used >= cost`` (a
+   statement locked on the member, which PostgreSQL needs and SQLite's single writer
+   gives anyway). A single write statement runs inside SQLite's write lock from its first
+   read to its commit, so the check and the change cannot be separated by another writer: the
    statement that runs second sees the first one's result, its ``WHERE`` no longer
    matches, and its row count of 0 tells its caller it lost. Two polling loops, a loop
    and a restart, or fifty simultaneous ``/generate`` commands therefore cannot both
@@ -45,17 +46,62 @@ again it looks for a recent message carrying that nonce and, if there is one, on
 """
 
 
-from storage.sqlite.common import MAX_BLOCKED_WORD_LENGTH, utc_now
-from storage.sqlite.credits import SQLiteCreditStore
-from storage.sqlite.guilds import SQLiteGuildSettingsStore
-from storage.sqlite.jobs import SQLiteJobStore
-from storage.sqlite.store import SQLiteStore, open_store
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.credits import Period, validate_credits
+from storage.models import CostTable
+from storage.sql import (
+    MAX_BLOCKED_WORD_LENGTH,
+    Clock,
+    SQLCreditStore,
+    SQLGuildSettingsStore,
+    SQLJobStore,
+    SQLStore,
+    utc_now,
+)
+from storage.sqlite.database import Database
+
+SQLiteStore = SQLStore
+"""The store class on SQLite (the stores are shared by both engines; kept for callers)."""
+
+
+async def open_store(
+    path: str | Path,
+    *,
+    default_daily_credits: int,
+    cost_table: CostTable | None = None,
+    clock: Clock | None = None,
+    period: Period = Period.DAILY,
+) -> SQLStore:
+    """Open (creating and migrating) the SQLite database at ``path`` as a ``Store``.
+
+    ``default_daily_credits`` is each user's allowance per period when neither a
+    per-user override nor a guild default applies; ``period`` defaults to a UTC day.
+    ``clock`` returns timezone-aware "now" (tests inject one to move time).
+    """
+    validate_credits(default_daily_credits, what="default credits")
+    db = await Database.open(path)
+    try:
+        return SQLStore(
+            db,
+            default_daily_credits=default_daily_credits,
+            cost_table=cost_table,
+            clock=clock,
+            period=period,
+        )
+    except BaseException:
+        await db.close()
+        raise
+
 
 __all__ = [
     "MAX_BLOCKED_WORD_LENGTH",
-    "SQLiteCreditStore",
-    "SQLiteGuildSettingsStore",
-    "SQLiteJobStore",
+    "SQLCreditStore",
+    "SQLGuildSettingsStore",
+    "SQLJobStore",
+    "SQLStore",
     "SQLiteStore",
     "open_store",
     "utc_now",

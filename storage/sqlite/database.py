@@ -26,6 +26,8 @@ from typing import Any, TypeAlias
 
 import aiosqlite
 
+from storage.sql.database import Engine, LockKey
+
 DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
 """Where the bot keeps its database unless the ``DATABASE_PATH`` setting says otherwise."""
 
@@ -41,14 +43,21 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 class SchemaTooNewError(RuntimeError):
     """The database was written by a newer version of the bot than this one."""
 
-    def __init__(self, path: Path, found: int, supported: int) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        found: int,
+        supported: int,
+        *,
+        elsewhere: str = "point DATABASE_PATH at another file",
+    ) -> None:
         self.path = path
         self.found = found
         self.supported = supported
         super().__init__(
             f"database {path} has schema version {found}, but this version of the bot only "
             f"knows versions up to {supported}. Refusing to open it so it is not damaged: "
-            "upgrade the bot, or point DATABASE_PATH at another file."
+            f"upgrade the bot, or {elsewhere}."
         )
 
 
@@ -82,9 +91,12 @@ class Migration:
         return statements
 
 
-def load_migrations() -> list[Migration]:
-    """Read ``storage/sqlite/migrations/NNNN_name.sql`` in version order and check the numbering."""
-    folder = resources.files(__package__ or "storage.sqlite").joinpath("migrations")
+def load_migrations(package: str | None = None) -> list[Migration]:
+    """Read ``<package>/migrations/NNNN_name.sql`` in version order and check the numbering.
+
+    ``package`` defaults to this engine's, ``storage.sqlite``.
+    """
+    folder = resources.files(package or __package__ or "storage.sqlite").joinpath("migrations")
     migrations: list[Migration] = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):
@@ -141,6 +153,7 @@ class Database:
         """Wrap an already configured connection; use ``Database.open`` instead."""
         self._conn = conn
         self._lock = asyncio.Lock()
+        self.engine: Engine = "sqlite"
         self.path = path
         self.schema_version = schema_version
 
@@ -188,27 +201,36 @@ class Database:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
+    # ``lock`` (see ``storage.sql.database``) needs nothing here: SQLite runs every write
+    # statement under its one write lock, which excludes every other writer anyway.
+
+    async def execute(self, sql: str, params: Params = (), *, lock: LockKey | None = None) -> int:
         """Run one statement in its own (autocommit) transaction; return rows changed."""
         async with self._lock:
             return await _execute(self._conn, sql, params)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, lock: LockKey | None = None
+    ) -> list[Row]:
         """Run a query and return every row."""
         async with self._lock:
             return await _fetch_all(self._conn, sql, params)
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, lock: LockKey | None = None
+    ) -> Row | None:
         """Run a query (or a statement with ``RETURNING``) and return its first row."""
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, lock: LockKey | None = None) -> AsyncIterator[Transaction]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises.
 
         ``IMMEDIATE`` takes SQLite's write lock up front (waiting up to the busy timeout
         for other connections), so what the block reads cannot change before it writes.
+        That lock excludes every other writer, so a ``lock`` key (which on PostgreSQL
+        narrows the exclusion to one key) needs nothing more here.
         Not re-entrant: do not call ``Database`` methods inside the block, use the
         ``Transaction`` it yields.
         """

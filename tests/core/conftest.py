@@ -1,4 +1,4 @@
-"""Fixtures for the Discord-free job rules: a real SQLite store and a real sandbox."""
+"""Fixtures for the Discord-free job rules: a real store (SQLite and PostgreSQL) and sandbox."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from happyhorse.settings import ClientSettings
-from storage.sqlite import SQLiteStore, open_store
+from storage import SQLStore, open_store
 
 
 class Clock:
@@ -41,9 +41,17 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
         yield server
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Each job-rule test runs on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "bot.sqlite3"
+    return str(request.getfixturevalue("pg_database"))
+
+
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
-    store = await open_store(tmp_path / "bot.sqlite3", default_daily_credits=4, clock=clock)
+async def store(database: str | Path, clock: Clock) -> AsyncIterator[SQLStore]:
+    store = await open_store(database, default_daily_credits=4, clock=clock)
     yield store
     await store.close()
 
@@ -70,7 +78,7 @@ def settings(sandbox: SandboxServer) -> BotSettings:
 
 @pytest.fixture
 async def service(
-    settings: BotSettings, store: SQLiteStore, clock: Clock
+    settings: BotSettings, store: SQLStore, clock: Clock
 ) -> AsyncIterator[JobService]:
     async with HappyHorseClient(settings.client) as client:
         yield JobService(store, client, settings, clock=clock, jitter=lambda: 0.5)

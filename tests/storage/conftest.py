@@ -1,4 +1,9 @@
-"""Fixtures for the storage tests: a real SQLite file per test and a movable clock."""
+"""Fixtures for the storage tests: each test runs on both engines, with a movable clock.
+
+``engine`` is parametrised over SQLite and PostgreSQL, so every test that uses ``db_path``
+or ``store`` runs twice (``test_x[sqlite]``, ``test_x[postgres]``). A module that only
+concerns one engine overrides ``engine``.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from storage import SQLiteStore, open_store
+from storage import SQLStore, open_store
 from tests.storage.helpers import FakeClock
 
 DEFAULT_CREDITS = 10
+ENGINES = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The database engine the test runs on."""
+    return str(request.param)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """A database path inside a folder that does not exist yet."""
-    return tmp_path / "data" / "happyhorse.sqlite3"
+def db_path(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """Where a fresh database lives: a SQLite path (folder not yet created) or a PG URL."""
+    if engine == "sqlite":
+        return tmp_path / "data" / "happyhorse.sqlite3"
+    return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture
@@ -26,8 +40,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
-    """An open store on a fresh file, closed after the test."""
+async def store(db_path: str | Path, clock: FakeClock) -> AsyncIterator[SQLStore]:
+    """An open store on a fresh database, closed after the test."""
     opened = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
     try:
         yield opened

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from storage import Job, JobState, NewJob, SQLiteStore
+from storage import Job, JobState, NewJob, SQLiteStore, SQLStore
 
 GUILD = 111_111_111_111_111_111
 OTHER_GUILD = 222_222_222_222_222_222
@@ -77,3 +82,40 @@ async def job_in_state(store: SQLiteStore, state: JobState, **changes: Any) -> J
     current = await jobs.get_job(job.id)
     assert current is not None and current.state is state
     return current
+
+
+REPO = Path(__file__).parents[2]
+
+
+async def race_processes(script: str, location: str | Path, processes: int) -> list[str]:
+    """Run ``script`` in ``processes`` OS processes at once; return each one's stdout.
+
+    The script gets the database location as ``sys.argv[1]``, a wall-clock start time as
+    ``sys.argv[2]`` and its index (0, 1, ...) as ``sys.argv[3]``: it should open its store,
+    then ``await wait_until(float(argv[2]))``, so that every process has connected before
+    any of them starts racing.
+    """
+    start_at = time.time() + 1.5
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, str(location), repr(start_at), str(index), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        for index in range(processes)
+    ]  # fmt: skip
+    outputs = [await proc.communicate() for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+    return [out.decode() for out, _ in outputs]
+
+
+async def wait_until(moment: float, store: SQLStore | None = None) -> None:
+    """Sleep until the wall-clock time ``moment`` (a start line for racing processes).
+
+    With ``store``, first open its connections (a pool opens them lazily), so the race
+    starts with every connection ready rather than one at a time.
+    """
+    if store is not None:
+        await asyncio.gather(*(store.credits.balance(GUILD, USER) for _ in range(20)))
+    await asyncio.sleep(max(0.0, moment - time.time()))

@@ -32,6 +32,7 @@ from tests.storage.helpers import (
     FakeClock,
     job_in_state,
     new_job,
+    race_processes,
     reserve,
 )
 
@@ -137,20 +138,21 @@ async def test_two_connections_racing_never_overspend(db_path: Path, clock: Fake
 
 
 async def test_separate_processes_racing_never_overspend(db_path: Path) -> None:
-    """Three OS processes reserving at once on one file: the allowance holds."""
-    first = await open_store(db_path, default_daily_credits=11)
+    """4 OS processes x 50 concurrent reservations against 7 credits: exactly 7 granted."""
+    first = await open_store(db_path, default_daily_credits=7)
     await first.close()
     script = textwrap.dedent(
-        f"""
+        """
         import asyncio, sys
         from storage import open_store
-        from tests.storage.helpers import new_job
+        from tests.storage.helpers import new_job, wait_until
 
         async def main() -> None:
-            store = await open_store(sys.argv[1], default_daily_credits=11)
+            store = await open_store(sys.argv[1], default_daily_credits=7)
             try:
+                await wait_until(float(sys.argv[2]), store)
                 results = await asyncio.gather(
-                    *(store.credits.reserve(new_job()) for _ in range({40}))
+                    *(store.credits.reserve(new_job()) for _ in range(50))
                 )
                 print(sum(job is not None for job in results))
             finally:
@@ -159,18 +161,61 @@ async def test_separate_processes_racing_never_overspend(db_path: Path) -> None:
         asyncio.run(main())
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, str(db_path), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]  # fmt: skip
-    outputs = [await proc.communicate() for proc in procs]
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err.decode()
-    assert sum(int(out) for out, _ in outputs) == 11
+    outputs = await race_processes(script, db_path, 4)
+    assert sum(int(out) for out in outputs) == 7
+    store = await open_store(db_path, default_daily_credits=7)
+    try:
+        assert (await store.credits.balance(GUILD, USER)).used == 7
+        assert len(await store.jobs.recent_jobs(GUILD, USER, limit=100)) == 7
+    finally:
+        await store.close()
+
+
+async def test_reset_racing_reservations_across_processes_keeps_the_books(
+    db_path: Path,
+) -> None:
+    """A reset amid 4 processes' reservations: every job counts before it or after it.
+
+    Whatever the reset saw as used (its audit's old value) stops counting; every job it
+    did not see still counts. So after the race, used = granted - seen, and neither side of
+    the reset ever exceeded the allowance.
+    """
+    first = await open_store(db_path, default_daily_credits=7)
+    await first.close()
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from storage import open_store
+        from tests.storage.helpers import GUILD, MODERATOR, USER, new_job, wait_until
+
+        async def main() -> None:
+            store = await open_store(sys.argv[1], default_daily_credits=7)
+            try:
+                await wait_until(float(sys.argv[2]), store)
+                calls = [store.credits.reserve(new_job()) for _ in range(50)]
+                if sys.argv[3] == "0":
+                    calls.insert(20, store.credits.reset_usage(GUILD, USER, MODERATOR))
+                results = await asyncio.gather(*calls)
+                print(sum(job is not None for job in results if not hasattr(job, "action")))
+            finally:
+                await store.close()
+
+        asyncio.run(main())
+        """
+    )
+    outputs = await race_processes(script, db_path, 4)
+    granted = sum(int(out) for out in outputs)
+    store = await open_store(db_path, default_daily_credits=7)
+    try:
+        (reset,) = await store.credits.list_audit(GUILD)
+        assert reset.action is AuditAction.RESET_USAGE
+        seen = int(reset.old_value or "0")
+        used = (await store.credits.balance(GUILD, USER)).used
+        assert used == granted - seen
+        assert seen <= 7 and used <= 7
+        assert len(await store.jobs.recent_jobs(GUILD, USER, limit=100)) == granted
+    finally:
+        await store.close()
 
 
 async def test_crash_without_close_loses_nothing(db_path: Path) -> None:

@@ -14,6 +14,12 @@ from storage import Database, Migration, MigrationError, SchemaTooNewError, load
 from storage.sqlite.database import DEFAULT_DATABASE_PATH
 
 
+@pytest.fixture
+def engine() -> str:
+    """These tests look inside the SQLite file; PostgreSQL's are in test_postgres.py."""
+    return "sqlite"
+
+
 def tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.storage.helpers import (
     USER,
     FakeClock,
     job_in_state,
+    race_processes,
     reserve,
 )
 
@@ -77,6 +79,51 @@ async def test_racing_transitions_have_one_winner(store: SQLiteStore) -> None:
         *(store.jobs.fail_and_refund(job.id, f"e{n}") for n in range(10)),
     )
     assert results.count(True) == 1
+
+
+async def test_guarded_transition_raced_by_processes_succeeds_once(db_path: Path) -> None:
+    """4 OS processes x 10 concurrent deliver/refund attempts on one job: one wins."""
+    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS)
+    try:
+        job = await job_in_state(store, JobState.COMPLETED)
+    finally:
+        await store.close()
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from storage import open_store
+        from tests.storage.helpers import wait_until
+
+        async def main() -> None:
+            store = await open_store(sys.argv[1], default_daily_credits=1)
+            try:
+                await wait_until(float(sys.argv[2]), store)
+                me = int(sys.argv[3])
+                results = await asyncio.gather(
+                    *(store.jobs.mark_delivered({job.id}, 1000 + me) for _ in range(5)),
+                    *(store.jobs.fail_and_refund({job.id}, f"p{{me}}") for _ in range(5)),
+                )
+                print(sum(results))
+            finally:
+                await store.close()
+
+        asyncio.run(main())
+        """
+    )
+    outputs = await race_processes(script, db_path, 4)
+    assert sum(int(out) for out in outputs) == 1
+    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS)
+    try:
+        after = await store.jobs.get_job(job.id)
+        assert after is not None
+        if after.state is JobState.DELIVERED:
+            assert after.delivered_message_id in {1000, 1001, 1002, 1003}
+            assert after.refunded_at is None
+        else:
+            assert after.state is JobState.REFUNDED
+            assert after.delivered_message_id is None
+    finally:
+        await store.close()
 
 
 async def test_transitions_on_a_missing_job_return_false(store: SQLiteStore) -> None:
@@ -294,3 +341,14 @@ async def test_failure_notice_outbox(store: SQLiteStore, clock: FakeClock) -> No
     assert await store.jobs.unnotified_refunds(3600) == []
     fresh = await store.jobs.get_job(told.id)
     assert fresh is not None and fresh.notified_at is not None
+
+
+async def test_ping_answers_on_an_open_store_and_fails_on_a_closed_one(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """Health checks: ping returns while the database answers, raises once it is closed."""
+    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    await store.ping()
+    await store.close()
+    with pytest.raises(Exception):  # noqa: B017 - each engine raises its own closed-error
+        await store.ping()

@@ -1,4 +1,4 @@
-"""``GuildSettingsStore`` on SQLite: allowed channels and blocked words, audited."""
+"""``GuildSettingsStore`` in portable SQL: allowed channels and blocked words, audited."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from storage.models import (
     AuditEntry,
     GuildSettings,
 )
-from storage.sqlite.common import (
+from storage.sql.common import (
     _ENSURE_GUILD_SQL,
     Clock,
     _normalise_word,
     _ts,
     _write_audit,
 )
-from storage.sqlite.database import Database
+from storage.sql.database import Database
 
 
-class SQLiteGuildSettingsStore:
-    """``GuildSettingsStore`` on SQLite; each change and its audit row commit together."""
+class SQLGuildSettingsStore:
+    """``GuildSettingsStore`` on either engine; each change and its audit row commit together."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         """Use ``open_store`` rather than building this directly."""

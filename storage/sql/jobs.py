@@ -1,4 +1,4 @@
-"""``JobStore`` on SQLite: the job ledger, every transition one guarded ``UPDATE``."""
+"""``JobStore`` in portable SQL: the job ledger, every transition one guarded ``UPDATE``."""
 
 from __future__ import annotations
 
@@ -22,18 +22,18 @@ from storage.models import (
     UsageSummary,
     UserUsage,
 )
-from storage.sqlite.common import (
+from storage.sql.common import (
     Clock,
     _job,
     _limit,
     _ts,
     _write_audit,
 )
-from storage.sqlite.database import Database
+from storage.sql.database import Database
 
 
-class SQLiteJobStore:
-    """``JobStore`` on SQLite: every transition is one guarded ``UPDATE``."""
+class SQLJobStore:
+    """``JobStore`` on either engine: every transition is one guarded ``UPDATE``."""
 
     def __init__(self, db: Database, clock: Clock, period: Period) -> None:
         """Use ``open_store`` rather than building this directly."""

@@ -1,4 +1,4 @@
-"""Shared pieces of the SQLite stores: row mapping, time conversion and shared SQL."""
+"""Shared pieces of the SQL stores: row mapping, time conversion and shared SQL."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from storage.models import (
     Job,
     JobState,
 )
-from storage.sqlite.database import Row, Transaction
+from storage.sql.database import Row, Transaction
 
 Clock = Callable[[], datetime]
 

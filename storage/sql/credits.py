@@ -1,4 +1,4 @@
-"""``CreditStore`` on SQLite: allowances, the atomic reservation, audited changes."""
+"""``CreditStore`` in portable SQL: allowances, the atomic reservation, audited changes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from storage.models import (
     Job,
     NewJob,
 )
-from storage.sqlite.common import (
+from storage.sql.common import (
     _ALLOWANCE_SQL,
     _ENSURE_GUILD_SQL,
     _RESERVE_SQL,
@@ -31,11 +31,24 @@ from storage.sqlite.common import (
     _ts,
     _write_audit,
 )
-from storage.sqlite.database import Database, Row
+from storage.sql.database import Database, LockKey, Row
 
 
-class SQLiteCreditStore:
-    """``CreditStore`` on SQLite: usage is derived from the job ledger, never cached."""
+def member_lock(guild_id: int, user_id: int) -> LockKey:
+    """The lock a reservation holds across its check-and-insert (one statement).
+
+    Reservations of one member therefore run one after another on every engine (on
+    PostgreSQL an advisory lock; SQLite's single writer already serialises them), while
+    other members' go on in parallel. ``reset_usage`` runs in an unkeyed transaction, which
+    excludes every keyed one, so a member's job ids grow in the order they commit as far as
+    the reset can see: its "jobs after id N" marker never misses a job that commits late
+    (with sequences, a lower id may commit after a higher one, but not around the reset).
+    """
+    return ("member", guild_id, user_id)
+
+
+class SQLCreditStore:
+    """``CreditStore`` on either engine: usage is derived from the job ledger, never cached."""
 
     def __init__(
         self,
@@ -97,6 +110,7 @@ class SQLiteCreditStore:
                 "period_end": _ts(end),
                 "default_credits": self._default_credits,
             },
+            lock=member_lock(new_job.guild_id, new_job.user_id),
         )
         return None if row is None else _job(row)
 

@@ -1,0 +1,81 @@
+"""``SQLStore``: the three shared SQL stores over one database of either engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storage.credits import (
+    Period,
+    validate_credits,
+)
+from storage.models import (
+    CostTable,
+)
+from storage.sql.common import (
+    Clock,
+    utc_now,
+)
+from storage.sql.credits import SQLCreditStore
+from storage.sql.database import Database
+from storage.sql.guilds import SQLGuildSettingsStore
+from storage.sql.jobs import SQLJobStore
+
+
+class SQLStore:
+    """``Store`` on one database. Build it with ``await storage.open_store(...)``."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        default_daily_credits: int,
+        cost_table: CostTable | None = None,
+        clock: Clock | None = None,
+        period: Period = Period.DAILY,
+    ) -> None:
+        """Wrap an open ``Database`` (SQLite or PostgreSQL); ``close()`` closes it."""
+        validate_credits(default_daily_credits, what="default credits")
+        clock = clock or utc_now
+        self.database = db
+        self._jobs = SQLJobStore(db, clock, period)
+        self._credits = SQLCreditStore(
+            db, clock, period, cost_table or CostTable(), default_daily_credits
+        )
+        self._guilds = SQLGuildSettingsStore(db, clock)
+
+    @property
+    def jobs(self) -> SQLJobStore:
+        """The job ledger."""
+        return self._jobs
+
+    @property
+    def credits(self) -> SQLCreditStore:
+        """Allowances and reservations."""
+        return self._credits
+
+    @property
+    def guilds(self) -> SQLGuildSettingsStore:
+        """Per-guild settings."""
+        return self._guilds
+
+    async def ping(self) -> None:
+        """Run a trivial query; raise if the database cannot answer (health checks)."""
+        await self.database.fetch_one("SELECT 1")
+
+    async def close(self) -> None:
+        """Close the database connection(s)."""
+        await self.database.close()
+
+    async def __aenter__(self) -> SQLStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+    def _implements_store(store: SQLStore) -> Store:
+        """Lets mypy prove that ``SQLStore`` satisfies the ``Store`` protocol."""
+        return store
