@@ -58,6 +58,10 @@ class SQLiteStore:
         """Per-guild settings."""
         return self._guilds
 
+    async def ping(self) -> None:
+        """Run a trivial query; raise if the database cannot answer (health checks)."""
+        await self.database.fetch_one("SELECT 1")
+
     async def close(self) -> None:
         """Close the database connection."""
         await self.database.close()
