@@ -54,10 +54,12 @@ class HealthServer:
 
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one; `port` then holds it)."""
-        runner = web.AppRunner(self._app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            self._app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port, shutdown_timeout=1.0).start()
+            await web.TCPSite(runner, self.host, self.port).start()
         except OSError as exc:
             await runner.cleanup()
             log.error(
