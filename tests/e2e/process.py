@@ -101,8 +101,14 @@ class BotProcess:
             handle.seek(self._log_offset)
             return handle.read().decode("utf-8", "replace")
 
-    async def start(self, fake: FakeDiscord, timeout: float = 20.0) -> None:
-        """Start the bot and wait until it has identified, synced and logged `on_ready`."""
+    async def start(
+        self, fake: FakeDiscord, timeout: float = 20.0, *, gateway: bool = True
+    ) -> None:
+        """Start the bot and wait until it has identified, synced and logged `on_ready`.
+
+        With `gateway=False` (a process with `SHARD_IDS=` empty) wait only until it has
+        logged in over REST; it never identifies.
+        """
         identifies = fake.gateway.identify_count
         syncs = fake.state.sync_count
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -119,6 +125,8 @@ class BotProcess:
 
         def ready() -> bool:
             self._check_alive()
+            if not gateway:
+                return READY_LINE in self.log()
             session = fake.gateway.session
             return (
                 fake.gateway.identify_count > identifies
