@@ -25,12 +25,15 @@ from tests.fake_discord import FakeDiscord
 REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "Logged in as"
 _ALIASES = ("DISCORD_API_BASE", "DISCORD_API_URL", "DISCORD_GATEWAY")
+# Documented in `.env.example` but commented out there (an empty value has a meaning).
+_COMMENTED = ("SHARD_IDS",)
 
 
 def setting_names() -> set[str]:
     """Every environment variable the bot reads, as documented in `.env.example`."""
     text = (REPO / ".env.example").read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)) | set(_ALIASES)
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    return names | set(_ALIASES) | set(_COMMENTED)
 
 
 def bot_env(
