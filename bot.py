@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterable
+from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -23,6 +24,8 @@ import yarl
 from dotenv import load_dotenv
 
 from cogs.runtime import HappyHorseBot
+from core import metrics
+from core.logs import JobIdFilter, JsonFormatter, text_formatter
 from core.settings import BotSettings, SettingsError
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
@@ -57,16 +60,29 @@ class RedactSecrets(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self._clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._clean(record.stack_info)
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str | None]) -> None:
-    """Log to stderr with timestamps; every handler redacts the secrets."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    )
+def log_handler(
+    secrets: Iterable[str | None], log_format: str = "text", stream: TextIO | None = None
+) -> logging.Handler:
+    """A handler writing text lines or JSON objects (to stderr unless `stream` is given).
+
+    Records get the current job id first, then every secret is redacted from the message,
+    arguments and traceback before the formatter sees them, in either format.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else text_formatter())
+    handler.addFilter(JobIdFilter())
     handler.addFilter(RedactSecrets(secrets))
+    return handler
+
+
+def configure_logging(level: str, secrets: Iterable[str | None], log_format: str = "text") -> None:
+    """Send every log record through one `log_handler` on stderr."""
+    handler = log_handler(secrets, log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -140,7 +156,9 @@ async def run(settings: BotSettings) -> None:
         session = await stack.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))
         )
-        api = await stack.enter_async_context(HappyHorseClient(settings.client, session=session))
+        api = await stack.enter_async_context(
+            HappyHorseClient(settings.client, session=session, observer=metrics.observe_api_call)
+        )
         bot = HappyHorseBot(settings, store, api)
         stack.push_async_callback(bot.close)
 
@@ -149,7 +167,10 @@ async def run(settings: BotSettings) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, _request_stop, bot, sig)
         try:
-            await bot.start(settings.discord_token)
+            if settings.gateway_free:
+                await bot.run_without_gateway(settings.discord_token)
+            else:
+                await bot.start(settings.discord_token)
         except discord.LoginFailure:
             log.error(
                 "Discord rejected DISCORD_TOKEN. Copy a fresh token from the Developer Portal "
@@ -183,6 +204,7 @@ def main() -> int:
     configure_logging(
         settings.log_level,
         [settings.discord_token, settings.client.api_key, database_password(settings.database_url)],
+        settings.log_format,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))

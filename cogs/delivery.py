@@ -25,7 +25,9 @@ from cogs.buttons import result_view
 from cogs.cards import credits_text, delivery_embed, job_marker, short
 from cogs.permissions import channel_bot_permissions, may_send
 from cogs.runtime import requester_mentions
+from core import metrics
 from core.jobs import PollKind, PollOutcome
+from core.logs import job_logging
 from core.modlog import job_failed
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
@@ -74,6 +76,7 @@ class Delivery(commands.Cog):
     @tasks.loop(seconds=5.0)
     async def loop(self) -> None:
         """One tick. Never raises: a failing tick is logged and the next one runs."""
+        self.bot.heartbeats.beat("scheduler")
         try:
             await self.tick()
         except asyncio.CancelledError:
@@ -102,7 +105,7 @@ class Delivery(commands.Cog):
         """Run one job's work; one bad job must never stop the loop."""
         assert asyncio.iscoroutine(work)
         try:
-            await work
+            await job_logging(job.id, work)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -261,6 +264,7 @@ class Delivery(commands.Cog):
         self._post_failures.pop(job.id, None)
         if not await self.bot.store.jobs.mark_delivered(job.id, message.id):
             return
+        metrics.job_delivered(job)
         delivered = await self.bot.store.jobs.get_job(job.id) or job
         await self.bot.cards.update(delivered, note=f"Posted: {message.jump_url}", force=True)
         self.bot.cards.forget(job.id)

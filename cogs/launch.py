@@ -11,8 +11,10 @@ import discord
 
 from cogs.cards import status_card
 from cogs.permissions import bot_permissions, may_send
+from core import metrics
 from core.errors import Refusal
 from core.jobs import JobDraft
+from core.logs import CURRENT_JOB
 from core.modlog import job_accepted, job_failed
 from storage.models import Job
 
@@ -82,13 +84,16 @@ async def start_job(
     except Refusal as refusal:
         await reply_private(interaction, refusal.message)
         return None
+    # This interaction runs in its own task: from here on its log lines carry the job id.
+    CURRENT_JOB.set(job.id)
     try:
         await interaction.response.defer(thinking=True)
     except discord.HTTPException as exc:
         # Too late (the 3 s deadline passed) or Discord refused: nobody is waiting for
         # this job, so it must not run or cost anything.
         log.warning("Could not acknowledge the request for job %s: %s", job.id, exc)
-        await bot.store.jobs.fail_and_refund(job.id, "the request could not be acknowledged")
+        if await bot.store.jobs.fail_and_refund(job.id, "the request could not be acknowledged"):
+            metrics.count_credits_refunded(job.cost)
         return None
     try:
         job = await bot.jobs.submit(job)

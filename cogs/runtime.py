@@ -2,10 +2,17 @@
 
 Everything it needs (settings, store, API client) is created by the caller and handed in,
 so tests build the same bot against their own database file, sandbox and Discord fake.
+
+It is always an `AutoShardedBot`: with no SHARD_COUNT, Discord's recommended number of
+shards all run here; with SHARD_COUNT and SHARD_IDS, only those. A process with no
+shards at all (`gateway_free`) logs in over REST and runs the background work only:
+start it with `run_without_gateway` instead of `start`. In both cases
+`wait_until_ready()` is when background loops may begin.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -15,7 +22,9 @@ from discord.ext import commands
 
 from cogs.modlog import ModLog
 from cogs.status_cards import StatusCards
+from core.heartbeat import Heartbeats
 from core.jobs import JobService
+from core.metrics import discord_trace
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from storage.store import Store
@@ -34,6 +43,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.stats",
     "cogs.job_admin",
     "cogs.retention",
+    "cogs.health",
 )
 
 
@@ -44,7 +54,7 @@ def requester_mentions(user_id: int) -> discord.AllowedMentions:
     )
 
 
-class HappyHorseBot(commands.Bot):
+class HappyHorseBot(commands.AutoShardedBot):
     """The HappyHorse Discord bot: slash commands, delivery loop and persistent buttons."""
 
     def __init__(
@@ -59,6 +69,10 @@ class HappyHorseBot(commands.Bot):
         # The bot never joins voice: skip discord.py's warnings about voice libraries.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        # Counts Discord requests and errors for /metrics.
+        options.setdefault("http_trace", discord_trace())
+        if settings.shard_ids is not None:
+            options["shard_ids"] = list(settings.shard_ids)
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -70,9 +84,14 @@ class HappyHorseBot(commands.Bot):
             # A rate limit longer than this raises RateLimited instead of stalling the
             # delivery loop behind one status-card edit (30 s is discord.py's minimum).
             max_ratelimit_timeout=30.0,
+            shard_count=settings.shard_count,
             **options,
         )
         self.settings = settings
+        #: Background loops beat here; the health endpoint reads it ("scheduler").
+        self.heartbeats = Heartbeats()
+        self._logged_in_without_gateway = asyncio.Event()
+        self._closed_event = asyncio.Event()
         self.store = store
         self.api = client
         self.jobs = service or JobService(store, client, settings)
@@ -80,14 +99,71 @@ class HappyHorseBot(commands.Bot):
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
         self.modlog = ModLog(self)
 
+    @property
+    def gateway_free(self) -> bool:
+        """True for a process with no gateway shard: REST and background work only."""
+        return self.settings.gateway_free
+
+    @property
+    def expected_shards(self) -> list[int]:
+        """The shard ids this process should have connected (none when gateway-free)."""
+        if self.shard_ids is not None:
+            return list(self.shard_ids)
+        return list(range(self.shard_count or 1))
+
+    def gateway_connected(self) -> bool:
+        """Whether every shard of this process is identified and its socket open."""
+        if self.gateway_free:
+            return False
+        shards = self.shards
+        return (
+            self.is_ready()
+            and all(shard_id in shards for shard_id in self.expected_shards)
+            and not any(info.is_closed() for info in shards.values())
+        )
+
+    async def wait_until_ready(self) -> None:
+        """Wait until background work may begin.
+
+        With a gateway: until every shard of this process is ready (discord.py's own
+        readiness). Without one: until `run_without_gateway` has logged in.
+        """
+        if self.gateway_free:
+            await self._logged_in_without_gateway.wait()
+        else:
+            await super().wait_until_ready()
+
+    async def run_without_gateway(self, token: str) -> None:
+        """Log in over REST, run the cogs' background work, return once `close()` is called.
+
+        For a process with `SHARD_IDS=` (no shards): it answers no interactions but polls,
+        delivers and notifies like any other, since all of that goes over REST.
+        """
+        if not self.gateway_free:
+            raise RuntimeError("run_without_gateway needs settings with SHARD_IDS empty")
+        await self.login(token)
+        user = self.user
+        log.info(
+            "Logged in as %s (%s) without a gateway: background work only",
+            user,
+            user.id if user else "?",
+        )
+        self._logged_in_without_gateway.set()
+        await self._closed_event.wait()
+
+    async def close(self) -> None:
+        """Close discord.py's connections, then release `run_without_gateway`."""
+        try:
+            await super().close()
+        finally:
+            self._closed_event.set()
+
     async def setup_hook(self) -> None:
         """Load the cogs, then sync the command tree (dev guild first, if one is set)."""
-        if self.settings.discord_api_base_url and not self.settings.discord_gateway_url:
-            # Pointed at another REST base without a gateway URL: ask it where its gateway is
-            # rather than connecting to Discord's default one.
-            _, url, _ = await self.http.get_bot_gateway()
-            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-            log.info("Using the gateway announced by %s", self.settings.discord_api_base_url)
+        if not self.gateway_free and (
+            self.settings.discord_api_base_url or self.settings.discord_gateway_url
+        ):
+            await self._use_configured_gateway()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if not self.settings.sync_commands:
@@ -100,6 +176,21 @@ class HappyHorseBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("Synced %d global commands (may take a while to appear)", len(synced))
+
+    async def _use_configured_gateway(self) -> None:
+        """Pointed at another Discord (a local fake): connect to its gateway.
+
+        Without a gateway URL, ask the REST base where its gateway is rather than using
+        Discord's default one. With automatic sharding, discord.py would connect to the URL
+        /gateway/bot announces and ignore DISCORD_GATEWAY_URL, so the recommended shard
+        count is read here and the configured URL kept.
+        """
+        shards, url, _ = await self.http.get_bot_gateway()
+        if not self.settings.discord_gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            log.info("Using the gateway announced by %s", self.settings.discord_api_base_url)
+        if self.shard_count is None:
+            self.shard_count = shards
 
     async def on_ready(self) -> None:
         """Log who we are once the gateway is ready."""

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from core import metrics
 from core.errors import Refusal, describe_submit_error, operator_hint
+from core.logs import job_logging
 from core.prompts import PromptError, check_prompt
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -190,6 +192,7 @@ class JobService:
         if job is None:
             balance = await self.store.credits.balance(draft.guild_id, draft.user_id)
             raise _not_enough_credits(cost, balance)
+        metrics.count_credits_reserved(job.cost)
         return job
 
     async def precheck(self, guild_id: int, channel_id: int, user_id: int, cost: int) -> None:
@@ -217,7 +220,8 @@ class JobService:
                 log.error("Submitting job %s failed: %s", job.id, hint)
             else:
                 log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
-            await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}")
+            if await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}"):
+                metrics.count_credits_refunded(job.cost)
             # The requester hears why at once, in the reply to their command.
             await self.store.jobs.mark_notified(job.id)
             raise describe_submit_error(exc) from None
@@ -243,7 +247,8 @@ class JobService:
         jobs = await self.store.jobs.due_jobs(self._clock(), self.settings.poll_batch_size)
         if not jobs:
             return []
-        results = await asyncio.gather(*(self.poll(job) for job in jobs), return_exceptions=True)
+        polls = (job_logging(job.id, self.poll(job)) for job in jobs)
+        results = await asyncio.gather(*polls, return_exceptions=True)
         outcomes: list[PollOutcome] = []
         for job, result in zip(jobs, results, strict=True):
             if isinstance(result, BaseException):
@@ -313,6 +318,7 @@ class JobService:
 
     async def _fail(self, job: Job, reason: str) -> PollOutcome:
         refunded = await self.store.jobs.fail_and_refund(job.id, reason)
+        metrics.count_credits_refunded(job.cost if refunded else 0)
         return PollOutcome(
             job=await self._reload(job),
             kind=PollKind.FAILED,
@@ -325,6 +331,7 @@ class JobService:
         refunded = False
         if await self.store.jobs.mark_expired(job.id, reason):
             refunded = await self.store.jobs.refund(job.id)
+        metrics.count_credits_refunded(job.cost if refunded else 0)
         return PollOutcome(
             job=await self._reload(job), kind=PollKind.EXPIRED, message=reason, refunded=refunded
         )
@@ -333,7 +340,9 @@ class JobService:
 
     async def fail_undeliverable(self, job: Job, reason: str) -> bool:
         """A completed video could not be delivered at all: record why and refund once."""
-        return await self.store.jobs.fail_and_refund(job.id, reason)
+        refunded = await self.store.jobs.fail_and_refund(job.id, reason)
+        metrics.count_credits_refunded(job.cost if refunded else 0)
+        return refunded
 
     async def recover_interrupted(self, older_than_seconds: float = 0.0) -> Sequence[Job]:
         """Settle what a crash left half-done; return the jobs refunded, to tell their users.
@@ -357,6 +366,7 @@ class JobService:
             if job.state in {JobState.FAILED, JobState.EXPIRED} and await self.store.jobs.refund(
                 job.id
             ):
+                metrics.count_credits_refunded(job.cost)
                 recovered.append(await self._reload(job))
         return recovered
 
@@ -372,6 +382,7 @@ class JobService:
         refunded: list[Job] = []
         for job in await self.store.jobs.stale_reserved(older_than_seconds):
             if await self.store.jobs.fail_and_refund(job.id, reason):
+                metrics.count_credits_refunded(job.cost)
                 refunded.append(await self._reload(job))
         return refunded
 

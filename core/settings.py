@@ -69,6 +69,13 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         raise SettingsError(f"{name} must be a numeric Discord id, got {raw!r}") from None
 
 
+def _optional_positive(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    return _int(env, name, 1, minimum=1)
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -89,6 +96,53 @@ def _optional_str(env: Mapping[str, str], name: str) -> str | None:
 # fakes and proxies commonly use them.
 DISCORD_API_BASE_NAMES = ("DISCORD_API_BASE_URL", "DISCORD_API_BASE", "DISCORD_API_URL")
 DISCORD_GATEWAY_NAMES = ("DISCORD_GATEWAY_URL", "DISCORD_GATEWAY")
+
+
+def _shard_ids(env: Mapping[str, str], shard_count: int | None) -> tuple[int, ...] | None:
+    """SHARD_IDS: absent = every shard; present but empty = none (background work only)."""
+    if "SHARD_IDS" not in env:
+        return None
+    raw = env["SHARD_IDS"].strip()
+    if shard_count is None:
+        if raw:
+            raise SettingsError(
+                f"SHARD_IDS={raw} needs SHARD_COUNT, the total number of shards across "
+                "all processes (for example SHARD_COUNT=4 SHARD_IDS=0,1)"
+            )
+        return None
+    if not raw:
+        return ()
+    ids: list[int] = []
+    for part in raw.split(","):
+        item = part.strip()
+        try:
+            shard_id = int(item)
+        except ValueError:
+            raise SettingsError(
+                f"SHARD_IDS must be shard numbers separated by commas (e.g. 0,1), got {raw!r}"
+            ) from None
+        if not 0 <= shard_id < shard_count:
+            raise SettingsError(
+                f"SHARD_IDS: shard {shard_id} does not exist with SHARD_COUNT={shard_count} "
+                f"(shards are numbered 0 to {shard_count - 1})"
+            )
+        if shard_id in ids:
+            raise SettingsError(f"SHARD_IDS lists shard {shard_id} twice: {raw!r}")
+        ids.append(shard_id)
+    return tuple(ids)
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a TCP port number, got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise SettingsError(f"{name} must be a TCP port between 1 and 65535, got {value}")
+    return value
 
 
 def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -151,6 +205,20 @@ class BotSettings:
         if quality == "pro":
             return self.service_price_pro_sound if sound else self.service_price_pro
         return self.service_price_std_sound if sound else self.service_price_std
+    # Sharding: None = Discord's recommended count, every shard in this process. With a
+    # count, `shard_ids` None = all of them here; () = no gateway, background work only.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    # Operators' HTTP endpoint (/healthz, /metrics); None = off (0, only in tests: any port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # "text" (human-readable lines) or "json" (one JSON object per line).
+    log_format: str = "text"
+
+    @property
+    def gateway_free(self) -> bool:
+        """True for a process that connects no gateway shard and only does background work."""
+        return self.shard_ids == ()
 
     @property
     def uses_sandbox(self) -> bool:
@@ -185,6 +253,10 @@ class BotSettings:
                 "postgresql://user:password@host:5432/happyhorse (leave it empty to use the "
                 "SQLite file at DATABASE_PATH)"
             )
+        log_format = env.get("LOG_FORMAT", "").strip().lower() or "text"
+        if log_format not in {"text", "json"}:
+            raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        shard_count = _optional_positive(env, "SHARD_COUNT")
         return cls(
             discord_token=token,
             client=client,
@@ -213,4 +285,9 @@ class BotSettings:
             service_price_std_sound=_int(env, "SERVICE_PRICE_STD_SOUND", 60),
             service_price_pro=_int(env, "SERVICE_PRICE_PRO", 54),
             service_price_pro_sound=_int(env, "SERVICE_PRICE_PRO_SOUND", 80),
+            shard_count=shard_count,
+            shard_ids=_shard_ids(env, shard_count),
+            metrics_port=_port(env, "METRICS_PORT"),
+            metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+            log_format=log_format,
         )

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -46,12 +46,16 @@ from happyhorse.ratelimit import RateLimiter, backoff_delay, parse_retry_after
 from happyhorse.settings import USER_AGENT, ClientSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ANSWER_BYTES = 1024 * 1024
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
 REDACTED = "***"
 
 Sleep = Callable[[float], Awaitable[None]]
+CallObserver = Callable[[str, HappyHorseError | None], None]
+"""Told of every API attempt: the operation ("generate", "status" or "download") and the
+error it ended with, or None on success. Metrics hook in here; it must not raise."""
 
 
 class HappyHorseClient:
@@ -86,8 +90,10 @@ class HappyHorseClient:
         session: aiohttp.ClientSession | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        observer: CallObserver | None = None,
     ) -> None:
         self.settings = settings
+        self._observer = observer
         self.dialect: Dialect = get_dialect(settings.resolved_dialect)
         self.status_limiter = RateLimiter(
             settings.status_rate_per_second, settings.status_burst
@@ -143,7 +149,7 @@ class HappyHorseClient:
             request, image_field=self.settings.image_field, model=self.settings.model
         )
         payload = await self._call(
-            "POST", self.dialect.generate_path, json_body=body, may_duplicate=True
+            "generate", "POST", self.dialect.generate_path, json_body=body, may_duplicate=True
         )
         task = self.dialect.parse_task(payload)
         log.info("generation task %s accepted (%s)", task.task_id, task.state.value)
@@ -157,6 +163,7 @@ class HappyHorseClient:
         if not isinstance(task_id, str) or not task_id.strip():
             raise ValidationError("task_id", "must be a non-empty string")
         payload = await self._call(
+            "status",
             "GET",
             self.dialect.status_path,
             params=self.dialect.status_params(task_id),
@@ -187,7 +194,7 @@ class HappyHorseClient:
             raise DownloadError(f"cannot write to {dest.parent}: {exc.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as handle:
-                written = await self._stream_to(url, handle, max_bytes)
+                written = await self._observed("download", self._stream_to(url, handle, max_bytes))
             await asyncio.to_thread(os.replace, tmp_name, dest)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -241,8 +248,21 @@ class HappyHorseClient:
         await asyncio.to_thread(handle.flush)
         return written
 
+    async def _observed(self, operation: str, attempt: Awaitable[T]) -> T:
+        """Await one attempt and tell the observer how it ended."""
+        try:
+            result = await attempt
+        except HappyHorseError as exc:
+            if self._observer is not None:
+                self._observer(operation, exc)
+            raise
+        if self._observer is not None:
+            self._observer(operation, None)
+        return result
+
     async def _call(
         self,
+        operation: str,
         method: str,
         path: str,
         *,
@@ -257,7 +277,9 @@ class HappyHorseClient:
             if limiter is not None:
                 await limiter.acquire()
             try:
-                return await self._send_once(method, path, json_body, params)
+                return await self._observed(
+                    operation, self._send_once(method, path, json_body, params)
+                )
             except HappyHorseError as exc:
                 if isinstance(exc, RateLimitError) and exc.retry_after:
                     self.status_limiter.penalize(

@@ -313,3 +313,20 @@ class GuildStats:
     def total_jobs(self) -> int:
         """Every job created in the period."""
         return self.made + self.failed + self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How much work is waiting, for operators' metrics (the whole database, every guild).
+
+    ``by_state`` counts unfinished jobs (every state in ``UNFINISHED_STATES`` is present).
+    ``due_polls`` are submitted jobs whose poll time has come; ``due_deliveries`` completed
+    jobs nobody holds a live delivery lease on. ``oldest_*`` say since when the oldest of
+    each has been waiting (``None`` when there is none).
+    """
+
+    by_state: Mapping[JobState, int]
+    due_polls: int
+    oldest_due_poll: datetime | None
+    due_deliveries: int
+    oldest_due_delivery: datetime | None

@@ -23,6 +23,7 @@ from typing import Protocol
 from storage.credits import Period
 from storage.models import (
     AuditEntry,
+    Backlog,
     Balance,
     CostTable,
     GuildSettings,
@@ -169,6 +170,14 @@ class JobStore(Protocol):
         """Erase prompts, image and result URLs of settled jobs created before ``before``."""
         ...
 
+    async def backlog(self, now: datetime | None = None) -> Backlog:
+        """Unfinished jobs by state and the due polls and deliveries, for metrics.
+
+        Called on every metrics scrape, so it must stay cheap: each query reads only
+        unfinished jobs through an index on ``state``, never the delivered history.
+        """
+        ...
+
 
 class CreditStore(Protocol):
     """Allowances, the atomic reservation, and moderators' changes to them."""
@@ -272,6 +281,10 @@ class Store(Protocol):
     @property
     def guilds(self) -> GuildSettingsStore:
         """Per-guild settings."""
+        ...
+
+    async def ping(self) -> None:
+        """Run a trivial query; raise if the database cannot answer (health checks)."""
         ...
 
     async def close(self) -> None:

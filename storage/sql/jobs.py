@@ -12,8 +12,10 @@ from storage.credits import (
     period_bounds,
 )
 from storage.models import (
+    UNFINISHED_STATES,
     AuditAction,
     AuditEntry,
+    Backlog,
     DayOutcomes,
     GuildStats,
     Job,
@@ -24,6 +26,7 @@ from storage.models import (
 )
 from storage.sql.common import (
     Clock,
+    _dt,
     _job,
     _limit,
     _ts,
@@ -442,3 +445,37 @@ class SQLJobStore:
             erased += changed
             if changed < batch:
                 return erased
+    async def backlog(self, now: datetime | None = None) -> Backlog:
+        """Unfinished jobs by state and the due polls and deliveries, for metrics.
+
+        Every query is bounded to unfinished states, which ``jobs_due (state, ...)``
+        finds without reading the delivered and refunded history.
+        """
+        moment = self._now() if now is None else _ts(now)
+        states = [state.value for state in UNFINISHED_STATES]
+        marks = ", ".join("?" for _ in states)
+        counts = await self._db.fetch_all(
+            f"SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ({marks}) GROUP BY state",  # noqa: S608 - placeholders only
+            tuple(states),
+        )
+        polls = await self._db.fetch_one(
+            """SELECT COUNT(*) AS n, MIN(next_poll_at) AS oldest FROM jobs
+               WHERE state = 'submitted' AND next_poll_at <= ?""",
+            (moment,),
+        )
+        deliveries = await self._db.fetch_one(
+            """SELECT COUNT(*) AS n, MIN(completed_at) AS oldest FROM jobs
+               WHERE state = 'completed'
+                 AND (delivering_until IS NULL OR delivering_until <= ?)""",
+            (moment,),
+        )
+        assert polls is not None and deliveries is not None
+        by_state = dict.fromkeys(UNFINISHED_STATES, 0)
+        by_state.update({JobState(row["state"]): row["n"] for row in counts})
+        return Backlog(
+            by_state=by_state,
+            due_polls=polls["n"],
+            oldest_due_poll=_dt(polls["oldest"]),
+            due_deliveries=deliveries["n"],
+            oldest_due_delivery=_dt(deliveries["oldest"]),
+        )

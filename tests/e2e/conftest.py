@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from cogs.runtime import HappyHorseBot
+from core import metrics
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
@@ -132,7 +133,9 @@ def start_bot(tmp_path: Path, sandbox: SandboxServer, world: World) -> StartBot:
             settings.database_path, default_daily_credits=settings.default_daily_credits
         )
         try:
-            async with HappyHorseClient(settings.client) as client:
+            async with HappyHorseClient(
+                settings.client, observer=metrics.observe_api_call
+            ) as client:
                 bot = HappyHorseBot(settings, store, client, guild_ready_timeout=0.05)
                 async with running_bot(world.fake, bot):
                     yield Running(bot=bot, store=store, sandbox=sandbox, world=world)

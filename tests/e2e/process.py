@@ -25,12 +25,15 @@ from tests.fake_discord import FakeDiscord
 REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "Logged in as"
 _ALIASES = ("DISCORD_API_BASE", "DISCORD_API_URL", "DISCORD_GATEWAY")
+# Documented in `.env.example` but commented out there (an empty value has a meaning).
+_COMMENTED = ("SHARD_IDS",)
 
 
 def setting_names() -> set[str]:
     """Every environment variable the bot reads, as documented in `.env.example`."""
     text = (REPO / ".env.example").read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)) | set(_ALIASES)
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    return names | set(_ALIASES) | set(_COMMENTED)
 
 
 def bot_env(
@@ -101,8 +104,14 @@ class BotProcess:
             handle.seek(self._log_offset)
             return handle.read().decode("utf-8", "replace")
 
-    async def start(self, fake: FakeDiscord, timeout: float = 20.0) -> None:
-        """Start the bot and wait until it has identified, synced and logged `on_ready`."""
+    async def start(
+        self, fake: FakeDiscord, timeout: float = 20.0, *, gateway: bool = True
+    ) -> None:
+        """Start the bot and wait until it has identified, synced and logged `on_ready`.
+
+        With `gateway=False` (a process with `SHARD_IDS=` empty) wait only until it has
+        logged in over REST; it never identifies.
+        """
         identifies = fake.gateway.identify_count
         syncs = fake.state.sync_count
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -119,6 +128,8 @@ class BotProcess:
 
         def ready() -> bool:
             self._check_alive()
+            if not gateway:
+                return READY_LINE in self.log()
             session = fake.gateway.session
             return (
                 fake.gateway.identify_count > identifies

@@ -25,7 +25,7 @@ from .commands import (
     build_modal_submit_components,
     find_component,
 )
-from .gateway import Gateway
+from .gateway import Gateway, shard_for
 from .interactions import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
@@ -210,8 +210,9 @@ class FakeDiscord:
         bot_permissions: int = perms.ALL_TEXT,
         everyone_permissions: int = perms.DEFAULT_MEMBER,
         locale: str = "en-US",
+        guild_id: int | None = None,
     ) -> FakeGuild:
-        """Create a guild the bot is in.
+        """Create a guild the bot is in (with a fresh id unless ``guild_id`` is given).
 
         ``filesize_limit`` overrides the per-file upload limit the fake enforces; by default it
         follows ``premium_tier`` exactly as ``discord.Guild.filesize_limit`` does (10 MiB
@@ -221,7 +222,7 @@ class FakeDiscord:
         state = self.state
         owner = self.add_user(f"{name}-owner")
         guild = FakeGuild(
-            state.new_id(),
+            guild_id if guild_id is not None else state.new_id(),
             name,
             owner.id,
             premium_tier=premium_tier,
@@ -236,10 +237,25 @@ class FakeDiscord:
         guild.members[state.bot.id] = FakeMember(guild, state.bot, [bot_role])
         guild.members[owner.id] = FakeMember(guild, owner, [])
         state.guilds[guild.id] = guild
-        session = self.gateway.session
+        session = self.gateway.session_for(guild.id)
         if session is not None:
             self.gateway.dispatch("GUILD_CREATE", self.gateway.guild_create(guild, session.intents))
         return guild
+
+    def add_guild_on_shard(self, name: str, shard_id: int, shard_count: int) -> FakeGuild:
+        """Create a guild whose events go to ``shard_id`` of ``shard_count`` shards.
+
+        The shard follows from the id's millisecond timestamp, so the id is stamped up to
+        ``shard_count - 1`` ms ahead until it lands on the shard.
+        """
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} does not exist among {shard_count}")
+        now = time.time()
+        for ahead_ms in range(2 * shard_count):
+            candidate = self.state.snowflakes.next(now + ahead_ms / 1000)
+            if shard_for(candidate, shard_count) == shard_id:
+                return self.add_guild(name, guild_id=candidate)
+        raise FakeDiscordError(f"could not make a guild id for shard {shard_id}")
 
     def add_role(self, guild: FakeGuild, name: str, permissions: int = 0) -> FakeRole:
         """Create a role in ``guild``."""
@@ -536,6 +552,8 @@ class FakeDiscord:
     ) -> InteractionRecord:
         if self.gateway.session is None:
             raise FakeDiscordError("the bot has not identified on the gateway")
+        if self.gateway.session_for(guild.id if guild is not None else None) is None:
+            raise FakeDiscordError("no gateway session holds the shard of this interaction")
         if channel.deleted:
             raise FakeDiscordError(f"channel {channel.name} was deleted")
         if guild is not None and user.id not in guild.members:

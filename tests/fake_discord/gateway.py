@@ -15,6 +15,13 @@ What discord.py 2.7 does, and what this answers:
 * RESUME -> every event with a sequence number above the client's is replayed, then RESUMED.
 * REQUEST_GUILD_MEMBERS (op 8, sent when the members intent makes it chunk guilds) ->
   GUILD_MEMBERS_CHUNK.
+* Sharding: IDENTIFY may carry ``shard: [id, count]`` (discord.py's ``AutoShardedClient``
+  always sends it). Each shard has its own current session; READY lists and GUILD_CREATE
+  sends only the shard's guilds, and every guild event (interactions included) goes to the
+  session of shard ``(guild_id >> 22) % count``, DMs to shard 0, as Discord routes them.
+  A shard id outside ``0..count-1`` is closed with 4010 (Invalid shard). A new IDENTIFY
+  for a shard replaces that shard's session only. ``recommended_shards`` is what
+  ``GET /gateway/bot`` answers.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ PRESENCE_UPDATE = 3
 VOICE_STATE_UPDATE = 4
 RESUME = 6
 RECONNECT = 7
+INVALID_SHARD = 4010
 REQUEST_GUILD_MEMBERS = 8
 INVALID_SESSION = 9
 HELLO = 10
@@ -137,6 +145,11 @@ class GatewayConnection:
                 return
 
 
+def shard_for(guild_id: int, shard_count: int) -> int:
+    """The shard a guild's events go to (Discord's formula)."""
+    return (guild_id >> 22) % shard_count
+
+
 @dataclass(eq=False)
 class GatewaySession:
     """An identified session. Events are numbered and kept so that RESUME can replay them."""
@@ -144,6 +157,8 @@ class GatewaySession:
     session_id: str
     intents: int
     identify: JSON
+    shard_id: int = 0
+    shard_count: int = 1
     seq: int = 0
     events: list[JSON] = field(default_factory=list)
     connection: GatewayConnection | None = None
@@ -167,8 +182,13 @@ class Gateway:
         self.state = state
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.url = ""
+        #: The most recently identified session (the only one for an unsharded bot).
         self.session: GatewaySession | None = None
+        #: The current session of each shard id.
+        self.shards: dict[int, GatewaySession] = {}
         self.sessions: dict[str, GatewaySession] = {}
+        #: The shard count ``GET /gateway/bot`` recommends.
+        self.recommended_shards = 1
         self.connections: list[GatewayConnection] = []
         self.identify_count = 0
         self.resume_count = 0
@@ -189,12 +209,25 @@ class Gateway:
             return bool(intents & INTENT_GUILD_MEMBERS)
         return True
 
+    def session_for(self, guild_id: int | None) -> GatewaySession | None:
+        """The live session that receives a guild's events (DMs: shard 0), if any."""
+        for session in self.shards.values():
+            if session.invalidated:
+                continue
+            wanted = 0 if guild_id is None else shard_for(guild_id, session.shard_count)
+            if session.shard_id == wanted:
+                return session
+        return None
+
     def dispatch(self, event: str, data: JSON) -> int | None:
-        """Send an event to the bot's current session; return its sequence number.
+        """Send an event to the session of its guild's shard; return its sequence number.
 
         While the socket is down the event is kept and replayed on RESUME.
         """
-        session = self.session
+        raw_guild = data.get("guild_id")
+        if raw_guild is None and event in {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"}:
+            raw_guild = data.get("id")
+        session = self.session_for(None if raw_guild is None else int(raw_guild))
         if session is None or session.invalidated or not self.wants(session, event, data):
             return None
         if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE"):
@@ -281,20 +314,33 @@ class Gateway:
         if data.get("token") not in (self.state.token, f"Bot {self.state.token}"):
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
+        shard_id, shard_count = data.get("shard") or (0, 1)
+        if not 0 <= int(shard_id) < int(shard_count):
+            await conn.ws.close(code=INVALID_SHARD, message=b"Invalid shard.")
+            return
         intents = int(data.get("intents", 0))
-        session = GatewaySession(secrets.token_hex(16), intents, data)
-        if self.session is not None:
-            self.session.invalidated = True
+        session = GatewaySession(
+            secrets.token_hex(16), intents, data, int(shard_id), int(shard_count)
+        )
+        previous = self.shards.get(session.shard_id)
+        if previous is not None:
+            previous.invalidated = True
+        self.shards[session.shard_id] = session
         self.session = session
         self.sessions[session.session_id] = session
         session.connection = conn
         self.identify_count += 1
         bot = self.state.bot.to_dict()
         bot.update(verified=True, mfa_enabled=False, email=None)
+        guilds = [
+            guild
+            for guild in self.state.guilds.values()
+            if shard_for(guild.id, session.shard_count) == session.shard_id
+        ]
         ready: JSON = {
             "v": 10,
             "user": bot,
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.state.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
@@ -311,7 +357,7 @@ class Gateway:
             ready["shard"] = data["shard"]
         session.dispatch("READY", ready)
         if intents & INTENT_GUILDS:
-            for guild in self.state.guilds.values():
+            for guild in guilds:
                 session.dispatch("GUILD_CREATE", self.guild_create(guild, intents))
         self.state.notify()
 
@@ -336,7 +382,7 @@ class Gateway:
         self.state.notify()
 
     def _request_members(self, conn: GatewayConnection, data: JSON) -> None:
-        session = self.session
+        session = next((s for s in self.shards.values() if s.connection is conn), None)
         if session is None:
             return
         guild = self.state.guilds.get(int(data.get("guild_id", 0)))
@@ -366,9 +412,12 @@ class Gateway:
 
     # -- control -------------------------------------------------------------------------
 
-    async def disconnect(self, code: int = 4000, *, resumable: bool = True) -> None:
-        """Close the bot's socket. The session stays resumable unless ``resumable`` is False."""
-        session = self.session
+    async def disconnect(
+        self, code: int = 4000, *, resumable: bool = True, shard_id: int | None = None
+    ) -> None:
+        """Close the bot's socket (the latest session's, or ``shard_id``'s). The session
+        stays resumable unless ``resumable`` is False."""
+        session = self.session if shard_id is None else self.shards.get(shard_id)
         if session is None or session.connection is None:
             raise RuntimeError("the bot has no open gateway connection")
         conn = session.connection

@@ -583,7 +583,7 @@ class FakeServer:
         return self._json(
             {
                 "url": self.gateway.url,
-                "shards": 1,
+                "shards": self.gateway.recommended_shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
