@@ -150,6 +150,7 @@ def _find_task_id(payload: Mapping[str, Any]) -> str | None:
     is only read when the answer has no `data` object at all.
     """
     data = payload.get("data")
+    searches: tuple[tuple[Mapping[str, Any], tuple[str, ...]], ...]
     if isinstance(data, Mapping):
         searches = ((payload, _NAMED_ID_KEYS), (data, _NAMED_ID_KEYS), (data, ("id",)))
     else:
