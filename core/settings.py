@@ -83,6 +83,11 @@ DISCORD_API_BASE_NAMES = ("DISCORD_API_BASE_URL", "DISCORD_API_BASE", "DISCORD_A
 DISCORD_GATEWAY_NAMES = ("DISCORD_GATEWAY_URL", "DISCORD_GATEWAY")
 
 
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = _optional_str(env, name)
+    return None if raw is None else Path(raw)
+
+
 def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = _optional_str(env, name)
@@ -121,6 +126,8 @@ class BotSettings:
     discord_gateway_url: str | None = None
     # The in-process sandbox, used when HAPPYHORSE_API_KEY is not set.
     sandbox_complete_after_seconds: float = 20.0
+    # Where to write the event-loop stall report on shutdown; None: no watch.
+    loop_watch_report: Path | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -166,4 +173,5 @@ class BotSettings:
             discord_api_base_url=_first(env, DISCORD_API_BASE_NAMES),
             discord_gateway_url=_first(env, DISCORD_GATEWAY_NAMES),
             sandbox_complete_after_seconds=_float(env, "SANDBOX_COMPLETE_AFTER_SECONDS", 20.0),
+            loop_watch_report=_optional_path(env, "LOOP_WATCH_REPORT"),
         )
