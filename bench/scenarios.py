@@ -211,8 +211,9 @@ async def warm_run(stage: Stage, workdir: Path, plan: Plan, out: Measurements) -
 async def _head_of_line(
     stage: Stage, sandbox: SandboxServer, database: Path, plan: Plan, quick: list[float]
 ) -> Deliveries:
-    """One job whose download stalls, ordered just before the quick ones."""
+    """A finished job whose download stalls; once it is stuck, the quick jobs are ordered."""
     before = len(sandbox.state.tasks)
+    downloads = sandbox.state.request_counts["download"]
     sandbox.state.completion_times.append(plan.quick_completion)
     await stage.order(1, start=plan.quick_jobs)
     created = await new_tasks(sandbox, before, 1, ACK_WAIT_SECONDS)
@@ -220,6 +221,9 @@ async def _head_of_line(
         return Deliveries([], len(quick), 0)
     stalled = created[0]
     stalled.download_stall = plan.stall * plan.scale
+    deadline = time.monotonic() + plan.delivery_timeout(1, plan.status_rate)
+    while sandbox.state.request_counts["download"] == downloads and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     result = await _jobs(stage, sandbox, database, plan, quick)
     await wait_delivered(database, [stalled.task_id], plan.stall * plan.scale + 30.0)
     return result
