@@ -13,6 +13,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from cogs.heartbeat import install_heartbeat_latency_fix
 from cogs.status_cards import StatusCards
 from core.jobs import JobService
 from core.settings import BotSettings
@@ -51,6 +52,7 @@ class HappyHorseBot(commands.Bot):
         service: JobService | None = None,
         **options: Any,
     ) -> None:
+        install_heartbeat_latency_fix()
         # The bot never joins voice: skip discord.py's warnings about voice libraries.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
