@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 from storage.models import NewJob
 from storage.sqlite import SQLiteStore, open_store
@@ -72,38 +73,59 @@ async def _bare_updates(store: SQLiteStore, count: int = BASELINE_UPDATES) -> fl
     return count / (time.perf_counter() - started)
 
 
+TRIALS = 5
+"""Each side is measured this many times, interleaved, and the medians compared: on a
+shared machine fsync times wander, and interleaving exposes both sides to the same."""
+
+
 async def many_members(path: Path, members: int, rounds: int) -> CreditRun:
     """`members` members each reserve and commit `rounds` times, all at once."""
-    store = await open_store(path, default_daily_credits=rounds)
+    store = await open_store(path, default_daily_credits=rounds * TRIALS)
     try:
-        updates = await _bare_updates(store)
 
-        async def member(user_id: int) -> int:
-            return sum([await _pair(store, user_id, n) for n in range(rounds)])
+        async def member(user_id: int, trial: int) -> int:
+            won = 0
+            for n in range(rounds):
+                won += await _pair(store, user_id, trial * rounds + n)
+            return won
 
-        started = time.perf_counter()
-        done = await asyncio.gather(*(member(100 + m) for m in range(members)))
-        elapsed = time.perf_counter() - started
+        updates: list[float] = []
+        pairs: list[float] = []
+        total = 0
+        for trial in range(TRIALS):
+            updates.append(await _bare_updates(store))
+            started = time.perf_counter()
+            done = await asyncio.gather(*(member(100 + m, trial) for m in range(members)))
+            pairs.append(sum(done) / (time.perf_counter() - started))
+            total += sum(done)
         overspent = 0
         for m in range(members):
             balance = await store.credits.balance(GUILD, 100 + m)
             overspent += max(0, -balance.remaining) + max(0, balance.used - balance.allowance)
-        return CreditRun(sum(done) / elapsed, updates, sum(done), overspent)
+        return CreditRun(median(pairs), median(updates), total, overspent)
     finally:
         await store.close()
 
 
 async def one_member_racing(path: Path, allowance: int, attempts: int) -> CreditRun:
     """One member fires `attempts` reservations at once with credits for `allowance`."""
-    store = await open_store(path, default_daily_credits=allowance)
-    try:
-        updates = await _bare_updates(store)
-        started = time.perf_counter()
-        done = await asyncio.gather(*(_pair(store, 7, n) for n in range(attempts)))
-        elapsed = time.perf_counter() - started
-        won = sum(done)
-        balance = await store.credits.balance(GUILD, 7)
-        overspent = max(0, won - allowance) + max(0, -balance.remaining)
-        return CreditRun(won / elapsed, updates, won, overspent)
-    finally:
-        await store.close()
+    updates: list[float] = []
+    pairs: list[float] = []
+    total = overspent = 0
+    for trial in range(TRIALS):
+        store = await open_store(
+            path.with_name(f"{path.stem}-{trial}{path.suffix}"), default_daily_credits=allowance
+        )
+        try:
+            updates.append(await _bare_updates(store))
+            started = time.perf_counter()
+            done = await asyncio.gather(*(_pair(store, 7, n) for n in range(attempts)))
+            elapsed = time.perf_counter() - started
+            won = sum(done)
+            balance = await store.credits.balance(GUILD, 7)
+            overspent += max(0, won - allowance) + max(0, -balance.remaining)
+            pairs.append(won / elapsed)
+            total += won
+        finally:
+            await store.close()
+    return CreditRun(median(pairs), median(updates), total, overspent)
