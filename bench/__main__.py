@@ -73,6 +73,8 @@ async def run(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
     racer: CreditRun | None = None
     async with FakeDiscord(token="bench-token") as fake:
         stage = Stage.build(fake, members=max(plan.burst, 50))
+        # The baseline bursts bracket the bot's, so drifting machine load hits both alike.
+        await _step("minimal bot", out, lambda: minimal_burst(stage, workdir, plan, out))
         await _step("cold burst", out, lambda: cold_burst(stage, workdir, plan, out))
         await _step("minimal bot", out, lambda: minimal_burst(stage, workdir, plan, out))
         await _step("warm run", out, lambda: warm_run(stage, workdir, plan, out))

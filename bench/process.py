@@ -31,6 +31,7 @@ class Subprocess:
         self.env = env
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
+        self._log_offset = 0
 
     @property
     def pid(self) -> int:
@@ -39,15 +40,18 @@ class Subprocess:
         return self.process.pid
 
     def log(self) -> str:
-        """Everything the process has logged so far."""
+        """Everything this run of the process has logged so far."""
         if not self.log_path.exists():
             return ""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        with self.log_path.open("rb") as handle:
+            handle.seek(self._log_offset)
+            return handle.read().decode("utf-8", "replace")
 
     async def start(self, fake: FakeDiscord, timeout: float = 30.0) -> None:
         """Start the process and wait until it has identified, synced and logged in."""
         identifies = fake.gateway.identify_count
         syncs = fake.state.sync_count
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log_file:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -111,5 +115,15 @@ class Subprocess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # Shielded: a cancelled bench must still end its process.
-        await asyncio.shield(self.stop(grace=5.0 if exc is not None else 15.0))
+        try:
+            await asyncio.shield(self.stop(grace=5.0 if exc is not None else 15.0))
+        except asyncio.CancelledError:
+            # Cancelled while waiting (Ctrl-C): never leave the process behind.
+            self.kill_now()
+            raise
+
+    def kill_now(self) -> None:
+        """SIGKILL at once, without waiting (safe to call at any time)."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()

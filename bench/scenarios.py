@@ -149,7 +149,7 @@ async def cold_burst(stage: Stage, workdir: Path, plan: Plan, out: Measurements)
 
 
 async def minimal_burst(stage: Stage, workdir: Path, plan: Plan, out: Measurements) -> None:
-    """The same burst against the minimal bot that only defers."""
+    """The same burst against the minimal bot that only defers (adds to the baseline)."""
     async with SandboxServer(sandbox_config(plan.status_limit, plan.scale)) as sandbox:
         env = bot_environment(
             stage, sandbox, workdir / "minimal.sqlite3", scale=plan.scale, status_rate=1.0
@@ -157,7 +157,7 @@ async def minimal_burst(stage: Stage, workdir: Path, plan: Plan, out: Measuremen
         async with Subprocess(["-m", "bench.minimal_bot"], env, workdir / "minimal.log") as bot:
             await bot.start(stage.fake)
             records = await stage.order(plan.burst)
-            out.baseline_acks = await wait_acks(records, ACK_WAIT_SECONDS)
+            out.baseline_acks += await wait_acks(records, ACK_WAIT_SECONDS)
 
 
 async def _jobs(
