@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.credits import CreditRun, many_members, one_member_racing
+from bench.credits import CreditRun, crowd_and_racer
 from bench.figures import Figure, render_table, write_json
 from bench.harness import Stage
 from bench.report import figures
@@ -82,11 +82,13 @@ async def run(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
 
     async def credit_runs() -> None:
         nonlocal crowd, racer
-        rounds = 2 if plan.burst < 50 else 8
-        crowd = await many_members(workdir / "credits-crowd.sqlite3", 50, rounds)
-        allowance = 10 if plan.burst < 50 else 100
-        racer = await one_member_racing(
-            workdir / "credits-racer.sqlite3", allowance, allowance + allowance // 2
+        small = plan.burst < 50
+        crowd, racer = await crowd_and_racer(
+            workdir / "credits.sqlite3",
+            members=50,
+            rounds=3 if small else 10,
+            allowance=10 if small else 40,
+            attempts=15 if small else 60,
         )
 
     await _step("credits", out, credit_runs)

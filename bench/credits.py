@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import median
 
 from storage.models import NewJob
 from storage.sqlite import SQLiteStore, open_store
@@ -55,77 +54,73 @@ async def _pair(store: SQLiteStore, user_id: int, number: int) -> bool:
     return True
 
 
-BASELINE_UPDATES = 200
-
-
-async def _bare_updates(store: SQLiteStore, count: int = BASELINE_UPDATES) -> float:
-    """Sequential autocommit single-row UPDATEs per second (after a short warm-up)."""
+async def _prepare_counter(store: SQLiteStore) -> None:
     db = store.database
     await db.execute(
         "CREATE TABLE IF NOT EXISTS bench_counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"
     )
     await db.execute("INSERT OR IGNORE INTO bench_counter (id, n) VALUES (1, 0)")
-    for _ in range(count // 10):
-        await db.execute("UPDATE bench_counter SET n = n + 1 WHERE id = 1")
+
+
+async def _bare_updates(store: SQLiteStore, count: int) -> float:
+    """Seconds taken by `count` sequential autocommit single-row UPDATEs."""
     started = time.perf_counter()
     for _ in range(count):
-        await db.execute("UPDATE bench_counter SET n = n + 1 WHERE id = 1")
-    return count / (time.perf_counter() - started)
+        await store.database.execute("UPDATE bench_counter SET n = n + 1 WHERE id = 1")
+    return time.perf_counter() - started
 
 
-TRIALS = 5
-"""Each side is measured this many times, interleaved, and the medians compared: on a
-shared machine fsync times wander, and interleaving exposes both sides to the same."""
+async def crowd_and_racer(
+    path: Path, *, members: int, rounds: int, allowance: int, attempts: int
+) -> tuple[CreditRun, CreditRun]:
+    """Both credit figures on one store, each round interleaving the baseline with the work.
 
-
-async def many_members(path: Path, members: int, rounds: int) -> CreditRun:
-    """`members` members each reserve and commit `rounds` times, all at once."""
-    store = await open_store(path, default_daily_credits=rounds * TRIALS)
+    A round times `members` bare UPDATEs, then `members` members reserving and committing
+    once each at the same moment; then `attempts` bare UPDATEs, then one fresh member with
+    `allowance` credits firing `attempts` reservations at once. Interleaving in small rounds
+    exposes both sides to the same (shared, noisy) machine.
+    """
+    store = await open_store(path, default_daily_credits=rounds)
     try:
-
-        async def member(user_id: int, trial: int) -> int:
-            won = 0
-            for n in range(rounds):
-                won += await _pair(store, user_id, trial * rounds + n)
-            return won
-
-        updates: list[float] = []
-        pairs: list[float] = []
-        total = 0
-        for trial in range(TRIALS):
-            updates.append(await _bare_updates(store))
+        await _prepare_counter(store)
+        await _bare_updates(store, 20)  # warm-up
+        crowd_updates = crowd_update_time = crowd_time = 0.0
+        racer_update_time = racer_time = 0.0
+        crowd_pairs = racer_pairs = racer_overspent = 0
+        for trial in range(rounds):
+            crowd_update_time += await _bare_updates(store, members)
+            crowd_updates += members
             started = time.perf_counter()
-            done = await asyncio.gather(*(member(100 + m, trial) for m in range(members)))
-            pairs.append(sum(done) / (time.perf_counter() - started))
-            total += sum(done)
-        overspent = 0
+            done = await asyncio.gather(*(_pair(store, 100 + m, trial) for m in range(members)))
+            crowd_time += time.perf_counter() - started
+            crowd_pairs += sum(done)
+
+            racer = 10_000 + trial
+            await store.credits.set_user_allowance(GUILD, racer, allowance, MODERATOR)
+            racer_update_time += await _bare_updates(store, attempts)
+            started = time.perf_counter()
+            done = await asyncio.gather(*(_pair(store, racer, n) for n in range(attempts)))
+            racer_time += time.perf_counter() - started
+            won = sum(done)
+            racer_pairs += won
+            balance = await store.credits.balance(GUILD, racer)
+            racer_overspent += max(0, won - allowance) + max(0, -balance.remaining)
+        crowd_overspent = 0
         for m in range(members):
             balance = await store.credits.balance(GUILD, 100 + m)
-            overspent += max(0, -balance.remaining) + max(0, balance.used - balance.allowance)
-        return CreditRun(median(pairs), median(updates), total, overspent)
+            crowd_overspent += max(0, -balance.remaining) + max(0, balance.used - balance.allowance)
+        crowd = CreditRun(
+            crowd_pairs / crowd_time,
+            crowd_updates / crowd_update_time,
+            crowd_pairs,
+            crowd_overspent,
+        )
+        racing = CreditRun(
+            racer_pairs / racer_time,
+            rounds * attempts / racer_update_time,
+            racer_pairs,
+            racer_overspent,
+        )
+        return crowd, racing
     finally:
         await store.close()
-
-
-async def one_member_racing(path: Path, allowance: int, attempts: int) -> CreditRun:
-    """One member fires `attempts` reservations at once with credits for `allowance`."""
-    updates: list[float] = []
-    pairs: list[float] = []
-    total = overspent = 0
-    for trial in range(TRIALS):
-        store = await open_store(
-            path.with_name(f"{path.stem}-{trial}{path.suffix}"), default_daily_credits=allowance
-        )
-        try:
-            updates.append(await _bare_updates(store))
-            started = time.perf_counter()
-            done = await asyncio.gather(*(_pair(store, 7, n) for n in range(attempts)))
-            elapsed = time.perf_counter() - started
-            won = sum(done)
-            balance = await store.credits.balance(GUILD, 7)
-            overspent += max(0, won - allowance) + max(0, -balance.remaining)
-            pairs.append(won / elapsed)
-            total += won
-        finally:
-            await store.close()
-    return CreditRun(median(pairs), median(updates), total, overspent)
