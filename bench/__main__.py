@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.credits import CreditRun, crowd_and_racer
-from bench.figures import Figure, render_table, write_json
+from bench.figures import Figure, render_markdown, render_table, write_json
 from bench.harness import Stage
 from bench.report import figures
 from bench.scenarios import (
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the bench, print the table; exit 1 if a run broke."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (no real figures)")
     parser.add_argument("--scale", type=float, help=f"time scale (default {DEFAULT_SCALE})")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep logs and databases here")
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{16 / plan.scale:g})."
     )
     print(render_table(results, header))
+    if args.markdown:
+        print("\n" + render_markdown(results))
     if out.errors:
         print("\nErrors:\n" + "\n".join(f"- {e}" for e in out.errors))
     if args.json is not None:

@@ -166,6 +166,22 @@ def render_table(figures: Sequence[Figure], header: str) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(figures: Sequence[Figure]) -> str:
+    """The figures as a Markdown table (for README.md)."""
+    lines = [
+        "| figure | value | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fig in figures:
+        ratio = "-" if fig.ratio is None else f"{fig.ratio:.2f}×"
+        met = "yes" if fig.met else "**no**"
+        lines.append(
+            f"| {fig.name} | {_show(fig.value, fig.unit)} | {_show(fig.baseline, fig.unit)} "
+            f"| {ratio} | {fig.target} | {met} |"
+        )
+    return "\n".join(lines)
+
+
 def write_json(figures: Sequence[Figure], path: Path) -> None:
     """Write the figures as a JSON list, one object per figure."""
     path.write_text(json.dumps([f.to_json() for f in figures], indent=2) + "\n", encoding="utf-8")
