@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
@@ -26,6 +27,7 @@ from dotenv import load_dotenv
 from cogs.runtime import HappyHorseBot
 from core import metrics
 from core.logs import JobIdFilter, JsonFormatter, text_formatter
+from core.loopwatch import LoopWatch, write_report
 from core.settings import BotSettings, SettingsError
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
@@ -144,6 +146,8 @@ async def run(settings: BotSettings) -> None:
     """Run the bot until it is closed or a signal arrives; always release resources."""
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
     async with contextlib.AsyncExitStack() as stack:
+        if settings.loop_watch_report is not None:
+            stack.push_async_callback(_watch_loop(settings.loop_watch_report))
         settings = await stack.enter_async_context(api_endpoint(settings))
         try:
             store = await open_store_from_settings(
@@ -181,6 +185,19 @@ async def run(settings: BotSettings) -> None:
             log.error("A privileged intent is required but not enabled in the Developer Portal.")
             raise SystemExit(1) from None
     log.info("Shut down cleanly")
+
+
+def _watch_loop(report_path: Path) -> Callable[[], Awaitable[None]]:
+    """Start the stall monitor; return the callback that stops it and writes its report."""
+    watch = LoopWatch()
+    watch.start()
+
+    async def finish() -> None:
+        report = await watch.stop()
+        await asyncio.to_thread(write_report, report, report_path)
+        log.info("Event loop: worst stall %.0f ms", report.worst_stall_seconds * 1000)
+
+    return finish
 
 
 def _request_stop(bot: HappyHorseBot, sig: signal.Signals) -> None:

@@ -38,7 +38,9 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
     """Permissions the bot lacks in this channel to post a finished video (names, for users).
 
     Checked before anything is charged, so nobody waits for a video that would be made
-    only to be refunded because it cannot be posted.
+    only to be refunded because it cannot be posted. Attach Files is not needed (without
+    it the video is posted as a link); Read Message History is, because after a crash
+    mid-post the bot reads the channel to find out whether the video was already posted.
     """
     perms = bot_permissions(interaction)
     if perms is None:
@@ -50,7 +52,7 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
             interaction.channel, perms
         ),
         "Embed Links": perms.embed_links,
-        "Attach Files": perms.attach_files,
+        "Read Message History": perms.read_message_history,
     }
     return [name for name, granted in needed.items() if not granted]
 

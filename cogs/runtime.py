@@ -20,6 +20,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from cogs.gateway_heartbeat import install_heartbeat_latency_fix
 from cogs.modlog import ModLog
 from cogs.status_cards import StatusCards
 from core.heartbeat import Heartbeats
@@ -66,6 +67,7 @@ class HappyHorseBot(commands.AutoShardedBot):
         service: JobService | None = None,
         **options: Any,
     ) -> None:
+        install_heartbeat_latency_fix()
         # The bot never joins voice: skip discord.py's warnings about voice libraries.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False

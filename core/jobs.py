@@ -359,7 +359,7 @@ class JobService:
         recovered = list(
             await self.refund_stale_reservations(
                 older_than_seconds,
-                reason="interrupted by a restart before it reached the video service",
+                reason=INTERRUPTED_BEFORE_RECORDED,
             )
         )
         for job in await self.store.jobs.resumable_jobs():
@@ -389,6 +389,13 @@ class JobService:
     async def _reload(self, job: Job) -> Job:
         fresh = await self.store.jobs.get_job(job.id)
         return fresh if fresh is not None else job
+
+
+INTERRUPTED_BEFORE_RECORDED = (
+    "interrupted by a restart before the video service's answer was recorded"
+)
+"""Why a reservation found at start-up is refunded: the request may or may not have reached
+the video service, so the notice claims neither."""
 
 
 def is_settled(job: Job) -> bool:

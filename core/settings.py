@@ -145,6 +145,11 @@ def _port(env: Mapping[str, str], name: str) -> int | None:
     return value
 
 
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = _optional_str(env, name)
+    return None if raw is None else Path(raw)
+
+
 def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = _optional_str(env, name)
@@ -219,6 +224,8 @@ class BotSettings:
     def gateway_free(self) -> bool:
         """True for a process that connects no gateway shard and only does background work."""
         return self.shard_ids == ()
+    # Where to write the event-loop stall report on shutdown; None: no watch.
+    loop_watch_report: Path | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -290,4 +297,5 @@ class BotSettings:
             metrics_port=_port(env, "METRICS_PORT"),
             metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
             log_format=log_format,
+            loop_watch_report=_optional_path(env, "LOOP_WATCH_REPORT"),
         )

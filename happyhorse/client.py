@@ -171,20 +171,37 @@ class HappyHorseClient:
         )
         return self.dialect.parse_status(payload, task_id=task_id)
 
-    async def download(self, url: str, dest: Path, max_bytes: int) -> int:
+    async def download(
+        self, url: str, dest: Path, max_bytes: int, *, deadline_seconds: float | None = None
+    ) -> int:
         """Stream `url` into `dest` and return the number of bytes written.
 
         Refuses early when Content-Length exceeds `max_bytes` and late when more bytes
         arrive; a body shorter than Content-Length or a dropped connection is a
         DownloadError. The data goes to a temporary file beside `dest`, renamed into place
         only on success, so a failure (or cancellation) leaves no partial file. The API key
-        is not sent. Each read waits at most `download_read_timeout_seconds`.
+        is not sent. Each read waits at most `download_read_timeout_seconds`, and with
+        `deadline_seconds` the whole download must finish within that time (a server
+        trickling bytes just fast enough to beat the read timeout would otherwise hold it
+        forever); missing it raises APITimeoutError.
         """
         if not isinstance(url, str) or not is_http_url(url):
             raise DownloadError("download URL must be an http or https URL")
         if max_bytes <= 0:
             raise DownloadError(f"max_bytes must be positive, got {max_bytes}")
-        dest = Path(dest)
+        if deadline_seconds is not None and deadline_seconds <= 0:
+            raise DownloadError(f"deadline_seconds must be positive, got {deadline_seconds}")
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                written = await self._download_to(url, Path(dest), max_bytes)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"download did not finish within {deadline_seconds:g} s"
+            ) from None
+        log.info("downloaded %d bytes to %s", written, dest)
+        return written
+
+    async def _download_to(self, url: str, dest: Path, max_bytes: int) -> int:
         try:
             await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
             fd, tmp_name = await asyncio.to_thread(
@@ -201,12 +218,12 @@ class HappyHorseClient:
                 os.unlink(tmp_name)
             raise DownloadError(f"cannot write {dest.name}: {exc.strerror}") from None
         except BaseException:
-            # Synchronous on purpose: this also runs on cancellation, when awaiting a
-            # worker thread could itself be cancelled and leave the partial file behind.
+            # Synchronous on purpose: this also runs on cancellation (and on the overall
+            # deadline), when awaiting a worker thread could itself be cancelled and leave
+            # the partial file behind.
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
-        log.info("downloaded %d bytes to %s", written, dest)
         return written
 
     async def _stream_to(self, url: str, handle: BinaryIO, max_bytes: int) -> int:

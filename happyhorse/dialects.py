@@ -9,7 +9,8 @@ Two dialects share the endpoints `POST {base}/api/generate` and
   image goes in `image_urls: [url]`, and text vs image is implied by its presence.
 
 Answers are read the same way in both dialects, accepting every shape seen in the wild:
-the task id top-level or under `data` (`task_id`, `taskId` or `id`); the state anywhere in
+the task id top-level or under `data` (`task_id`, `taskId`, or `id` unless it is an
+envelope's request id beside `data`); the state anywhere in
 `data`, the top level or `data.response`, case-insensitive with synonyms; result URLs in
 `resultUrls` (list) or `video_url` / `url` at those levels; and `{code, message, data}`
 envelopes whose non-success code is an error even when the HTTP status was 200.
@@ -51,8 +52,8 @@ _STATE_SYNONYMS: Final[dict[str, TaskState]] = {
         ("error", "failure", "failed", "cancelled", "canceled", "timeout"), TaskState.FAILED
     ),
 }
-# `id` last: some services name the task plainly; the specific names win when present.
-_ID_KEYS: Final = ("task_id", "taskId", "id")
+# Some services name the task plainly `id`; the specific names win when present.
+_NAMED_ID_KEYS: Final = ("task_id", "taskId")
 _STATE_KEYS: Final = ("status", "state")
 _URL_LIST_KEYS: Final = ("resultUrls", "result_urls", "video_urls", "urls")
 _URL_KEYS: Final = ("video_url", "videoUrl", "result_url", "resultUrl", "output_url", "url")
@@ -152,18 +153,26 @@ def _require_object(payload: object, what: str) -> Mapping[str, Any]:
 
 
 def _find_task_id(payload: Mapping[str, Any]) -> str | None:
+    """The task id: `task_id`/`taskId` at either level, else a plain `id` inside `data`.
+
+    A top-level `id` beside a `data` object belongs to the envelope (a request id), so it
+    is only read when the answer has no `data` object at all.
+    """
     data = payload.get("data")
-    levels = [payload, data] if isinstance(data, Mapping) else [payload]
-    for keys in (_ID_KEYS, ("id",)):
-        for level in levels:
-            for key in keys:
-                value = level.get(key)
-                if isinstance(value, bool):
-                    continue
-                if isinstance(value, int):
-                    return str(value)
-                if isinstance(value, str) and value.strip():
-                    return value.strip()
+    searches: tuple[tuple[Mapping[str, Any], tuple[str, ...]], ...]
+    if isinstance(data, Mapping):
+        searches = ((payload, _NAMED_ID_KEYS), (data, _NAMED_ID_KEYS), (data, ("id",)))
+    else:
+        searches = ((payload, _NAMED_ID_KEYS), (payload, ("id",)))
+    for level, keys in searches:
+        for key in keys:
+            value = level.get(key)
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int):
+                return str(value)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
     return None
 
 

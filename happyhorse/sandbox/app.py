@@ -342,14 +342,16 @@ def check_auth(config: SandboxConfig, header: str | None) -> None:
         raise APIError(401, "Invalid API key", headers=challenge)
 
 
-def _check_rate(state: SandboxState) -> None:
-    """Count one API request against the rate limit; ``APIError`` 429 when over it."""
-    wait = state.check_rate()
+def _check_rate(state: SandboxState, endpoint: Endpoint) -> None:
+    """Count one API request against the rate limits; ``APIError`` 429 when over one."""
+    wait = state.check_rate(endpoint)
     if wait is None:
         return
     seconds = max(1, math.ceil(wait))
-    limit = state.config.rate_limit
+    limit: int | None = state.config.rate_limit
     window = state.config.rate_window
+    if state.status_window is not None and endpoint == "status":
+        limit, window = state.config.status_rate_limit, state.config.status_rate_window
     raise APIError(
         429,
         f"Rate limit exceeded: at most {limit} requests per {window:g} seconds; "
@@ -379,7 +381,7 @@ def _api_endpoint(endpoint: Endpoint, inner: Handler) -> Handler:
                 return _fault_response(dialect, fault)
         try:
             check_auth(state.config, request.headers.get("Authorization"))
-            _check_rate(state)
+            _check_rate(state, endpoint)
             response = await inner(request)
         except APIError as exc:
             response = _error_response(dialect, exc)
@@ -475,13 +477,16 @@ async def _status_query(request: web.Request) -> web.Response:
     task_id = request.query.get("task_id", "").strip()
     if not task_id:
         raise APIError(400, "task_id is required as a query parameter", field="task_id")
-    return web.json_response(_status_body(request, state, _find_task(state, task_id)))
+    task = _find_task(state, task_id)
+    state.count_status(task.task_id)
+    return web.json_response(_status_body(request, state, task))
 
 
 async def _status_path(request: web.Request) -> web.Response:
     """GET /api/status/{task_id} (the reseller form)."""
     state = _state(request)
     task = _find_task(state, request.match_info["task_id"])
+    state.count_status(task.task_id)
     return web.json_response(_status_body(request, state, task))
 
 
@@ -506,10 +511,14 @@ async def _download(request: web.Request) -> web.StreamResponse:
         return _error_response(
             dialect, APIError(404, f"File {name!r} is not available: the task is {phase.value}")
         )
+    if task.download_stall:
+        await asyncio.sleep(task.download_stall)
     data = await request.app[VIDEOS_KEY].get(task.aspect_ratio, task.duration, task.sound)
     headers = {"Content-Type": "video/mp4", "Cache-Control": "public, max-age=86400"}
     if fault is not None and fault.retry_after is not None:
         headers["Retry-After"] = fault.retry_after
+    if fault is None and task.result_size is not None:
+        fault = Fault("download", pad_to=task.result_size)
     if fault is None or not (fault.truncate or fault.omit_length or fault.pad_to is not None):
         return web.Response(body=data, headers=headers)
     return await _stream_faulty_file(request, fault, data, headers)
@@ -591,7 +600,12 @@ async def _clear_faults(request: web.Request) -> web.Response:
 def _task_json(state: SandboxState, task: SandboxTask) -> dict[str, Any]:
     """A task with its current phase, for the control plane."""
     phase, message = state.phase(task)
-    return {**task.to_json(), "status": phase.value, "message": message}
+    return {
+        **task.to_json(),
+        "status": phase.value,
+        "message": message,
+        "status_requests": state.status_counts.get(task.task_id, 0),
+    }
 
 
 async def _list_tasks(request: web.Request) -> web.Response:
@@ -601,6 +615,7 @@ async def _list_tasks(request: web.Request) -> web.Response:
         {
             "tasks": [_task_json(state, task) for task in state.tasks.values()],
             "request_counts": dict(state.request_counts),
+            "rate_limited": dict(state.rate_limited),
             "credits": state.credits,
         }
     )

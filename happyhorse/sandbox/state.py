@@ -28,7 +28,9 @@ class SandboxConfig:
     """How one sandbox instance behaves.
 
     ``api_key=None`` accepts any non-empty bearer token; ``credits=None`` is unlimited;
-    ``rate_limit=None`` disables rate limiting. Times are seconds from task creation.
+    ``rate_limit=None`` disables rate limiting (all API endpoints, per ``rate_window``);
+    ``status_rate_limit`` additionally limits status calls alone (per
+    ``status_rate_window``). Times are seconds from task creation.
     """
 
     host: str = "127.0.0.1"
@@ -42,6 +44,8 @@ class SandboxConfig:
     rate_limit: int | None = None
     rate_window: float = 60.0
     image_field: str = "image_url"
+    status_rate_limit: int | None = None
+    status_rate_window: float = 1.0
 
     def __post_init__(self) -> None:
         """Reject settings that could never work, naming the setting."""
@@ -57,6 +61,10 @@ class SandboxConfig:
             raise ValueError("rate_limit must be None (off) or >= 1")
         if self.rate_window <= 0:
             raise ValueError("rate_window must be positive")
+        if self.status_rate_limit is not None and self.status_rate_limit < 1:
+            raise ValueError("status_rate_limit must be None (off) or >= 1")
+        if self.status_rate_window <= 0:
+            raise ValueError("status_rate_window must be positive")
         if not self.image_field:
             raise ValueError("image_field must not be empty")
 
@@ -87,6 +95,13 @@ class SandboxTask:
     cost: int
     forced_phase: Phase | None = None
     forced_message: str | None = None
+    forced_at: float | None = None
+    #: This task's own completion time (seconds after creation); None: the config's.
+    complete_after: float | None = None
+    #: Serve the result padded to exactly this many bytes (a large video); None: as encoded.
+    result_size: int | None = None
+    #: Seconds every download of the result hangs before the first byte (a stalled CDN).
+    download_stall: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The task's request fields as a JSON-ready mapping (no phase: that needs a clock)."""
@@ -292,8 +307,14 @@ class SandboxState:
     """Everything the sandbox remembers, shared by its request handlers.
 
     ``tasks`` maps task id to task; ``request_counts`` counts every request per endpoint
-    (``generate``, ``status``, ``download``), accepted or not; ``credits`` is the balance
-    left (``None``: unlimited); ``faults`` is the fault-injection queue.
+    (``generate``, ``status``, ``download``), accepted or not; ``rate_limited`` counts the
+    429s the rate limits answered, per endpoint; ``status_counts`` counts accepted status
+    calls per task id; ``credits`` is the balance left (``None``: unlimited); ``faults`` is
+    the fault-injection queue.
+
+    For load tests: ``completion_times`` hands each new task, in creation order, its own
+    completion time (seconds after creation; the config's once empty), and
+    ``result_size`` pads every new task's result to that many bytes.
     """
 
     config: SandboxConfig
@@ -303,24 +324,56 @@ class SandboxState:
     faults: FaultQueue = field(default_factory=FaultQueue)
     credits: int | None = None
     rate_window: RateWindow | None = None
+    status_window: RateWindow | None = None
+    rate_limited: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDPOINTS, 0))
+    status_counts: dict[str, int] = field(default_factory=dict)
+    completion_times: deque[float] = field(default_factory=deque)
+    result_size: int | None = None
 
     def __post_init__(self) -> None:
-        """Take the starting balance and rate limit from the config."""
+        """Take the starting balance and rate limits from the config."""
         self.credits = self.config.credits
         if self.config.rate_limit is not None:
             self.rate_window = RateWindow(
                 self.config.rate_limit, self.config.rate_window, self.clock
+            )
+        if self.config.status_rate_limit is not None:
+            self.status_window = RateWindow(
+                self.config.status_rate_limit, self.config.status_rate_window, self.clock
             )
 
     def count(self, endpoint: Endpoint) -> None:
         """Record one request to ``endpoint``."""
         self.request_counts[endpoint] = self.request_counts.get(endpoint, 0) + 1
 
-    def check_rate(self) -> float | None:
-        """Record an API request; ``None`` if within the limit, else seconds to wait."""
-        if self.rate_window is None:
+    def check_rate(self, endpoint: Endpoint | None = None) -> float | None:
+        """Record an API request; ``None`` if within the limits, else seconds to wait.
+
+        A refused request is counted in ``rate_limited`` under ``endpoint``.
+        """
+        wait = None if self.rate_window is None else self.rate_window.hit()
+        if wait is None and endpoint == "status" and self.status_window is not None:
+            wait = self.status_window.hit()
+        if wait is not None and endpoint is not None:
+            self.rate_limited[endpoint] = self.rate_limited.get(endpoint, 0) + 1
+        return wait
+
+    def count_status(self, task_id: str) -> None:
+        """Record one answered status call for ``task_id``."""
+        self.status_counts[task_id] = self.status_counts.get(task_id, 0) + 1
+
+    def completes_at(self, task: SandboxTask) -> float | None:
+        """When (on the state's clock) ``task`` became or becomes completed; None if never."""
+        if task.forced_phase is not None:
+            return task.forced_at if task.forced_phase is Phase.COMPLETED else None
+        if self.fail_reason(task) is not None:
             return None
-        return self.rate_window.hit()
+        return task.created_at + self._complete_after(task)
+
+    def _complete_after(self, task: SandboxTask) -> float:
+        if task.complete_after is not None:
+            return task.complete_after
+        return self.config.complete_after
 
     def can_afford(self, cost: int) -> bool:
         """Whether the balance covers ``cost`` credits."""
@@ -359,6 +412,8 @@ class SandboxState:
             sound=sound,
             image_urls=image_urls,
             cost=cost,
+            complete_after=self.completion_times.popleft() if self.completion_times else None,
+            result_size=self.result_size,
         )
         self.tasks[task_id] = task
         return task
@@ -379,9 +434,10 @@ class SandboxState:
         if task.forced_phase is not None:
             return task.forced_phase, task.forced_message or _MESSAGES[task.forced_phase]
         age = self.clock() - task.created_at
-        if age < self.config.processing_after:
+        complete_after = self._complete_after(task)
+        if age < min(self.config.processing_after, complete_after):
             return Phase.QUEUED, _MESSAGES[Phase.QUEUED]
-        if age < self.config.complete_after:
+        if age < complete_after:
             return Phase.PROCESSING, _MESSAGES[Phase.PROCESSING]
         reason = self.fail_reason(task)
         if reason is not None:
@@ -393,6 +449,7 @@ class SandboxState:
         task = self.tasks[task_id]
         task.forced_phase = phase
         task.forced_message = message
+        task.forced_at = self.clock()
         return task
 
 

@@ -14,6 +14,7 @@ it). Holding the lock for the whole of a transaction rules that out.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import sqlite3
 import time
@@ -176,9 +177,7 @@ class Database:
         try:
             conn.row_factory = sqlite3.Row
             await _execute(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}", ())
-            mode = await _fetch_all(conn, "PRAGMA journal_mode = WAL")
-            if str(mode[0][0]).lower() != "wal":
-                raise RuntimeError(f"could not switch {path} to WAL journal mode")
+            await _switch_to_wal(conn, path)
             await _execute(conn, "PRAGMA foreign_keys = ON", ())
             # FULL: every commit is on disk before the statement returns, so a reservation
             # or a "delivered" mark survives even a power cut. (NORMAL would only survive
@@ -257,6 +256,30 @@ async def _fetch_all(conn: aiosqlite.Connection, sql: str, params: Params = ()) 
     # statement with RETURNING is finished (and committed) before we look at the rows.
     rows: Iterable[Row] = await conn.execute_fetchall(sql, params)
     return list(rows)
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection, path: Path) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds the file.
+
+    Changing the journal mode needs an exclusive lock and SQLite answers "database is
+    locked" at once instead of honouring the busy timeout, so connections opening a new
+    file together would fail. Retry with backoff for up to the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            mode = await _fetch_all(conn, "PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+        else:
+            if str(mode[0][0]).lower() == "wal":
+                return
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"could not switch {path} to WAL journal mode")
+        await asyncio.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.2)
 
 
 async def _migrate(conn: aiosqlite.Connection, path: Path, migrations: Sequence[Migration]) -> int:

@@ -7,7 +7,14 @@ import asyncio
 import pytest
 
 from core.errors import Refusal
-from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft, JobService, PollKind
+from core.jobs import (
+    IMAGE_TO_VIDEO,
+    INTERRUPTED_BEFORE_RECORDED,
+    TEXT_TO_VIDEO,
+    JobDraft,
+    JobService,
+    PollKind,
+)
 from happyhorse.sandbox import SandboxServer
 from storage.models import JobState
 from storage.sqlite import SQLiteStore
@@ -216,6 +223,18 @@ async def test_restart_refunds_jobs_interrupted_before_submit(
     assert [j.id for j in recovered] == [job.id]
     assert await remaining(store) == 4
     assert await service.recover_interrupted() == []
+
+
+async def test_restart_refund_notice_claims_only_what_is_known(
+    service: JobService, store: SQLiteStore, clock: Clock
+) -> None:
+    """The request may have reached the API before the crash: the reason must not deny it."""
+    await service.reserve(draft())
+    clock.advance(1)
+    [recovered] = await service.recover_interrupted()
+    assert recovered.last_error == INTERRUPTED_BEFORE_RECORDED
+    assert "reached" not in recovered.last_error
+    assert "interrupted by a restart" in recovered.last_error
 
 
 def test_poll_schedule_backs_off_to_the_cap(service: JobService) -> None:

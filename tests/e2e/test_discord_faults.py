@@ -25,6 +25,7 @@ from tests.e2e.test_api_faults import (
     wait_for_state,
     wait_for_video,
 )
+from tests.e2e.test_commands import private_text
 from tests.fake_discord import permissions
 
 CHANNEL_POST = r"^/channels/\d+/messages$"
@@ -133,6 +134,38 @@ async def test_missing_attach_permission_posts_a_link(start_bot: StartBot, world
         assert running.sandbox.state.request_counts["download"] == 0
         assert await remaining(running) == ALLOWANCE - 1
         assert fake.dm_messages(world.alice) == []
+
+
+async def test_channel_without_attach_files_accepts_and_delivers_a_link(
+    start_bot: StartBot, world: World
+) -> None:
+    """Attach Files missing from the start is no reason to refuse: the video comes as a link."""
+    fake = world.fake
+    fake.set_bot_permissions(world.channel, permissions.ALL_TEXT & ~permissions.ATTACH_FILES)
+    async with start_bot() as running:
+        await order_video(world)
+        job = await wait_for_state(running, JobState.DELIVERED)
+        [posted] = videos_posted(world)
+        assert not posted["attachments"] and job.result_url
+        assert job.result_url in str(posted["content"])
+        assert await remaining(running) == ALLOWANCE - 1
+
+
+async def test_channel_without_read_history_is_refused_up_front(
+    start_bot: StartBot, world: World
+) -> None:
+    """Without Read Message History the post-crash duplicate check is impossible: refused."""
+    fake = world.fake
+    fake.set_bot_permissions(
+        world.channel, permissions.ALL_TEXT & ~permissions.READ_MESSAGE_HISTORY
+    )
+    async with start_bot() as running:
+        inter = await fake.invoke_slash(
+            world.guild, world.channel, world.alice, "video", {"prompt": "a horse"}
+        )
+        assert "Read Message History" in await private_text(inter)
+        assert running.sandbox.state.tasks == {}
+        assert await remaining(running) == ALLOWANCE
 
 
 @pytest.mark.parametrize("resumable", [True, False], ids=["resume", "reidentify"])

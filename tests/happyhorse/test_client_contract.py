@@ -796,3 +796,51 @@ async def test_api_key_never_leaks(
     assert "retry" in caplog.text  # retries were logged, without the key
     assert API_KEY not in client_repr
     assert API_KEY not in repr(settings)
+
+
+async def test_download_deadline_stops_a_trickling_server(
+    recording_server: RecordingServer, tmp_path: Path
+) -> None:
+    """Bytes trickling in faster than the read timeout still cannot outlast the deadline."""
+    stop = asyncio.Event()
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "100000"})
+        await response.prepare(request)
+        for _ in range(1000):
+            if stop.is_set():
+                break
+            await response.write(b"x" * 10)
+            await asyncio.sleep(0.05)
+        return response
+
+    recording_server.responder = trickle
+    settings = client_settings(recording_server.base_url, download_read_timeout_seconds=2.0)
+    try:
+        async with HappyHorseClient(settings) as client:
+            with pytest.raises(APITimeoutError, match=r"within 0\.5 s"):
+                await client.download(
+                    recording_server.base_url + "/v.mp4",
+                    tmp_path / "v.mp4",
+                    1_000_000,
+                    deadline_seconds=0.5,
+                )
+    finally:
+        stop.set()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_download_within_its_deadline_succeeds(
+    recording_server: RecordingServer, tmp_path: Path
+) -> None:
+    """A deadline the download meets changes nothing."""
+
+    async def video(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * 1000)
+
+    recording_server.responder = video
+    async with HappyHorseClient(client_settings(recording_server.base_url)) as client:
+        size = await client.download(
+            recording_server.base_url + "/v.mp4", tmp_path / "v", 5000, deadline_seconds=10
+        )
+    assert size == 1000 and (tmp_path / "v").stat().st_size == 1000

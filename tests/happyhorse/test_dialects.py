@@ -336,6 +336,20 @@ def test_task_answer_shapes() -> None:
     assert (failed.state, failed.message) == (TaskState.FAILED, "prompt refused")
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": "req-abc", "data": {"task_id": "T1"}},
+        {"id": "req-abc", "data": {"taskId": "T1"}},
+        {"id": "req-abc", "code": 200, "data": {"id": "T1"}},
+    ],
+)
+def test_envelope_request_id_is_never_the_task_id(payload: dict[str, Any]) -> None:
+    """A top-level `id` beside a `data` object is the envelope's request id, not the task's."""
+    assert parse_task(payload).task_id == "T1"
+    assert parse_status({**payload, "status": "processing"}, task_id="asked").task_id == "T1"
+
+
 def test_task_answer_never_claims_completed() -> None:
     """A generate answer saying "success" is not taken as a finished video."""
     assert parse_task({"status": "success", "data": {"task_id": "x"}}).state is TaskState.PROCESSING

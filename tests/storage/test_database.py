@@ -178,3 +178,15 @@ async def test_concurrent_first_opens_migrate_once(db_path: Path) -> None:
     latest = load_migrations()[-1].version
     assert {db.schema_version for db in opened} == {latest}
     assert versions(db_path) == list(range(1, latest + 1))
+
+
+async def test_many_concurrent_first_opens_never_report_locked(tmp_path: Path) -> None:
+    """Many connections racing to create and switch a new file to WAL all open it."""
+    for round_number in range(15):
+        path = tmp_path / f"race{round_number}.sqlite3"
+        opened = await asyncio.gather(*(Database.open(path) for _ in range(8)))
+        for db in opened:
+            await db.close()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert versions(path) == list(range(1, load_migrations()[-1].version + 1))

@@ -1,0 +1,150 @@
+"""`python -m bench [--json FILE] [--quick] [--scale F]`: measure the delivery pipeline.
+
+Runs the real bot (`bot.py`, real discord.py) as a subprocess against the project's
+Discord fake and the sandbox over loopback, plus a storage micro-benchmark, and prints one
+table. Every API completion time (and with it every timing setting of the bot and every
+time target) is multiplied by the scale factor, 0.1 by default, so the run fits in a few
+minutes; rates grow by the inverse factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench.credits import CreditRun, crowd_and_racer
+from bench.figures import Figure, render_markdown, render_table, write_json
+from bench.harness import Stage
+from bench.report import figures
+from bench.scenarios import (
+    MIB,
+    Measurements,
+    Plan,
+    cold_burst,
+    many_pending,
+    minimal_burst,
+    warm_run,
+)
+from tests.fake_discord import FakeDiscord
+
+log = logging.getLogger("bench")
+
+DEFAULT_SCALE = 0.1
+OVERALL_TIMEOUT_SECONDS = 900.0
+
+
+def plan_for(quick: bool, scale: float | None) -> Plan:
+    """The full plan, or a tiny smoke plan that only proves every path still runs."""
+    if not quick:
+        return Plan(scale=scale or DEFAULT_SCALE)
+    return Plan(
+        scale=scale or 0.05,
+        burst=6,
+        learn=3,
+        measured=3,
+        quick_jobs=2,
+        big_results=2,
+        big_size=MIB,
+        many=12,
+    )
+
+
+async def _step(name: str, out: Measurements, work: Callable[[], Awaitable[None]]) -> None:
+    started = time.monotonic()
+    try:
+        await work()
+    except Exception as exc:  # one broken run must not hide the others' figures
+        log.exception("bench step %s failed", name)
+        out.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    log.info("bench step %s took %.1f s", name, time.monotonic() - started)
+
+
+async def run(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
+    """Every scenario in turn; return the figures and the raw measurements."""
+    out = Measurements()
+    crowd: CreditRun | None = None
+    racer: CreditRun | None = None
+    async with FakeDiscord(token="bench-token") as fake:
+        stage = Stage.build(fake, members=max(plan.burst, 50))
+        # The baseline bursts bracket the bot's, so drifting machine load hits both alike.
+        await _step("minimal bot", out, lambda: minimal_burst(stage, workdir, plan, out))
+        await _step("cold burst", out, lambda: cold_burst(stage, workdir, plan, out))
+        await _step("minimal bot", out, lambda: minimal_burst(stage, workdir, plan, out))
+        await _step("warm run", out, lambda: warm_run(stage, workdir, plan, out))
+        await _step("many pending", out, lambda: many_pending(stage, workdir, plan, out))
+
+    async def credit_runs() -> None:
+        nonlocal crowd, racer
+        small = plan.burst < 50
+        crowd, racer = await crowd_and_racer(
+            workdir / "credits.sqlite3",
+            members=50,
+            rounds=3 if small else 10,
+            allowance=10 if small else 40,
+            attempts=15 if small else 60,
+        )
+
+    await _step("credits", out, credit_runs)
+    return figures(plan, out, crowd, racer), out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run the bench, print the table; exit 1 if a run broke."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (no real figures)")
+    parser.add_argument("--scale", type=float, help=f"time scale (default {DEFAULT_SCALE})")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep logs and databases here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    args = parser.parse_args(argv)
+    if args.scale is not None and not 0.01 <= args.scale <= 1.0:
+        parser.error("--scale must be between 0.01 and 1")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    plan = plan_for(args.quick, args.scale)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = args.keep
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hh-bench-")))
+
+        async def bounded() -> tuple[list[Figure], Measurements]:
+            async with asyncio.timeout(OVERALL_TIMEOUT_SECONDS):
+                return await run(plan, workdir)
+
+        results, out = asyncio.run(bounded())
+    elapsed = time.monotonic() - started
+    header = (
+        f"HappyHorse bench{' (quick smoke run)' if args.quick else ''}: real bot.py vs the "
+        f"Discord fake and the sandbox over loopback, {elapsed:.0f} s.\n"
+        f"Time scale x{plan.scale:g}: API completion times (median {40 * plan.scale:g} s, "
+        f"{15 * plan.scale:g}-{120 * plan.scale:g} s), the bot's timing settings and the "
+        f"time targets are multiplied by {plan.scale:g}; status rate limits by "
+        f"{1 / plan.scale:g} (20 req/s -> {20 / plan.scale:g}, bot told "
+        f"{16 / plan.scale:g})."
+    )
+    print(render_table(results, header))
+    if args.markdown:
+        print("\n" + render_markdown(results))
+    if out.errors:
+        print("\nErrors:\n" + "\n".join(f"- {e}" for e in out.errors))
+    if args.json is not None:
+        write_json(results, args.json)
+    return 1 if out.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
