@@ -15,7 +15,7 @@ import discord
 from discord.ext import commands
 
 from cogs.launch import reply_private, start_job
-from cogs.permissions import member_permissions
+from cogs.permissions import member_permissions, member_role_ids
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 
@@ -79,6 +79,7 @@ class RegenerateButton(
             sound=job.sound,
             image_url=job.image_url,
             interaction_id=interaction.id,
+            role_ids=member_role_ids(interaction.user),
         )
         await start_job(bot, interaction, draft)
 

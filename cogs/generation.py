@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.launch import cannot_post_message, missing_post_permissions, reply_private, start_job
+from cogs.permissions import member_role_ids
 from core.errors import Refusal
 from core.images import check_image, closest_aspect_ratio
 from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft
@@ -74,6 +75,7 @@ def image_draft(
         sound=sound,
         image_url=attachment.url,
         interaction_id=interaction.id,
+        role_ids=member_role_ids(interaction.user),
     )
 
 
@@ -172,6 +174,7 @@ class Generation(commands.Cog):
             quality=quality,
             sound=sound,
             interaction_id=interaction.id,
+            role_ids=member_role_ids(interaction.user),
         )
         await start_job(self.bot, interaction, draft)
 
@@ -252,6 +255,7 @@ class Generation(commands.Cog):
                     interaction.channel_id,
                     interaction.user.id,
                     self.bot.jobs.cost_of(5, "std"),
+                    member_role_ids(interaction.user),
                 )
             except Refusal as refusal:
                 await reply_private(interaction, refusal.message)

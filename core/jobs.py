@@ -53,6 +53,8 @@ class JobDraft:
     sound: bool
     image_url: str | None = None
     interaction_id: int | None = None
+    role_ids: tuple[int, ...] = ()
+    """The requester's roles (allowances by role)."""
 
 
 class PollKind(Enum):
@@ -176,21 +178,31 @@ class JobService:
                 quality=draft.quality,
                 sound=draft.sound,
                 interaction_id=draft.interaction_id,
+                role_ids=draft.role_ids,
             )
         )
         if job is None:
-            balance = await self.store.credits.balance(draft.guild_id, draft.user_id)
+            balance = await self.store.credits.balance(
+                draft.guild_id, draft.user_id, draft.role_ids
+            )
             raise _not_enough_credits(cost, balance)
         return job
 
-    async def precheck(self, guild_id: int, channel_id: int, user_id: int, cost: int) -> None:
+    async def precheck(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        cost: int,
+        role_ids: Sequence[int] = (),
+    ) -> None:
         """Raise the Refusal a request costing `cost` would get here, without reserving.
 
         For flows that ask the user for more input first (the Animate image form), so they
         are not asked to type a prompt that would then be refused.
         """
         _check_channel(await self.store.guilds.get(guild_id), channel_id)
-        balance = await self.store.credits.balance(guild_id, user_id)
+        balance = await self.store.credits.balance(guild_id, user_id, role_ids)
         if balance.remaining < cost:
             raise _not_enough_credits(cost, balance)
 

@@ -6,6 +6,7 @@ Discord-free and API-free: nothing here imports ``discord`` or ``happyhorse``.
 from storage.credits import MAX_CREDITS, Period, period_bounds, validate_credits
 from storage.models import (
     ALLOWED_TRANSITIONS,
+    RUNNING_STATES,
     TERMINAL_STATES,
     UNFINISHED_STATES,
     AllowanceSource,
@@ -13,6 +14,7 @@ from storage.models import (
     AuditEntry,
     Balance,
     CostTable,
+    GuildLimits,
     GuildSettings,
     Job,
     JobState,
@@ -35,6 +37,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "DEFAULT_DATABASE_PATH",
     "MAX_CREDITS",
+    "RUNNING_STATES",
     "TERMINAL_STATES",
     "UNFINISHED_STATES",
     "AllowanceSource",
@@ -44,6 +47,7 @@ __all__ = [
     "CostTable",
     "CreditStore",
     "Database",
+    "GuildLimits",
     "GuildSettings",
     "GuildSettingsStore",
     "Job",

@@ -18,6 +18,7 @@ from types import MappingProxyType
 class JobState(StrEnum):
     """Where a generation job is in its lifecycle (see ``ALLOWED_TRANSITIONS``)."""
 
+    QUEUED = "queued"
     RESERVED = "reserved"
     SUBMITTED = "submitted"
     COMPLETED = "completed"
@@ -40,7 +41,8 @@ UNFINISHED_STATES: tuple[JobState, ...] = tuple(s for s in JobState if s not in 
 
 ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
     {
-        JobState.RESERVED: frozenset({JobState.SUBMITTED, JobState.FAILED}),
+        JobState.QUEUED: frozenset({JobState.RESERVED, JobState.REFUNDED}),
+        JobState.RESERVED: frozenset({JobState.SUBMITTED, JobState.QUEUED, JobState.FAILED}),
         JobState.SUBMITTED: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.EXPIRED}),
         JobState.COMPLETED: frozenset({JobState.DELIVERED, JobState.FAILED}),
         JobState.FAILED: frozenset({JobState.REFUNDED}),
@@ -53,7 +55,15 @@ ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
 
 ``fail_and_refund`` is the one shortcut: it performs ``-> failed -> refunded`` as a single
 statement from reserved, submitted or completed, so no crash can fall between the two.
+
+``queued`` is a job accepted and charged but not started: the queue moves it to ``reserved``
+(``claim_queued``) when a slot is free, and a submit the API answered 429 or 402 moves it
+back (``requeue``). A queued job leaves the queue unstarted only by being refunded: cancelled
+(``cancel_queued``) or waiting too long (``fail_and_refund``).
 """
+
+RUNNING_STATES: frozenset[JobState] = frozenset({JobState.RESERVED, JobState.SUBMITTED})
+"""States that occupy a slot: being sent to the API, or being made by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,10 @@ class NewJob:
     sound: bool
     image_url: str | None = None
     interaction_id: int | None = None
+    role_ids: tuple[int, ...] = ()
+    """The requester's roles, for allowances by role."""
+    queued: bool = False
+    """Create the job ``queued`` (the queue starts it) rather than ``reserved``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +127,7 @@ class Job:
     delivered_at: datetime | None
     refunded_at: datetime | None
     notified_at: datetime | None = None
+    cancelled_by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +174,8 @@ class AllowanceSource(StrEnum):
 
     USER = "user"
     """A moderator's per-user override."""
+    ROLE = "role"
+    """The highest allowance among the member's roles."""
     GUILD = "guild"
     """The guild's default, set by a moderator."""
     DEFAULT = "default"
@@ -177,6 +194,8 @@ class Balance:
     period_start: datetime
     resets_at: datetime
     source: AllowanceSource
+    role_id: int | None = None
+    """The role the allowance comes from, when ``source`` is ``ROLE``."""
 
     @property
     def override(self) -> bool:
@@ -192,10 +211,21 @@ class GuildSettings:
     default_credits: int | None = None
     allowed_channel_ids: frozenset[int] = frozenset()
     blocked_words: tuple[str, ...] = ()
+    limits: GuildLimits = field(default_factory=lambda: GuildLimits())
 
     def channel_allowed(self, channel_id: int) -> bool:
         """True if the bot may be used in ``channel_id`` (an empty list allows everywhere)."""
         return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimits:
+    """A guild's queue limits as moderators set them; ``None`` means the bot's default."""
+
+    member_running: int | None = None
+    member_queued: int | None = None
+    server_running: int | None = None
+    cooldown_seconds: int | None = None
 
 
 class AuditAction(StrEnum):
@@ -209,6 +239,8 @@ class AuditAction(StrEnum):
     ADD_BLOCKED_WORD = "add_blocked_word"
     REMOVE_BLOCKED_WORD = "remove_blocked_word"
     CLEAR_SETTINGS = "clear_settings"
+    SET_ROLE_ALLOWANCE = "set_role_allowance"
+    SET_LIMITS = "set_limits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +255,7 @@ class AuditEntry:
     old_value: str | None
     new_value: str | None
     created_at: datetime
+    target_role_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

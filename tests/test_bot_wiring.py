@@ -111,13 +111,35 @@ async def test_command_surface(bot: HappyHorseBot) -> None:
     assert isinstance(animate, discord.app_commands.Command)
     assert [p.name for p in animate.parameters][:2] == ["image", "prompt"]
     assert animate.parameters[0].type is discord.AppCommandOptionType.attachment
+    quotas = tree.get_command("quotas")
+    assert isinstance(quotas, discord.app_commands.Group)
+    role_set = quotas.get_command("role-set")
+    assert isinstance(role_set, discord.app_commands.Command)
+    assert [p.name for p in role_set.parameters] == ["role", "credits"]
+    config = tree.get_command("config")
+    assert isinstance(config, discord.app_commands.Group)
+    limits = config.get_command("limits")
+    assert isinstance(limits, discord.app_commands.Command)
+    assert [(p.name, p.required) for p in limits.parameters] == [
+        ("member_running", False),
+        ("member_queued", False),
+        ("server_running", False),
+        ("cooldown_seconds", False),
+    ]
 
 
 async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> None:
     """/quotas and /config are hidden from members by default (and checked at run time)."""
     for name, subcommands in {
-        "quotas": {"set", "default", "reset", "show"},
-        "config": {"show", "allow-channel", "remove-channel", "block-word", "unblock-word"},
+        "quotas": {"set", "default", "reset", "show", "role-set", "role-remove"},
+        "config": {
+            "show",
+            "allow-channel",
+            "remove-channel",
+            "block-word",
+            "unblock-word",
+            "limits",
+        },
     }.items():
         group = bot.tree.get_command(name)
         assert isinstance(group, discord.app_commands.Group)

@@ -6,6 +6,8 @@ from typing import Any
 
 from storage.models import (
     AuditAction,
+    AuditEntry,
+    GuildLimits,
     GuildSettings,
 )
 from storage.sqlite.common import (
@@ -15,7 +17,27 @@ from storage.sqlite.common import (
     _ts,
     _write_audit,
 )
-from storage.sqlite.database import Database
+from storage.sqlite.database import Database, Row
+
+LIMIT_FIELDS = ("member_running", "member_queued", "server_running", "cooldown_seconds")
+LIMIT_MAXIMA = {
+    "member_running": 1000,
+    "member_queued": 1000,
+    "server_running": 10000,
+    "cooldown_seconds": 86400,
+}
+"""The largest value of each limit (the schema's CHECK constraints agree)."""
+
+
+def _limits(row: Row) -> GuildLimits:
+    return GuildLimits(**{name: row[name] for name in LIMIT_FIELDS})
+
+
+def _limits_text(limits: GuildLimits) -> str:
+    return ", ".join(
+        f"{name}={'default' if getattr(limits, name) is None else getattr(limits, name)}"
+        for name in LIMIT_FIELDS
+    )
 
 
 class SQLiteGuildSettingsStore:
@@ -29,7 +51,10 @@ class SQLiteGuildSettingsStore:
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults if it never configured anything)."""
         guild = await self._db.fetch_one(
-            "SELECT default_credits FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            """SELECT default_credits, member_running, member_queued, server_running,
+                      cooldown_seconds
+               FROM guild_settings WHERE guild_id = ?""",
+            (guild_id,),
         )
         channels = await self._db.fetch_all(
             "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
@@ -42,7 +67,47 @@ class SQLiteGuildSettingsStore:
             default_credits=None if guild is None else guild["default_credits"],
             allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
             blocked_words=tuple(row["word"] for row in words),
+            limits=GuildLimits() if guild is None else _limits(guild),
         )
+
+    async def set_limits(
+        self, guild_id: int, limits: GuildLimits, moderator_id: int
+    ) -> AuditEntry:
+        """Replace the guild's queue limits (``None`` fields: the bot's default); audited."""
+        for name in LIMIT_FIELDS:
+            value = getattr(limits, name)
+            if value is not None and not 0 <= value <= LIMIT_MAXIMA[name]:
+                raise ValueError(f"{name} must be between 0 and {LIMIT_MAXIMA[name]}")
+        now = _ts(self._clock())
+        async with self._db.transaction() as tx:
+            await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
+            old = await tx.fetch_one(
+                """SELECT member_running, member_queued, server_running, cooldown_seconds
+                   FROM guild_settings WHERE guild_id = ?""",
+                (guild_id,),
+            )
+            assert old is not None  # ensured just above
+            await tx.execute(
+                """UPDATE guild_settings SET member_running = :member_running,
+                       member_queued = :member_queued, server_running = :server_running,
+                       cooldown_seconds = :cooldown_seconds, updated_at = :now
+                   WHERE guild_id = :guild_id""",
+                {
+                    "guild_id": guild_id,
+                    "now": now,
+                    **{name: getattr(limits, name) for name in LIMIT_FIELDS},
+                },
+            )
+            return await _write_audit(
+                tx,
+                now,
+                guild_id,
+                moderator_id,
+                None,
+                AuditAction.SET_LIMITS,
+                _limits_text(_limits(old)),
+                _limits_text(limits),
+            )
 
     async def _change(
         self,
