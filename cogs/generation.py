@@ -250,6 +250,7 @@ class Generation(commands.Cog):
                 return
             try:
                 assert interaction.guild_id is not None and interaction.channel_id is not None
+                await self.bot.queue.admit_member(interaction.guild_id, interaction.user.id)
                 await self.bot.jobs.precheck(
                     interaction.guild_id,
                     interaction.channel_id,

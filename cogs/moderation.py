@@ -1,7 +1,9 @@
-"""/config: where the bot may be used and which prompt words it refuses (Manage Server)."""
+"""/config: where the bot may be used, which prompt words it refuses, and the queue limits
+(Manage Server)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
@@ -11,12 +13,34 @@ from discord.ext import commands
 from cogs.cards import BRAND
 from cogs.launch import reply_private
 from cogs.permissions import ModeratorGroup, moderator_only
+from core.limits import Limits
 from core.prompts import PromptError, normalise_prompt
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
 
 MAX_BLOCKED_WORD = 100
+LIMIT_MAXIMA = {
+    "member_running": 1000,
+    "member_queued": 1000,
+    "server_running": 10000,
+    "cooldown_seconds": 86400,
+}
+
+
+def _limit(value: int, unit: str = "") -> str:
+    return "no limit" if value == 0 else f"{value}{unit}"
+
+
+def limits_text(limits: Limits) -> str:
+    """The effective limits, one per line, for moderators."""
+    cooldown = "none" if limits.cooldown_seconds == 0 else f"{limits.cooldown_seconds} s"
+    return (
+        f"Running per member: {_limit(limits.member_running)}\n"
+        f"Queued per member: {_limit(limits.member_queued)}\n"
+        f"Running in this server: {_limit(limits.server_running)}\n"
+        f"Cool-down between requests: {cooldown}"
+    )
 
 
 class Moderation(commands.Cog):
@@ -43,7 +67,61 @@ class Moderation(commands.Cog):
         embed.add_field(name="Allowed channels", value=channels or "Every channel", inline=False)
         words = ", ".join(f"`{w}`" for w in settings.blocked_words)
         embed.add_field(name="Blocked words", value=(words or "None")[:1024], inline=False)
+        embed.add_field(
+            name="Limits", value=limits_text(Limits.resolve(settings.limits)), inline=False
+        )
+        queued = len(await self.bot.store.jobs.queued_jobs(interaction.guild_id))
+        status = self.bot.queue.gate.status or "running"
+        embed.add_field(
+            name="Video service", value=f"{status} · {queued} waiting in the queue", inline=False
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @config.command(
+        name="limits", description="Show or set running and queued limits and the cool-down"
+    )
+    @moderator_only
+    @app_commands.describe(
+        member_running="Videos one member can have in the making at once (0: no limit)",
+        member_queued="Videos one member can have waiting in the queue (0: no limit)",
+        server_running="Videos this server can have in the making at once (0: no limit)",
+        cooldown_seconds="Seconds a member must wait between two requests (0: none)",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        member_running: app_commands.Range[int, 0, 1000] | None = None,
+        member_queued: app_commands.Range[int, 0, 1000] | None = None,
+        server_running: app_commands.Range[int, 0, 10000] | None = None,
+        cooldown_seconds: app_commands.Range[int, 0, 86400] | None = None,
+    ) -> None:
+        """/config limits: with no options, show; otherwise change the given ones."""
+        assert interaction.guild_id is not None
+        current = (await self.bot.store.guilds.get(interaction.guild_id)).limits
+        changes = {
+            "member_running": member_running,
+            "member_queued": member_queued,
+            "server_running": server_running,
+            "cooldown_seconds": cooldown_seconds,
+        }
+        given = {name: value for name, value in changes.items() if value is not None}
+        if not given:
+            await reply_private(
+                interaction, "Current limits:\n" + limits_text(Limits.resolve(current))
+            )
+            return
+        for name, value in given.items():
+            if not 0 <= value <= LIMIT_MAXIMA[name]:
+                await reply_private(
+                    interaction, f"{name} must be between 0 and {LIMIT_MAXIMA[name]}."
+                )
+                return
+        updated = dataclasses.replace(current, **given)
+        await self.bot.store.guilds.set_limits(interaction.guild_id, updated, interaction.user.id)
+        self.bot.queue.wake()  # higher limits may let queued jobs start now
+        await reply_private(
+            interaction, "Limits updated:\n" + limits_text(Limits.resolve(updated))
+        )
 
     @config.command(
         name="allow-channel", description="Allow videos in a channel (limits to the list)"

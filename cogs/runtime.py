@@ -14,7 +14,9 @@ import yarl
 from discord.ext import commands
 
 from cogs.status_cards import StatusCards
+from core.eta import CompletionEstimator
 from core.jobs import JobService
+from core.queue import QueueService
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from storage.store import Store
@@ -25,6 +27,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.errors",
     "cogs.generation",
     "cogs.delivery",
+    "cogs.queue",
     "cogs.buttons",
     "cogs.quota",
     "cogs.history",
@@ -49,6 +52,7 @@ class HappyHorseBot(commands.Bot):
         client: HappyHorseClient,
         *,
         service: JobService | None = None,
+        estimator: CompletionEstimator | None = None,
         **options: Any,
     ) -> None:
         # The bot never joins voice: skip discord.py's warnings about voice libraries.
@@ -71,6 +75,8 @@ class HappyHorseBot(commands.Bot):
         self.store = store
         self.api = client
         self.jobs = service or JobService(store, client, settings)
+        # The completion-time estimator can be the scheduler's learned model.
+        self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
         self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
 
     async def setup_hook(self) -> None:

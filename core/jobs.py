@@ -23,6 +23,7 @@ from happyhorse.errors import (
     APIStatusError,
     AuthenticationError,
     HappyHorseError,
+    InsufficientCreditsError,
     InvalidResponseError,
     RateLimitError,
     ValidationError,
@@ -55,6 +56,15 @@ class JobDraft:
     interaction_id: int | None = None
     role_ids: tuple[int, ...] = ()
     """The requester's roles (allowances by role)."""
+
+
+class SubmitHeld(Exception):
+    """The API could not take the job yet (429 or 402): it is queued again, still charged."""
+
+    def __init__(self, *, out_of_credits: bool, retry_after: float | None = None) -> None:
+        super().__init__("out of credits" if out_of_credits else "rate limited")
+        self.out_of_credits = out_of_credits
+        self.retry_after = retry_after
 
 
 class PollKind(Enum):
@@ -127,6 +137,16 @@ class JobService:
         self.settings = settings
         self._clock = clock
         self._jitter = jitter
+        self._slot_listeners: list[Callable[[], None]] = []
+
+    def add_slot_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a job stops holding a running slot (completed,
+        failed or expired at the API): the queue starts the next one."""
+        self._slot_listeners.append(listener)
+
+    def _slot_freed(self) -> None:
+        for listener in self._slot_listeners:
+            listener()
 
     # -- creating jobs -------------------------------------------------------------
 
@@ -179,6 +199,7 @@ class JobService:
                 sound=draft.sound,
                 interaction_id=draft.interaction_id,
                 role_ids=draft.role_ids,
+                queued=True,
             )
         )
         if job is None:
@@ -206,14 +227,26 @@ class JobService:
         if balance.remaining < cost:
             raise _not_enough_credits(cost, balance)
 
-    async def submit(self, job: Job) -> Job:
-        """Send a reserved job to the API; on any API error refund it and raise Refusal.
+    async def submit(self, job: Job, *, tell_now: bool = True) -> Job:
+        """Send a job to the API; on an API error refund it and raise Refusal.
+
+        A queued job is taken out of the queue first (the caller chose it, see
+        `core.queue`). A 429 or 402 puts it back in the queue, still charged, and raises
+        `SubmitHeld`. ``tell_now`` means the caller tells the requester about a refusal
+        itself; otherwise the failure-notice outbox does.
 
         The client never retries a generate call that may have reached the server, so a
         failure here cannot have created a second task.
         """
+        if job.state is JobState.QUEUED and not await self.store.jobs.claim_queued(job.id):
+            raise Refusal("This video was cancelled before it started.")
         try:
             task = await self.client.generate(request_for(job, model=self.settings.client.model))
+        except (RateLimitError, InsufficientCreditsError) as exc:
+            out_of_credits = isinstance(exc, InsufficientCreditsError)
+            await self.store.jobs.requeue(job.id, f"submit: {exc.message}")
+            retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+            raise SubmitHeld(out_of_credits=out_of_credits, retry_after=retry_after) from None
         except HappyHorseError as exc:
             hint = operator_hint(exc)
             if hint:
@@ -221,8 +254,9 @@ class JobService:
             else:
                 log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
             await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}")
-            # The requester hears why at once, in the reply to their command.
-            await self.store.jobs.mark_notified(job.id)
+            if tell_now:
+                # The requester hears why at once, in the reply to their command.
+                await self.store.jobs.mark_notified(job.id)
             raise describe_submit_error(exc) from None
         next_poll = self._clock() + timedelta(seconds=self.settings.poll_first_delay_seconds)
         if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
@@ -296,6 +330,7 @@ class JobService:
             url = status.video_url
             assert url is not None, "the client refuses a completed status without a URL"
             await self.store.jobs.mark_completed(job.id, url)
+            self._slot_freed()
             return PollOutcome(
                 job=await self._reload(job), kind=PollKind.COMPLETED, api_state=status.state
             )
@@ -316,6 +351,7 @@ class JobService:
 
     async def _fail(self, job: Job, reason: str) -> PollOutcome:
         refunded = await self.store.jobs.fail_and_refund(job.id, reason)
+        self._slot_freed()
         return PollOutcome(
             job=await self._reload(job),
             kind=PollKind.FAILED,
@@ -328,6 +364,7 @@ class JobService:
         refunded = False
         if await self.store.jobs.mark_expired(job.id, reason):
             refunded = await self.store.jobs.refund(job.id)
+            self._slot_freed()
         return PollOutcome(
             job=await self._reload(job), kind=PollKind.EXPIRED, message=reason, refunded=refunded
         )
@@ -376,6 +413,8 @@ class JobService:
         for job in await self.store.jobs.stale_reserved(older_than_seconds):
             if await self.store.jobs.fail_and_refund(job.id, reason):
                 refunded.append(await self._reload(job))
+        if refunded:
+            self._slot_freed()
         return refunded
 
     async def _reload(self, job: Job) -> Job:
