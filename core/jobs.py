@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from core.errors import Refusal, describe_submit_error, operator_hint
+from core.fairness import next_round
 from core.prompts import PromptError, check_prompt
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -157,6 +158,9 @@ class JobService:
     async def reserve(self, draft: JobDraft) -> Job:
         """Check a draft and reserve its credits atomically; raise Refusal to say no.
 
+        The job is created ``queued``, with its round in the fair queue; the queue starts
+        it (at once, if it is its turn and a slot is free).
+
         Every check here is local and fast (no API call), so the cogs may call this before
         acknowledging the interaction.
         """
@@ -185,6 +189,7 @@ class JobService:
         except ValidationError as exc:
             raise Refusal(f"That request is not valid: {exc.message}") from None
         cost = self.cost_of(draft.duration, draft.quality)
+        rounds = await self.store.jobs.queue_rounds(draft.guild_id, draft.user_id)
         job = await self.store.credits.reserve(
             NewJob(
                 guild_id=draft.guild_id,
@@ -200,6 +205,7 @@ class JobService:
                 interaction_id=draft.interaction_id,
                 role_ids=draft.role_ids,
                 queued=True,
+                queue_round=next_round(rounds),
             )
         )
         if job is None:

@@ -1,11 +1,9 @@
-"""The fair queue: which queued job starts next, when, and what its requester is told.
+"""The queue service: admission, starting queued jobs, the 402/429 gate, cancels, ETAs.
 
 A request that is accepted but cannot start at once (the member or the server is at its
 running limit, the API answered 429 to generate, or submission is paused because the API
-account is out of credits) waits as a ``queued`` job with its credits held. The order is
-round-robin across members and oldest first within a member: a job's *round* is how many
-jobs its member already has running or queued ahead of it, and jobs are taken by round,
-then by age. So a member with three queued jobs cannot hold back everyone else.
+account is out of credits) waits as a ``queued`` job with its credits held, and starts
+when a slot frees, in the fair order of `core.fairness`.
 
 Everything here is Discord-free: the cogs call `QueueService` and render what it returns.
 """
@@ -16,14 +14,14 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from core.errors import Refusal
 from core.eta import CompletionEstimator, LedgerEstimator
+from core.fairness import Member, fair_order, positions, startable
 from core.jobs import JobDraft, JobService, SubmitHeld
 from core.limits import Limits, cooldown_refusal, queue_full_refusal
 from core.settings import BotSettings
@@ -32,67 +30,19 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-Member = tuple[int, int]  # (guild id, user id)
-
 OUT_OF_CREDITS_STATUS = "paused: the video service account is out of credits"
 BUSY_STATUS = "waiting: the video service is busy"
 DEFAULT_RATE_LIMIT_WAIT = 10.0
 
 
-# -- ordering (pure) ----------------------------------------------------------------------
-
-
-def fair_order(jobs: Iterable[Job], running: Mapping[Member, int] | None = None) -> list[Job]:
-    """Queued jobs in the order they should start: by round, then oldest first.
-
-    A job's round is the number of jobs its member has running (``running``) plus the
-    number of that member's queued jobs older than it.
-    """
-    running = running or {}
-    seen: Counter[Member] = Counter()
-    keyed: list[tuple[tuple[int, datetime, int], Job]] = []
-    for job in sorted(jobs, key=lambda j: (j.created_at, j.id)):
-        member = (job.guild_id, job.user_id)
-        keyed.append(((running.get(member, 0) + seen[member], job.created_at, job.id), job))
-        seen[member] += 1
-    keyed.sort(key=lambda pair: pair[0])
-    return [job for _, job in keyed]
-
-
-def startable(
-    ordered: Sequence[Job],
-    running: Mapping[Member, int],
-    limits_of: Callable[[int], Limits],
-) -> list[Job]:
-    """The jobs to start now, in order: each fits its member's and its server's limits,
-    counting the jobs picked before it."""
-    member_running: Counter[Member] = Counter(running)
-    server_running: Counter[int] = Counter()
-    for (guild_id, _), count in running.items():
-        server_running[guild_id] += count
-    picked: list[Job] = []
-    for job in ordered:
-        limits = limits_of(job.guild_id)
-        member = (job.guild_id, job.user_id)
-        if limits.server_running and server_running[job.guild_id] >= limits.server_running:
-            continue
-        if limits.member_running and member_running[member] >= limits.member_running:
-            continue
-        picked.append(job)
-        member_running[member] += 1
-        server_running[job.guild_id] += 1
-    return picked
-
-
-def positions(ordered: Sequence[Job]) -> dict[int, tuple[int, int]]:
-    """Job id -> (position, queue length) within its guild's queue, 1-based."""
-    totals = Counter(job.guild_id for job in ordered)
-    seen: Counter[int] = Counter()
-    result: dict[int, tuple[int, int]] = {}
-    for job in ordered:
-        seen[job.guild_id] += 1
-        result[job.id] = (seen[job.guild_id], totals[job.guild_id])
-    return result
+def wait_text(seconds: float) -> str:
+    """'30 minutes', '1 minute', '45 seconds': a wait limit in words."""
+    if seconds >= 120:
+        return f"{round(seconds / 60)} minutes"
+    if seconds >= 60:
+        return "1 minute"
+    whole = max(1, round(seconds))
+    return "1 second" if whole == 1 else f"{whole} seconds"
 
 
 # -- the submit gate ------------------------------------------------------------------------
@@ -237,8 +187,8 @@ HELD_RATE_LIMITED = (
 HELD_OUT_OF_CREDITS = (
     "The video service account is out of credits, so videos are paused and yours is "
     "waiting in the queue. The bot's operator has been told. It starts automatically once "
-    "the account is topped up; if it cannot start within {minutes} minutes your credits "
-    "are returned."
+    "the account is topped up; if it cannot start within {wait} your credits are "
+    "returned."
 )
 
 
@@ -412,9 +362,7 @@ class QueueService:
 
     def _held_message(self) -> str:
         if self.gate.out_of_credits:
-            return HELD_OUT_OF_CREDITS.format(
-                minutes=max(1, round(self.settings.queue_max_wait_seconds / 60))
-            )
+            return HELD_OUT_OF_CREDITS.format(wait=wait_text(self.settings.queue_max_wait_seconds))
         return HELD_RATE_LIMITED
 
     async def dispatch(self) -> DispatchReport:
@@ -446,8 +394,7 @@ class QueueService:
         for job in await self.store.jobs.queued_jobs():
             if (now - job.created_at).total_seconds() <= limit:
                 continue
-            minutes = max(1, round(limit / 60))
-            reason = f"it waited in the queue for more than {minutes} minutes"
+            reason = f"it waited in the queue for more than {wait_text(limit)}"
             if self.gate.out_of_credits:
                 reason += " (the video service account is out of credits)"
             if await self.store.jobs.fail_and_refund(job.id, reason):
@@ -459,7 +406,7 @@ class QueueService:
         running = await self.store.jobs.running_counts()
         guilds = {job.guild_id for job in queued}
         limits = {guild_id: await self.limits(guild_id) for guild_id in guilds}
-        return fair_order(queued, running), running, limits
+        return fair_order(queued), running, limits
 
     # -- what cards show ---------------------------------------------------------------
 
@@ -476,7 +423,7 @@ class QueueService:
             return CardInfo()
         queued = await self.store.jobs.queued_jobs(job.guild_id)
         running = await self.store.jobs.running_counts(job.guild_id)
-        ordered = fair_order(queued, running)
+        ordered = fair_order(queued)
         where = positions(ordered).get(job.id)
         if where is None:
             return CardInfo(paused=self.gate.status)
@@ -496,8 +443,7 @@ class QueueService:
 
     async def queue_positions(self, guild_id: int) -> dict[int, tuple[int, int]]:
         """Job id -> (position, length) of the guild's queued jobs."""
-        queued = await self.store.jobs.queued_jobs(guild_id)
-        return positions(fair_order(queued, await self.store.jobs.running_counts(guild_id)))
+        return positions(fair_order(await self.store.jobs.queued_jobs(guild_id)))
 
     def _expected(self, job: Job) -> float | None:
         return self.estimator.expected_seconds(job.mode, job.quality, job.duration, job.sound)

@@ -19,6 +19,7 @@ from storage.models import (
     Job,
     JobState,
     NewJob,
+    QueueRounds,
     UsageSummary,
     UserUsage,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "MigrationError",
     "NewJob",
     "Period",
+    "QueueRounds",
     "SQLiteStore",
     "SchemaTooNewError",
     "Store",

@@ -85,6 +85,8 @@ class NewJob:
     """The requester's roles, for allowances by role."""
     queued: bool = False
     """Create the job ``queued`` (the queue starts it) rather than ``reserved``."""
+    queue_round: int | None = None
+    """The job's round in the fair queue (see ``core.queue``), fixed when it arrives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ class Job:
     refunded_at: datetime | None
     notified_at: datetime | None = None
     cancelled_by: int | None = None
+    queue_round: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +219,18 @@ class GuildSettings:
     def channel_allowed(self, channel_id: int) -> bool:
         """True if the bot may be used in ``channel_id`` (an empty list allows everywhere)."""
         return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRounds:
+    """What the next job's round depends on (all ``None`` when there are no such jobs)."""
+
+    lowest_unfinished: int | None
+    """The lowest round queued or running in the guild: the round being served."""
+    highest: int | None
+    """The highest round any job of the guild ever had."""
+    member_unfinished: int | None
+    """The member's highest round among their queued or running jobs."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ def _job(row: Row) -> Job:
         refunded_at=_dt(row["refunded_at"]),
         notified_at=_dt(row["notified_at"]),
         cancelled_by=row["cancelled_by"],
+        queue_round=row["queue_round"],
     )
 
 
@@ -176,11 +177,11 @@ def reserve_sql(role_ids: Sequence[int]) -> str:
     INSERT INTO jobs (
         guild_id, channel_id, user_id, interaction_id, mode, prompt, image_url,
         duration, aspect_ratio, quality, sound, cost, state, attempts, delivery_nonce,
-        created_at, updated_at)
+        created_at, updated_at, queue_round)
     SELECT
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
         :duration, :aspect_ratio, :quality, :sound, :cost, :state, 0, :nonce,
-        :now, :now
+        :now, :now, :queue_round
     WHERE
         COALESCE(
             (SELECT credits FROM user_allowances

@@ -83,6 +83,7 @@ class SQLiteCreditStore:
             {
                 **roles,
                 "state": "queued" if new_job.queued else "reserved",
+                "queue_round": new_job.queue_round,
                 "guild_id": new_job.guild_id,
                 "channel_id": new_job.channel_id,
                 "user_id": new_job.user_id,

@@ -3,7 +3,7 @@
 -- * jobs.state gains 'queued': accepted and charged, waiting for a free slot. The state
 --   CHECK cannot be altered in place on SQLite, so the table is rebuilt (same columns, same
 --   ids, same indexes) with the wider CHECK and the new column cancelled_by (who cancelled
---   a queued job).
+--   a queued job), and queue_round (the job's place in the round-robin, fixed on arrival).
 -- * guild_settings gains the queue limits; NULL means "the bot's default".
 -- * role_allowances: credits per period for members holding a role.
 -- * audit_log gains target_role_id, for changes made to a role's allowance.
@@ -41,7 +41,8 @@ CREATE TABLE jobs_new (
     delivered_at         REAL,
     refunded_at          REAL,
     notified_at          REAL,
-    cancelled_by         INTEGER
+    cancelled_by         INTEGER,
+    queue_round          INTEGER
 );
 
 INSERT INTO jobs_new (
@@ -68,6 +69,8 @@ CREATE INDEX jobs_guild_period ON jobs (guild_id, created_at);
 CREATE INDEX jobs_unnotified ON jobs (refunded_at) WHERE state = 'refunded' AND notified_at IS NULL;
 -- The queue (oldest first) and the running counts: WHERE state IN (...) ORDER BY created_at.
 CREATE INDEX jobs_state_created ON jobs (state, created_at);
+-- The next job's round: the member's unfinished jobs and the guild's queue.
+CREATE INDEX jobs_guild_state_round ON jobs (guild_id, state, queue_round);
 -- Learned completion times per kind of job.
 CREATE INDEX jobs_kind_completed ON jobs (mode, quality, duration, sound, completed_at);
 
