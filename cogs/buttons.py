@@ -181,11 +181,14 @@ class CancelButton(
         if outcome is not CancelOutcome.CANCELLED or job is None:
             await reply_private(interaction, CANCEL_REFUSALS[outcome])
             return
+        async with bot.cards.lock(job.id):
+            try:
+                await interaction.response.edit_message(
+                    content=None, embed=status_card(job), view=None
+                )
+            except discord.HTTPException as exc:
+                log.info("Could not update the card of cancelled job %s: %s", job.id, exc)
         bot.cards.forget(job.id)
-        try:
-            await interaction.response.edit_message(content=None, embed=status_card(job), view=None)
-        except discord.HTTPException as exc:
-            log.info("Could not update the card of cancelled job %s: %s", job.id, exc)
         whose = "your" if job.user_id == interaction.user.id else f"<@{job.user_id}>'s"
         await reply_private(
             interaction,

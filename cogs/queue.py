@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from discord.ext import commands
 
 from core.queue import DispatchReport
+from storage.models import JobState
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
@@ -32,6 +33,7 @@ class Queue(commands.Cog):
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
         self._task: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         """Start the dispatcher (after Delivery's start-up recovery, which loads first)."""
@@ -41,17 +43,18 @@ class Queue(commands.Cog):
 
     async def cog_unload(self) -> None:
         """Stop the dispatcher; a round in flight is cancelled and its work redone next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._refresh):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._refresh = None
         self.bot.cards.info_provider = None
 
     @staticmethod
     def _ended(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("The queue dispatcher stopped", exc_info=task.exception())
+            log.error("Queue task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _run(self) -> None:
         await self.bot.wait_until_ready()
@@ -68,15 +71,33 @@ class Queue(commands.Cog):
             await queue.wait_for_work(queue.next_check_in())
 
     async def _show(self, report: DispatchReport) -> None:
-        """Update the cards of jobs that started, expired or wait."""
+        """Update the cards of jobs that started or expired, and refresh waiting ones.
+
+        Waiting cards are refreshed by a separate task (at most one at a time), so a long
+        queue's card edits never hold up starting jobs.
+        """
         cards = self.bot.cards
         for job in report.started:
-            await cards.update(job, force=True)
+            async with cards.lock(job.id):
+                await cards.update(job, force=True)
         for job in [*report.expired, *report.failed]:
-            await cards.update(job, note=job.last_error, force=True)
+            async with cards.lock(job.id):
+                await cards.update(job, note=job.last_error, force=True)
             cards.forget(job.id)
+        if report.still_queued and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(
+                self._refresh_cards(report), name="happyhorse-queue-cards"
+            )
+            self._refresh.add_done_callback(self._ended)
+
+    async def _refresh_cards(self, report: DispatchReport) -> None:
+        """Show each waiting job's current position and estimates (throttled per card)."""
+        infos = await self.bot.queue.card_infos(report.still_queued)
         for job in report.still_queued:
-            await cards.update(job)
+            async with self.bot.cards.lock(job.id):
+                fresh = await self.bot.store.jobs.get_job(job.id)
+                if fresh is not None and fresh.state is JobState.QUEUED:
+                    await self.bot.cards.update(fresh, info=infos.get(job.id))
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -8,6 +8,7 @@ kept), the card is edited as an ordinary channel message through its stored id.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
@@ -34,6 +35,7 @@ class _Card:
     interaction: discord.Interaction | None
     last_edit: float = 0.0
     last_key: tuple[object, ...] = field(default=("", ""))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class StatusCards:
@@ -66,6 +68,11 @@ class StatusCards:
         """Remember the interaction whose response is this job's card."""
         self._cards[job_id] = _Card(interaction=interaction, last_edit=time.monotonic())
 
+    def lock(self, job_id: int) -> asyncio.Lock:
+        """Held around "read the job, edit its card" so two editors of one card cannot
+        leave it showing an older state (say, a Cancel button after the job started)."""
+        return self._cards.setdefault(job_id, _Card(interaction=None)).lock
+
     def forget(self, job_id: int) -> None:
         """Drop a settled job's card from memory."""
         self._cards.pop(job_id, None)
@@ -77,17 +84,19 @@ class StatusCards:
         api_state: TaskState | None = None,
         note: str | None = None,
         force: bool = False,
+        info: CardInfo | None = None,
     ) -> None:
         """Edit the job's card if its state changed and the last edit is old enough.
 
         `force` skips the throttle (used for final states, which must always show).
+        `info` (queue position, estimates) is looked up when not given.
         Failures to edit are logged and ignored: a card is a courtesy, not the delivery.
         """
         card = self._cards.setdefault(job.id, _Card(interaction=None))
         now = time.monotonic()
         if not force and now - card.last_edit < self._min_interval:
             return
-        info = await self.info(job)
+        info = info or await self.info(job)
         key = (job.state.value, api_state.value if api_state else "", info and info.key())
         if not force and key == card.last_key:
             return

@@ -413,33 +413,42 @@ class QueueService:
     async def card_info(self, job: Job) -> CardInfo:
         """Position, queue length and estimates for a queued job; expected finish for a
         running one; nothing for others."""
-        if job.state is JobState.SUBMITTED:
-            await self._refresh_estimates([job])
+        return (await self.card_infos([job]))[job.id]
+
+    async def card_infos(self, jobs: Sequence[Job]) -> dict[int, CardInfo]:
+        """`card_info` for many jobs at once: each guild's queue is read and ordered once."""
+        result = {job.id: CardInfo() for job in jobs}
+        submitted = [job for job in jobs if job.state is JobState.SUBMITTED]
+        await self._refresh_estimates(submitted)
+        for job in submitted:
             expected = self._expected(job)
             if expected is None or job.submitted_at is None:
-                return CardInfo(estimating=True)
-            return CardInfo(ready_at=job.submitted_at + timedelta(seconds=expected))
-        if job.state is not JobState.QUEUED:
-            return CardInfo()
-        queued = await self.store.jobs.queued_jobs(job.guild_id)
-        running = await self.store.jobs.running_counts(job.guild_id)
-        ordered = fair_order(queued)
-        where = positions(ordered).get(job.id)
-        if where is None:
-            return CardInfo(paused=self.gate.status)
-        position, total = where
-        await self._refresh_estimates(ordered[:position])
-        starts_at, ready_at = self._estimate(
-            ordered[:position], running, await self.limits(job.guild_id)
-        )
-        return CardInfo(
-            position=position,
-            total=total,
-            starts_at=starts_at,
-            ready_at=ready_at,
-            estimating=starts_at is None,
-            paused=self.gate.status,
-        )
+                result[job.id] = CardInfo(estimating=True)
+            else:
+                result[job.id] = CardInfo(ready_at=job.submitted_at + timedelta(seconds=expected))
+        for guild_id in {job.guild_id for job in jobs if job.state is JobState.QUEUED}:
+            ordered = fair_order(await self.store.jobs.queued_jobs(guild_id))
+            running = await self.store.jobs.running_counts(guild_id)
+            await self._refresh_estimates(ordered)
+            estimates = self._estimates(ordered, running, await self.limits(guild_id))
+            where = positions(ordered)
+            for job in jobs:
+                if job.state is not JobState.QUEUED or job.guild_id != guild_id:
+                    continue
+                if job.id not in where:
+                    result[job.id] = CardInfo(paused=self.gate.status)
+                    continue
+                position, total = where[job.id]
+                starts_at, ready_at = estimates[position - 1]
+                result[job.id] = CardInfo(
+                    position=position,
+                    total=total,
+                    starts_at=starts_at,
+                    ready_at=ready_at,
+                    estimating=starts_at is None,
+                    paused=self.gate.status,
+                )
+        return result
 
     async def queue_positions(self, guild_id: int) -> dict[int, tuple[int, int]]:
         """Job id -> (position, length) of the guild's queued jobs."""
@@ -452,30 +461,34 @@ class QueueService:
         if isinstance(self.estimator, LedgerEstimator):
             await self.estimator.refresh({(j.mode, j.quality, j.duration, j.sound) for j in jobs})
 
-    def _estimate(
-        self, ahead_and_self: Sequence[Job], running: Mapping[Member, int], limits: Limits
-    ) -> tuple[datetime | None, datetime | None]:
-        """When the last job of ``ahead_and_self`` should start and be ready.
+    def _estimates(
+        self, ordered: Sequence[Job], running: Mapping[Member, int], limits: Limits
+    ) -> list[tuple[datetime | None, datetime | None]]:
+        """When each job of a guild's ordered queue should start and be ready.
 
-        The jobs ahead start in waves as the server's slots free up; each wave takes the
-        median time of the jobs in it. With no history for a kind there is no estimate.
+        A queued job waits at least for one job to finish; beyond the server's free slots
+        the jobs ahead start in waves, one per ``server_running`` jobs, each as long as the
+        average expected time of the jobs ahead. Once a job's kind has no history, it and
+        every job behind it have no estimate ("estimating…").
         """
-        durations = [self._expected(job) for job in ahead_and_self]
-        if not durations or any(d is None for d in durations):
-            return None, None
-        known = [d for d in durations if d is not None]
-        busy = sum(running.values())
-        slots = limits.server_running or max(1, busy + len(known))
-        free = max(0, slots - busy)
-        ahead = len(known) - 1
-        # Jobs that fit in free slots start now; the rest wait for whole waves.
-        waves = math.ceil(max(0, ahead + 1 - free) / slots)
-        wave_length = sum(known[:-1]) / max(1, ahead) if ahead else known[-1]
         now = self._clock()
-        starts_at = now + timedelta(seconds=waves * wave_length)
-        if not self.gate.is_open():
-            starts_at = max(starts_at, now + timedelta(seconds=self.gate.seconds_until_open()))
-        return starts_at, starts_at + timedelta(seconds=known[-1])
+        held = timedelta(seconds=self.gate.seconds_until_open())
+        busy = sum(running.values())
+        slots = limits.server_running or max(1, busy + len(ordered))
+        free = max(0, slots - busy)
+        result: list[tuple[datetime | None, datetime | None]] = []
+        ahead_total = 0.0
+        for index, job in enumerate(ordered):
+            own = self._expected(job)
+            if own is None or (result and result[-1][0] is None):
+                result.append((None, None))
+                continue
+            waves = max(1, math.ceil(max(0, index + 1 - free) / slots))
+            wave_length = ahead_total / index if index else own
+            starts_at = max(now + timedelta(seconds=waves * wave_length), now + held)
+            result.append((starts_at, starts_at + timedelta(seconds=own)))
+            ahead_total += own
+        return result
 
     async def _reload(self, job: Job) -> Job:
         fresh = await self.store.jobs.get_job(job.id)
