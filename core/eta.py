@@ -34,7 +34,9 @@ class LedgerEstimator:
     """The median completion time of the latest completed jobs of the same kind.
 
     ``expected_seconds`` answers from a cache (it is called while rendering cards);
-    ``refresh`` re-reads the ledger for the kinds asked about, at most every 30 s each.
+    ``refresh`` re-reads the ledger for the kinds asked about: at most every 30 s for a
+    kind with an estimate, every time for one still without (so the first estimate shows
+    as soon as the fifth job of its kind completes).
     """
 
     def __init__(self, jobs: JobStore, *, min_samples: int = MIN_SAMPLES) -> None:
@@ -53,7 +55,8 @@ class LedgerEstimator:
         """Re-read the history of these kinds if it was not read in the last 30 s."""
         now = time.monotonic()
         for kind in kinds:
-            if now - self._read_at.get(kind, -CACHE_SECONDS) < CACHE_SECONDS:
+            fresh = now - self._read_at.get(kind, -CACHE_SECONDS) < CACHE_SECONDS
+            if fresh and self._known.get(kind) is not None:
                 continue
             samples = await self._jobs.completion_seconds(*kind, limit=SAMPLES)
             usable = [s for s in samples if s >= 0]

@@ -254,6 +254,9 @@ async def test_member_running_limit_queues_and_the_queue_starts_it_when_a_slot_f
         second = await card(second_inter, "Queued: position 1 of 1")
         assert custom_ids(second) == [f"{CANCEL}{job_id_of(second)}"]
         assert CANCEL not in "".join(custom_ids(first))
+        waiting = fields(second["embeds"][0])
+        assert waiting["Starts"] == waiting["Ready"] == "estimating…"  # no history yet
+        assert fields(first["embeds"][0]).get("Expected ready") == "estimating…"
         assert (await job(running, job_id_of(second))).state is JobState.QUEUED
         assert await used(running, world.alice) == 2  # queued jobs hold their credits
 
@@ -496,3 +499,30 @@ async def test_cancel_is_not_offered_once_the_job_is_sent(
         await reaches(running, job_id_of(stale), JobState.DELIVERED)
         assert await used(running, world.alice) == 4
         assert first != job_id
+
+
+async def test_cards_show_estimates_once_there_is_history(
+    start_bot: StartBot, world: World
+) -> None:
+    """With five finished jobs of the kind, a queued card says when it should start and be
+    ready, and a running card when it should be ready."""
+    async with start_bot() as running:
+        await set_limits(running, member_running=1)
+        for n in range(5):
+            await card(await ask(world, world.bob, f"history {n}"))
+            await eventually(
+                lambda: _settled(running, world.bob), timeout=15, what="bob's videos"
+            )
+        first = await ask(world, world.alice, "first")
+        second = await card(await ask(world, world.alice, "second"), "Queued: position 1 of 1")
+        waiting = fields(second["embeds"][0])
+        assert waiting["Starts"].startswith("≈ <t:") and waiting["Ready"].startswith("≈ <t:")
+        shown = await first.wait_for_original(
+            lambda m: fields(m["embeds"][0]).get("Expected ready", "").startswith("≈ <t:")
+        )
+        assert title(shown) != ""
+
+
+async def _settled(running: Running, member: FakeMember) -> bool:
+    jobs = await running.store.jobs.recent_jobs(running.world.guild.id, member.id, 50)
+    return all(j.state is JobState.DELIVERED for j in jobs)
