@@ -314,7 +314,9 @@ class QueueService:
     async def start(self, job: Job, *, tell_now: bool = True) -> StartOutcome:
         """Start a just-accepted (queued) job if it is its turn and a slot is free.
 
-        Raises `Refusal` (the job already refunded) if the API refused it outright.
+        The decision and the claim are made under the dispatch lock; the API call is not,
+        so one slow submit never holds up other requests. Raises `Refusal` (the job
+        already refunded) if the API refused it outright.
         """
         if not self.gate.is_open():
             self.wake()
@@ -322,20 +324,25 @@ class QueueService:
         async with self._dispatching:
             ordered, running, limits = await self._snapshot()
             picks = startable(ordered, running, limits.__getitem__)
-            if job.id not in {p.id for p in picks}:
-                self.wake()
-                return StartOutcome(await self._reload(job), StartKind.QUEUED)
-            outcome = await self._start_one(job, limits[job.guild_id], tell_now=tell_now)
-        if len(picks) > 1:
-            self.wake()  # others may start too
-        return outcome
+            if self.gate.out_of_credits:
+                picks = picks[:1]  # while paused, one job probes the API
+            claimed = job.id in {p.id for p in picks} and await self._claim(
+                job, limits[job.guild_id]
+            )
+        if len(picks) > 1 or not claimed:
+            self.wake()  # others may start too, or this one later
+        if not claimed:
+            message = self._held_message() if self.gate.status else None
+            return StartOutcome(await self._reload(job), StartKind.QUEUED, message)
+        return await self._submit(job, tell_now=tell_now)
 
-    async def _start_one(self, job: Job, limits: Limits, *, tell_now: bool) -> StartOutcome:
-        claimed = await self.store.jobs.claim_queued(
+    async def _claim(self, job: Job, limits: Limits) -> bool:
+        return await self.store.jobs.claim_queued(
             job.id, member_running=limits.member_running, server_running=limits.server_running
         )
-        if not claimed:
-            return StartOutcome(await self._reload(job), StartKind.QUEUED)
+
+    async def _submit(self, job: Job, *, tell_now: bool) -> StartOutcome:
+        """Send a claimed job to the API; a 429 or 402 puts it back in the queue."""
         try:
             submitted = await self.jobs.submit(await self._reload(job), tell_now=tell_now)
         except SubmitHeld as held:
@@ -366,25 +373,36 @@ class QueueService:
         return HELD_RATE_LIMITED
 
     async def dispatch(self) -> DispatchReport:
-        """One round: refund jobs that waited too long, then start every job that may start."""
+        """One round: refund jobs that waited too long, then start every job that may start.
+
+        Jobs are chosen and claimed under the dispatch lock, then submitted concurrently
+        (the running limits bound how many). While the API is paused for a 402, one job
+        probes it.
+        """
         report = DispatchReport()
+        claimed: list[Job] = []
         async with self._dispatching:
             report.expired = await self._expire_overdue()
             if self.gate.is_open():
                 ordered, running, limits = await self._snapshot()
-                for job in startable(ordered, running, limits.__getitem__):
-                    try:
-                        outcome = await self._start_one(
-                            job, limits[job.guild_id], tell_now=False
-                        )
-                    except Refusal:
-                        report.failed.append(await self._reload(job))
-                        continue
-                    if outcome.kind is StartKind.STARTED:
-                        report.started.append(outcome.job)
-                    elif not self.gate.is_open():
-                        break  # 429 or 402: the rest wait too
-            report.still_queued = await self.store.jobs.queued_jobs()
+                picks = startable(ordered, running, limits.__getitem__)
+                if self.gate.out_of_credits:
+                    picks = picks[:1]
+                claimed = [job for job in picks if await self._claim(job, limits[job.guild_id])]
+        results = await asyncio.gather(
+            *(self._submit(job, tell_now=False) for job in claimed), return_exceptions=True
+        )
+        for job, result in zip(claimed, results, strict=True):
+            if isinstance(result, Refusal):
+                report.failed.append(await self._reload(job))
+            elif isinstance(result, asyncio.CancelledError):
+                raise result
+            elif isinstance(result, BaseException):
+                # Left reserved: the stale-reservation sweep refunds it with a notice.
+                log.error("Starting job %s failed unexpectedly", job.id, exc_info=result)
+            elif result.kind is StartKind.STARTED:
+                report.started.append(result.job)
+        report.still_queued = await self.store.jobs.queued_jobs()
         return report
 
     async def _expire_overdue(self) -> list[Job]:
