@@ -36,12 +36,33 @@ def test_missing_token_says_where_to_get_one() -> None:
         ("DEV_GUILD_ID", "my-guild"),
         ("CREDIT_PERIOD", "hourly"),
         ("HAPPYHORSE_API_DIALECT", "klingon"),
+        ("QUEUE_MAX_WAIT_SECONDS", "0"),
+        ("QUEUE_PAUSE_BACKOFF_SECONDS", "later"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
     """A malformed setting is refused with its name in the message."""
     with pytest.raises(SettingsError, match=name):
         BotSettings.from_env({"DISCORD_TOKEN": TOKEN, name: value})
+
+
+def test_queue_settings_defaults_and_overrides() -> None:
+    """The queue settings default to the documented values and read the environment."""
+    defaults = BotSettings.from_env({"DISCORD_TOKEN": TOKEN})
+    assert (
+        defaults.queue_max_wait_seconds,
+        defaults.queue_pause_backoff_seconds,
+        defaults.queue_pause_max_backoff_seconds,
+        defaults.queue_check_interval_seconds,
+    ) == (1800.0, 30.0, 600.0, 5.0)
+    changed = BotSettings.from_env(
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "QUEUE_MAX_WAIT_SECONDS": "600",
+            "QUEUE_PAUSE_BACKOFF_SECONDS": "5",
+        }
+    )
+    assert (changed.queue_max_wait_seconds, changed.queue_pause_backoff_seconds) == (600.0, 5.0)
 
 
 def test_settings_repr_hides_secrets() -> None:
