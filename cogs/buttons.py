@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from cogs.cards import credits_text, status_card
 from cogs.launch import reply_private, start_job
-from cogs.permissions import member_permissions
+from cogs.permissions import is_moderator, member_permissions, member_role_ids
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
+from core.queue import CancelOutcome
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
@@ -87,6 +89,7 @@ class RegenerateButton(
             image_url=job.image_url,
             interaction_id=interaction.id,
             last_frame_url=job.last_frame_url,
+            role_ids=member_role_ids(interaction.user),
         )
         await start_job(bot, interaction, draft)
 
@@ -149,6 +152,82 @@ class DeleteButton(
         await interaction.followup.send("Deleted.", ephemeral=True)
 
 
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"hh:cancel:(?P<job_id>[0-9]+)",
+):
+    """Cancel a queued job: its requester, or a moderator (Manage Server)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel",
+                emoji="✖️",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"hh:cancel:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Cancel the job if the clicker may; update the card and say what happened."""
+        bot = _bot(interaction)
+        if interaction.guild_id is None:
+            await reply_private(interaction, "That video no longer exists.")
+            return
+        outcome, job = await bot.queue.cancel(
+            self.job_id,
+            interaction.guild_id,
+            interaction.user.id,
+            moderator=is_moderator(interaction),
+        )
+        if outcome is not CancelOutcome.CANCELLED or job is None:
+            await reply_private(interaction, CANCEL_REFUSALS[outcome])
+            return
+        async with bot.cards.lock(job.id):
+            try:
+                await interaction.response.edit_message(
+                    content=None, embed=status_card(job), view=None
+                )
+            except discord.HTTPException as exc:
+                log.info("Could not update the card of cancelled job %s: %s", job.id, exc)
+        bot.cards.forget(job.id)
+        whose = "your" if job.user_id == interaction.user.id else f"<@{job.user_id}>'s"
+        await reply_private(
+            interaction,
+            f"Cancelled {whose} video; {credits_text(job.cost)} returned.",
+        )
+
+
+CANCEL_REFUSALS = {
+    CancelOutcome.NOT_ALLOWED: (
+        "Only the person who asked for this video, or a moderator (Manage Server), can "
+        "cancel it."
+    ),
+    CancelOutcome.ALREADY_SENT: (
+        "This video was already sent to the video service, which has no way to cancel a "
+        "job, so it can't be cancelled any more."
+    ),
+    CancelOutcome.ALREADY_SETTLED: "This video was already cancelled or finished.",
+    CancelOutcome.NOT_FOUND: "That video no longer exists.",
+}
+
+
+def cancel_view(job_id: int) -> discord.ui.View:
+    """The Cancel button on a queued job's card (routed by its custom id, not kept)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    view.stop()  # nothing to keep in memory: clicks reach the registered dynamic item
+    return view
+
+
 def result_view(job_id: int) -> discord.ui.View:
     """The buttons under a delivered video."""
     view = discord.ui.View(timeout=None)
@@ -165,11 +244,11 @@ class Buttons(commands.Cog):
 
     async def cog_load(self) -> None:
         """Register the dynamic items."""
-        self.bot.add_dynamic_items(RegenerateButton, DeleteButton)
+        self.bot.add_dynamic_items(RegenerateButton, DeleteButton, CancelButton)
 
     async def cog_unload(self) -> None:
         """Unregister the dynamic items."""
-        self.bot.remove_dynamic_items(RegenerateButton, DeleteButton)
+        self.bot.remove_dynamic_items(RegenerateButton, DeleteButton, CancelButton)
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
+
 import discord
 
+from core.queue import CardInfo
 from happyhorse.models import TaskState
 from storage.models import Job, JobState
 
 FOOTER_PREFIX = "HappyHorse job #"
 SANDBOX_BANNER = "Sandbox test clip: no API key is configured"
 BRAND = discord.Colour.from_rgb(233, 120, 52)
+NO_CANCEL_NOTE = (
+    "Sent to the video service, which has no way to cancel a job, so it can no longer be "
+    "cancelled."
+)
+ESTIMATING = "estimating…"
 _STATE_LINES = {
+    JobState.QUEUED: ("🕒", "Queued"),
     JobState.RESERVED: ("⏳", "Sending to the video service…"),
     JobState.SUBMITTED: ("⏳", "Queued"),
     JobState.COMPLETED: ("📦", "Finished, uploading…"),
@@ -48,13 +57,25 @@ def _mark_sandbox(embed: discord.Embed, job: Job) -> None:
         embed.set_author(name=f"🧪 {SANDBOX_BANNER}")
 
 
+def when(moment: datetime.datetime | None) -> str:
+    """'≈ <t:…:R>' for an estimate, or 'estimating…' without one."""
+    return ESTIMATING if moment is None else f"≈ <t:{int(moment.timestamp())}:R>"
+
+
 def status_card(
-    job: Job, api_state: TaskState | None = None, note: str | None = None
+    job: Job,
+    api_state: TaskState | None = None,
+    note: str | None = None,
+    info: CardInfo | None = None,
 ) -> discord.Embed:
     """The live status card shown while a job is in flight (and its final state)."""
     icon, label = _STATE_LINES.get(job.state, ("⏳", job.state.value))
     if job.state is JobState.SUBMITTED and api_state is TaskState.PROCESSING:
         icon, label = "🎬", "Generating"
+    if job.state is JobState.QUEUED and info is not None and info.position is not None:
+        label = f"Queued: position {info.position} of {info.total}"
+    if job.state is JobState.REFUNDED and job.cancelled_by is not None:
+        icon, label = "🚫", "Cancelled"
     kind = "Image to video" if job.mode == "image-to-video" else "Text to video"
     embed = discord.Embed(title=f"{icon} {label}", colour=BRAND)
     if job.prompt:
@@ -64,6 +85,21 @@ def status_card(
     embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Started", value=f"<t:{int(job.created_at.timestamp())}:R>", inline=True)
+    if job.state is JobState.QUEUED and info is not None:
+        embed.add_field(name="Starts", value=when(info.starts_at), inline=True)
+        embed.add_field(name="Ready", value=when(info.ready_at), inline=True)
+        if info.paused:
+            embed.add_field(name="Status", value=info.paused, inline=False)
+    elif job.state is JobState.SUBMITTED and info is not None:
+        embed.add_field(name="Expected ready", value=when(info.ready_at), inline=True)
+    if job.state is JobState.REFUNDED and job.cancelled_by is not None:
+        embed.add_field(
+            name="Cancelled by",
+            value=f"<@{job.cancelled_by}> · {credits_text(job.cost)} returned",
+            inline=False,
+        )
+    if note is None and job.state is JobState.SUBMITTED:
+        note = NO_CANCEL_NOTE
     if note:
         embed.add_field(name="Note", value=short(note, 1000), inline=False)
     _mark_sandbox(embed, job)
@@ -91,7 +127,9 @@ def delivery_embed(job: Job, *, link_only: bool) -> discord.Embed:
     return embed
 
 
-def job_line(job: Job, guild_id: int | None) -> str:
+def job_line(
+    job: Job, guild_id: int | None, position: tuple[int, int] | None = None
+) -> str:
     """One line of /jobs: state, settings, prompt and the best link we have."""
     icon, label = _STATE_LINES.get(job.state, ("•", job.state.value))
     prompt = short(discord.utils.escape_markdown(job.prompt or "(no prompt)"), 60)
@@ -103,6 +141,8 @@ def job_line(job: Job, guild_id: int | None) -> str:
         )
     elif job.result_url and job.state in {JobState.COMPLETED, JobState.DELIVERED}:
         link = f" · [video]({job.result_url})"
+    if job.state is JobState.QUEUED and position is not None:
+        label = f"Queued: position {position[0]} of {position[1]}"
     return (
         f"{icon} **#{job.id}** {label} · {settings_line(job)} · {credits_text(job.cost)} · "
         f"<t:{int(job.created_at.timestamp())}:R>{link}\n  {prompt}"

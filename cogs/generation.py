@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.launch import cannot_post_message, missing_post_permissions, reply_private, start_job
+from cogs.permissions import member_role_ids
 from core.errors import Refusal
 from core.images import check_image, closest_aspect_ratio
 from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft
@@ -78,6 +79,7 @@ def image_draft(
         image_url=attachment.url,
         interaction_id=interaction.id,
         last_frame_url=None if last_frame is None else last_frame.url,
+        role_ids=member_role_ids(interaction.user),
     )
 
 
@@ -196,6 +198,7 @@ class Generation(commands.Cog):
             quality=quality,
             sound=sound,
             interaction_id=interaction.id,
+            role_ids=member_role_ids(interaction.user),
         )
         await start_job(self.bot, interaction, draft)
 
@@ -286,11 +289,13 @@ class Generation(commands.Cog):
                 return
             try:
                 assert interaction.guild_id is not None and interaction.channel_id is not None
+                await self.bot.queue.admit_member(interaction.guild_id, interaction.user.id)
                 await self.bot.jobs.precheck(
                     interaction.guild_id,
                     interaction.channel_id,
                     interaction.user.id,
                     self.bot.jobs.cost_of(5, "std"),
+                    member_role_ids(interaction.user),
                 )
             except Refusal as refusal:
                 await reply_private(interaction, refusal.message)

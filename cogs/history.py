@@ -1,4 +1,5 @@
-"""/jobs: a member's recent videos with their state, settings and links."""
+"""/jobs: a member's recent videos with their state (queued ones with their position),
+settings and links."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class History(commands.Cog):
                 "You have no videos here yet. Try `/video` or `/animate`.", ephemeral=True
             )
             return
-        lines = [job_line(job, interaction.guild_id) for job in jobs]
+        where = await self.bot.queue.queue_positions(interaction.guild_id)
+        lines = [job_line(job, interaction.guild_id, where.get(job.id)) for job in jobs]
         description = ""
         for line in lines:
             if len(description) + len(line) + 1 > 4000:

@@ -69,19 +69,21 @@ def cannot_post_message(missing: list[str]) -> str:
 async def start_job(
     bot: HappyHorseBot, interaction: discord.Interaction, draft: JobDraft
 ) -> Job | None:
-    """Run a request from the interaction to a submitted job with a live card.
+    """Run a request from the interaction to a started (or queued) job with a live card.
 
-    The checks and the credit reservation are local and fast, so a refusal is answered
-    ephemerally before anything is acknowledged. Only then is the interaction deferred
-    (publicly: the card is for the channel to see) and the API called. A submit error
-    refunds the reservation; the public placeholder then says so in one neutral line and
-    the reason goes to the requester alone.
+    The checks (limits, cool-down, credits) and the credit reservation are local and fast,
+    so a refusal is answered ephemerally before anything is acknowledged. Only then is
+    the interaction deferred (publicly: the card is for the channel to see) and the job
+    started, or left in the queue if it is not its turn. A submit error refunds the
+    reservation; the public placeholder then says so in one neutral line and the reason
+    goes to the requester alone. A 429 or 402 keeps the job queued and says why, privately.
     """
     missing = missing_post_permissions(interaction)
     if missing:
         await reply_private(interaction, cannot_post_message(missing))
         return None
     try:
+        await bot.queue.admit(draft)
         job = await bot.jobs.reserve(draft)
     except Refusal as refusal:
         await reply_private(interaction, refusal.message)
@@ -98,7 +100,7 @@ async def start_job(
             metrics.count_credits_refunded(job.cost)
         return None
     try:
-        job = await bot.jobs.submit(job)
+        outcome = await bot.queue.start(job)
     except Refusal as refusal:
         try:
             await interaction.edit_original_response(content=NOT_STARTED, embed=None)
@@ -107,19 +109,30 @@ async def start_job(
         await interaction.followup.send(refusal.message, ephemeral=True)
         bot.modlog.post(job.guild_id, job_failed(job, refusal.message))
         return None
+    job = outcome.job
     try:
-        message = await interaction.edit_original_response(content=None, embed=status_card(job))
+        info = await bot.cards.info(job)
+        message = await interaction.edit_original_response(
+            content=None,
+            embed=status_card(job, info=info),
+            view=bot.cards.view_for(job) or discord.utils.MISSING,
+        )
     except discord.HTTPException as exc:
-        # The job is submitted and will be delivered by the loop regardless.
+        # The job is accepted and will be made and delivered by the loops regardless.
         log.warning("Could not show the status card of job %s: %s", job.id, exc)
         bot.modlog.post(job.guild_id, job_accepted(job, None))
         return job
     except Exception:
-        # An unexpected answer must not make a submitted (and charged) job look failed.
+        # An unexpected answer must not make an accepted (and charged) job look failed.
         log.exception("Showing the status card of job %s failed", job.id)
         bot.modlog.post(job.guild_id, job_accepted(job, None))
         return job
     bot.modlog.post(job.guild_id, job_accepted(job, message.jump_url))
     await bot.store.jobs.set_progress_message(job.id, message.id)
     bot.cards.track(job.id, interaction)
+    if outcome.message:
+        try:
+            await interaction.followup.send(outcome.message, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.info("Could not tell the requester of job %s why it waits: %s", job.id, exc)
     return job

@@ -1,7 +1,9 @@
-"""/config: where the bot may be used and which prompt words it refuses (Manage Server)."""
+"""/config: where the bot may be used, which prompt words it refuses, and the queue limits
+(Manage Server)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
@@ -12,6 +14,7 @@ from cogs.cards import BRAND, SANDBOX_BANNER
 from cogs.launch import reply_private
 from cogs.modlog import missing_log_permissions
 from cogs.permissions import ModeratorGroup, moderator_only
+from core.limits import Limits
 from core.modlog import audit_event, moderator_change
 from core.prompts import PromptError, normalise_prompt
 from storage.models import AuditAction
@@ -20,6 +23,27 @@ if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
 
 MAX_BLOCKED_WORD = 100
+LIMIT_MAXIMA = {
+    "member_running": 1000,
+    "member_queued": 1000,
+    "server_running": 10000,
+    "cooldown_seconds": 86400,
+}
+
+
+def _limit(value: int, unit: str = "") -> str:
+    return "no limit" if value == 0 else f"{value}{unit}"
+
+
+def limits_text(limits: Limits) -> str:
+    """The effective limits, one per line, for moderators."""
+    cooldown = "none" if limits.cooldown_seconds == 0 else f"{limits.cooldown_seconds} s"
+    return (
+        f"Running per member: {_limit(limits.member_running)}\n"
+        f"Queued per member: {_limit(limits.member_queued)}\n"
+        f"Running in this server: {_limit(limits.server_running)}\n"
+        f"Cool-down between requests: {cooldown}"
+    )
 
 
 class Moderation(commands.Cog):
@@ -51,13 +75,18 @@ class Moderation(commands.Cog):
             value=self._log_channel_status(interaction.guild_id, settings.log_channel_id),
             inline=False,
         )
+        embed.add_field(
+            name="Limits", value=limits_text(Limits.resolve(settings.limits)), inline=False
+        )
+        queued = len(await self.bot.store.jobs.queued_jobs(interaction.guild_id))
+        status = self.bot.queue.gate.status or "running"
+        service = f"{status} · {queued} waiting in the queue"
         if self.bot.settings.sandbox:
-            embed.add_field(
-                name="Video service",
-                value=f"🧪 {SANDBOX_BANNER}. Videos are sandbox test clips; members are "
-                "still charged credits, so quotas can be tried out.",
-                inline=False,
+            service += (
+                f"\n🧪 {SANDBOX_BANNER}. Videos are sandbox test clips; members are "
+                "still charged credits, so quotas can be tried out."
             )
+        embed.add_field(name="Video service", value=service, inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     def _log(
@@ -119,6 +148,52 @@ class Moderation(commands.Cog):
         if missing:
             text += f" ⚠️ But I can't post there yet: I need {', '.join(missing)} in that channel."
         await reply_private(interaction, text)
+
+    @config.command(
+        name="limits", description="Show or set running and queued limits and the cool-down"
+    )
+    @moderator_only
+    @app_commands.describe(
+        member_running="Videos one member can have in the making at once (0: no limit)",
+        member_queued="Videos one member can have waiting in the queue (0: no limit)",
+        server_running="Videos this server can have in the making at once (0: no limit)",
+        cooldown_seconds="Seconds a member must wait between two requests (0: none)",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        member_running: app_commands.Range[int, 0, 1000] | None = None,
+        member_queued: app_commands.Range[int, 0, 1000] | None = None,
+        server_running: app_commands.Range[int, 0, 10000] | None = None,
+        cooldown_seconds: app_commands.Range[int, 0, 86400] | None = None,
+    ) -> None:
+        """/config limits: with no options, show; otherwise change the given ones."""
+        assert interaction.guild_id is not None
+        current = (await self.bot.store.guilds.get(interaction.guild_id)).limits
+        changes = {
+            "member_running": member_running,
+            "member_queued": member_queued,
+            "server_running": server_running,
+            "cooldown_seconds": cooldown_seconds,
+        }
+        given = {name: value for name, value in changes.items() if value is not None}
+        if not given:
+            await reply_private(
+                interaction, "Current limits:\n" + limits_text(Limits.resolve(current))
+            )
+            return
+        for name, value in given.items():
+            if not 0 <= value <= LIMIT_MAXIMA[name]:
+                await reply_private(
+                    interaction, f"{name} must be between 0 and {LIMIT_MAXIMA[name]}."
+                )
+                return
+        updated = dataclasses.replace(current, **given)
+        await self.bot.store.guilds.set_limits(interaction.guild_id, updated, interaction.user.id)
+        self.bot.queue.wake()  # higher limits may let queued jobs start now
+        await reply_private(
+            interaction, "Limits updated:\n" + limits_text(Limits.resolve(updated))
+        )
 
     @config.command(
         name="allow-channel", description="Allow videos in a channel (limits to the list)"

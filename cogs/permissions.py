@@ -64,6 +64,17 @@ def bot_permissions(interaction: discord.Interaction) -> discord.Permissions | N
     return channel_bot_permissions(interaction.channel)
 
 
+def member_role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    """The ids of a member's roles, as sent with the interaction (none for a plain user).
+
+    Core decides allowances by role from these; they come from the interaction's member
+    object, so they are current even when the guild's member cache is off.
+    """
+    if not isinstance(user, discord.Member):
+        return ()
+    return tuple(role.id for role in user.roles)
+
+
 def is_moderator(interaction: discord.Interaction) -> bool:
     """True if the invoker has Manage Server (or Administrator) in this guild."""
     if interaction.guild_id is None:

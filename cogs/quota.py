@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from cogs.cards import BRAND, credits_text
 from cogs.launch import reply_private
-from cogs.permissions import ModeratorGroup, is_moderator, moderator_only
+from cogs.permissions import ModeratorGroup, is_moderator, member_role_ids, moderator_only
 from core.modlog import audit_event
 from storage.credits import MAX_CREDITS
 from storage.models import AllowanceSource, AuditAction, AuditEntry, Balance
@@ -26,6 +26,13 @@ _SOURCES = {
     AllowanceSource.GUILD: "this server's default",
     AllowanceSource.DEFAULT: "the bot's default",
 }
+
+
+def allowance_source(balance: Balance) -> str:
+    """Where the allowance comes from, for members: 'from role @Booster', ..."""
+    if balance.source is AllowanceSource.ROLE and balance.role_id is not None:
+        return f"from role <@&{balance.role_id}> (the highest of this member's roles)"
+    return _SOURCES.get(balance.source, balance.source.value)
 
 
 def cost_table_text(bot: HappyHorseBot) -> str:
@@ -49,7 +56,7 @@ def balance_embed(bot: HappyHorseBot, member: discord.abc.User, balance: Balance
         name="Resets",
         value=f"<t:{int(balance.resets_at.timestamp())}:R> ({bot.store.credits.period.value})",
     )
-    embed.add_field(name="Allowance", value=_SOURCES[balance.source], inline=False)
+    embed.add_field(name="Allowance", value=allowance_source(balance), inline=False)
     embed.add_field(name="Costs", value=cost_table_text(bot), inline=False)
     return embed
 
@@ -83,7 +90,9 @@ class Quota(commands.Cog):
                 "Looking at another member's credits needs the Manage Server permission.",
             )
             return
-        balance = await self.bot.store.credits.balance(interaction.guild_id, target.id)
+        balance = await self.bot.store.credits.balance(
+            interaction.guild_id, target.id, member_role_ids(target)
+        )
         await interaction.response.send_message(
             embed=balance_embed(self.bot, target, balance), ephemeral=True
         )
@@ -145,7 +154,9 @@ class Quota(commands.Cog):
             interaction.guild_id, user.id, interaction.user.id
         )
         self.bot.modlog.post(interaction.guild_id, audit_event(entry))
-        balance = await self.bot.store.credits.balance(interaction.guild_id, user.id)
+        balance = await self.bot.store.credits.balance(
+            interaction.guild_id, user.id, member_role_ids(user)
+        )
         await reply_private(
             interaction,
             f"{user.mention}'s credits were reset: "
@@ -158,7 +169,9 @@ class Quota(commands.Cog):
     async def quotas_show(self, interaction: discord.Interaction, user: discord.Member) -> None:
         """/quotas show: another member's balance."""
         assert interaction.guild_id is not None
-        balance = await self.bot.store.credits.balance(interaction.guild_id, user.id)
+        balance = await self.bot.store.credits.balance(
+            interaction.guild_id, user.id, member_role_ids(user)
+        )
         embed = balance_embed(self.bot, user, balance)
         audit = await self.bot.store.credits.list_audit(interaction.guild_id, AUDIT_SCAN)
         changes = [audit_line(e) for e in audit if e.target_user_id == user.id][:AUDIT_SHOWN]
@@ -167,6 +180,55 @@ class Quota(commands.Cog):
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
+    @quotas.command(name="role-set", description="Set the credits per period of a role's members")
+    @moderator_only
+    @app_commands.describe(
+        role="Members with this role get this allowance (the highest of their roles counts)",
+        credits=f"Credits per period (0 to {MAX_CREDITS:,})",
+    )
+    async def quotas_role_set(
+        self,
+        interaction: discord.Interaction,
+        role: discord.Role,
+        credits: app_commands.Range[int, 0, MAX_CREDITS],
+    ) -> None:
+        """/quotas role-set: an allowance for every member holding a role."""
+        assert interaction.guild_id is not None
+        if not 0 <= credits <= MAX_CREDITS:
+            await reply_private(interaction, f"Credits must be between 0 and {MAX_CREDITS:,}.")
+            return
+        entry = await self.bot.store.credits.set_role_allowance(
+            interaction.guild_id, role.id, credits, interaction.user.id
+        )
+        was = f"was {entry.old_value}" if entry.old_value is not None else "new"
+        await reply_private(
+            interaction,
+            f"Members with {role.mention} now get {credits_text(credits)} per "
+            f"{PERIOD_NOUNS[self.bot.store.credits.period.value]} ({was}), unless a "
+            "moderator set their own allowance. A member with several such roles gets the "
+            "highest.",
+        )
+
+    @quotas.command(name="role-remove", description="Remove a role's allowance")
+    @moderator_only
+    @app_commands.describe(role="The role whose allowance to remove")
+    async def quotas_role_remove(
+        self, interaction: discord.Interaction, role: discord.Role
+    ) -> None:
+        """/quotas role-remove: members with the role fall back to the server default."""
+        assert interaction.guild_id is not None
+        entry = await self.bot.store.credits.set_role_allowance(
+            interaction.guild_id, role.id, None, interaction.user.id
+        )
+        if entry.old_value is None:
+            text = f"{role.mention} had no allowance of its own."
+        else:
+            text = (
+                f"{role.mention} no longer has its own allowance (was {entry.old_value}); "
+                "its members get their other roles' or the server's allowance."
+            )
+        await reply_private(interaction, text)
+
 
 def audit_line(entry: AuditEntry) -> str:
     """One audit row for moderators: when, who, what, from and to."""
@@ -174,6 +236,11 @@ def audit_line(entry: AuditEntry) -> str:
     values = f"{entry.old_value or 'default'} → {entry.new_value or 'default'}"
     if entry.action is AuditAction.RESET_USAGE:
         values = "credits restored"
+    elif entry.action is AuditAction.SET_ROLE_ALLOWANCE:
+        values = (
+            f"<@&{entry.target_role_id}> {entry.old_value or 'none'} → "
+            f"{entry.new_value or 'none'}"
+        )
     return f"<t:{int(entry.created_at.timestamp())}:R> <@{entry.moderator_id}> {action}: {values}"
 
 

@@ -23,9 +23,12 @@ from discord.ext import commands
 from cogs.gateway_heartbeat import install_heartbeat_latency_fix
 from cogs.modlog import ModLog
 from cogs.status_cards import StatusCards
+from core.eta import CompletionEstimator
 from core.heartbeat import Heartbeats
 from core.jobs import JobService
 from core.metrics import discord_trace
+from core.modlog import job_cancelled
+from core.queue import QueueService
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from storage.store import Store
@@ -36,6 +39,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.errors",
     "cogs.generation",
     "cogs.delivery",
+    "cogs.queue",
     "cogs.buttons",
     "cogs.quota",
     "cogs.history",
@@ -65,6 +69,7 @@ class HappyHorseBot(commands.AutoShardedBot):
         client: HappyHorseClient,
         *,
         service: JobService | None = None,
+        estimator: CompletionEstimator | None = None,
         **options: Any,
     ) -> None:
         install_heartbeat_latency_fix()
@@ -97,9 +102,16 @@ class HappyHorseBot(commands.AutoShardedBot):
         self.store = store
         self.api = client
         self.jobs = service or JobService(store, client, settings)
+        # The completion-time estimator can be the scheduler's learned model.
+        self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
         self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
         self.modlog = ModLog(self)
+        self.queue.add_cancel_listener(
+            lambda event: self.modlog.post(
+                event.job.guild_id, job_cancelled(event.job, event.by_user_id)
+            )
+        )
 
     @property
     def gateway_free(self) -> bool:

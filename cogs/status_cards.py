@@ -8,16 +8,20 @@ kept), the card is edited as an ordinary channel message through its stored id.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import discord
 
+from cogs.buttons import cancel_view
 from cogs.cards import status_card
+from core.queue import CardInfo
 from happyhorse.models import TaskState
-from storage.models import Job
+from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,8 @@ INVALID_WEBHOOK_TOKEN = 50027
 class _Card:
     interaction: discord.Interaction | None
     last_edit: float = 0.0
-    last_key: tuple[str, str] = field(default=("", ""))
+    last_key: tuple[object, ...] = field(default=("", ""))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class StatusCards:
@@ -40,10 +45,33 @@ class StatusCards:
         self._client = client
         self._min_interval = min_interval
         self._cards: dict[int, _Card] = {}
+        # Queue position and estimates for a job (set by the queue cog).
+        self.info_provider: Callable[[Job], Awaitable[CardInfo]] | None = None
+
+    async def info(self, job: Job) -> CardInfo | None:
+        """What the card shows beyond the job: position, estimates, a pause."""
+        if self.info_provider is None:
+            return None
+        try:
+            return await self.info_provider(job)
+        except Exception:
+            # A card is a courtesy: an estimate that fails must not stop the edit.
+            log.exception("Could not work out the queue details of job %s", job.id)
+            return None
+
+    @staticmethod
+    def view_for(job: Job) -> discord.ui.View | None:
+        """The card's buttons: Cancel while queued, none once the job went to the API."""
+        return cancel_view(job.id) if job.state is JobState.QUEUED else None
 
     def track(self, job_id: int, interaction: discord.Interaction) -> None:
         """Remember the interaction whose response is this job's card."""
         self._cards[job_id] = _Card(interaction=interaction, last_edit=time.monotonic())
+
+    def lock(self, job_id: int) -> asyncio.Lock:
+        """Held around "read the job, edit its card" so two editors of one card cannot
+        leave it showing an older state (say, a Cancel button after the job started)."""
+        return self._cards.setdefault(job_id, _Card(interaction=None)).lock
 
     def forget(self, job_id: int) -> None:
         """Drop a settled job's card from memory."""
@@ -56,32 +84,41 @@ class StatusCards:
         api_state: TaskState | None = None,
         note: str | None = None,
         force: bool = False,
+        info: CardInfo | None = None,
     ) -> None:
         """Edit the job's card if its state changed and the last edit is old enough.
 
         `force` skips the throttle (used for final states, which must always show).
+        `info` (queue position, estimates) is looked up when not given.
         Failures to edit are logged and ignored: a card is a courtesy, not the delivery.
         """
         card = self._cards.setdefault(job.id, _Card(interaction=None))
-        key = (job.state.value, api_state.value if api_state else "")
         now = time.monotonic()
-        if not force and (key == card.last_key or now - card.last_edit < self._min_interval):
+        if not force and now - card.last_edit < self._min_interval:
             return
-        embed = status_card(job, api_state, note)
+        info = info or await self.info(job)
+        key = (job.state.value, api_state.value if api_state else "", info and info.key())
+        if not force and key == card.last_key:
+            return
+        embed = status_card(job, api_state, note, info)
         try:
-            await self._edit(job, card, embed)
+            await self._edit(job, card, embed, self.view_for(job))
         except (discord.HTTPException, discord.RateLimited) as exc:
             log.debug("Could not edit the card of job %s: %s", job.id, exc)
         card.last_edit = now
         card.last_key = key
 
-    async def _edit(self, job: Job, card: _Card, embed: discord.Embed) -> None:
+    async def _edit(
+        self, job: Job, card: _Card, embed: discord.Embed, view: discord.ui.View | None
+    ) -> None:
         interaction = card.interaction
         if interaction is not None:
             deadline = interaction.expires_at - TOKEN_SAFETY_MARGIN
             if discord.utils.utcnow() < deadline:
                 try:
-                    await interaction.edit_original_response(content=None, embed=embed)
+                    await interaction.edit_original_response(
+                        content=None, embed=embed, view=view
+                    )
                     return
                 except discord.HTTPException as exc:
                     # Discord says the token is dead (401/50027) sooner than we computed:
@@ -93,4 +130,6 @@ class StatusCards:
         if job.progress_message_id is None:
             return
         channel = self._client.get_partial_messageable(job.channel_id)
-        await channel.get_partial_message(job.progress_message_id).edit(content=None, embed=embed)
+        await channel.get_partial_message(job.progress_message_id).edit(
+            content=None, embed=embed, view=view
+        )

@@ -17,6 +17,7 @@ from enum import Enum
 
 from core import metrics
 from core.errors import Refusal, describe_submit_error, operator_hint
+from core.fairness import next_round
 from core.logs import job_logging
 from core.prompts import PromptError, check_prompt
 from core.settings import BotSettings
@@ -25,6 +26,7 @@ from happyhorse.errors import (
     APIStatusError,
     AuthenticationError,
     HappyHorseError,
+    InsufficientCreditsError,
     InvalidResponseError,
     RateLimitError,
     ValidationError,
@@ -56,6 +58,17 @@ class JobDraft:
     image_url: str | None = None
     interaction_id: int | None = None
     last_frame_url: str | None = None
+    role_ids: tuple[int, ...] = ()
+    """The requester's roles (allowances by role)."""
+
+
+class SubmitHeld(Exception):
+    """The API could not take the job yet (429 or 402): it is queued again, still charged."""
+
+    def __init__(self, *, out_of_credits: bool, retry_after: float | None = None) -> None:
+        super().__init__("out of credits" if out_of_credits else "rate limited")
+        self.out_of_credits = out_of_credits
+        self.retry_after = retry_after
 
 
 class PollKind(Enum):
@@ -129,6 +142,16 @@ class JobService:
         self.settings = settings
         self._clock = clock
         self._jitter = jitter
+        self._slot_listeners: list[Callable[[], None]] = []
+
+    def add_slot_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a job stops holding a running slot (completed,
+        failed or expired at the API): the queue starts the next one."""
+        self._slot_listeners.append(listener)
+
+    def _slot_freed(self) -> None:
+        for listener in self._slot_listeners:
+            listener()
 
     # -- creating jobs -------------------------------------------------------------
 
@@ -138,6 +161,9 @@ class JobService:
 
     async def reserve(self, draft: JobDraft) -> Job:
         """Check a draft and reserve its credits atomically; raise Refusal to say no.
+
+        The job is created ``queued``, with its round in the fair queue; the queue starts
+        it (at once, if it is its turn and a slot is free).
 
         Every check here is local and fast (no API call), so the cogs may call this before
         acknowledging the interaction.
@@ -172,6 +198,7 @@ class JobService:
         except ValidationError as exc:
             raise Refusal(f"That request is not valid: {exc.message}") from None
         cost = self.cost_of(draft.duration, draft.quality)
+        rounds = await self.store.jobs.queue_rounds(draft.guild_id, draft.user_id)
         job = await self.store.credits.reserve(
             NewJob(
                 guild_id=draft.guild_id,
@@ -187,33 +214,57 @@ class JobService:
                 interaction_id=draft.interaction_id,
                 last_frame_url=draft.last_frame_url,
                 sandbox=self.settings.sandbox,
+                role_ids=draft.role_ids,
+                queued=True,
+                queue_round=next_round(rounds),
             )
         )
         if job is None:
-            balance = await self.store.credits.balance(draft.guild_id, draft.user_id)
+            balance = await self.store.credits.balance(
+                draft.guild_id, draft.user_id, draft.role_ids
+            )
             raise _not_enough_credits(cost, balance)
         metrics.count_credits_reserved(job.cost)
         return job
 
-    async def precheck(self, guild_id: int, channel_id: int, user_id: int, cost: int) -> None:
+    async def precheck(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        cost: int,
+        role_ids: Sequence[int] = (),
+    ) -> None:
         """Raise the Refusal a request costing `cost` would get here, without reserving.
 
         For flows that ask the user for more input first (the Animate image form), so they
         are not asked to type a prompt that would then be refused.
         """
         _check_channel(await self.store.guilds.get(guild_id), channel_id)
-        balance = await self.store.credits.balance(guild_id, user_id)
+        balance = await self.store.credits.balance(guild_id, user_id, role_ids)
         if balance.remaining < cost:
             raise _not_enough_credits(cost, balance)
 
-    async def submit(self, job: Job) -> Job:
-        """Send a reserved job to the API; on any API error refund it and raise Refusal.
+    async def submit(self, job: Job, *, tell_now: bool = True) -> Job:
+        """Send a job to the API; on an API error refund it and raise Refusal.
+
+        A queued job is taken out of the queue first (the caller chose it, see
+        `core.queue`). A 429 or 402 puts it back in the queue, still charged, and raises
+        `SubmitHeld`. ``tell_now`` means the caller tells the requester about a refusal
+        itself; otherwise the failure-notice outbox does.
 
         The client never retries a generate call that may have reached the server, so a
         failure here cannot have created a second task.
         """
+        if job.state is JobState.QUEUED and not await self.store.jobs.claim_queued(job.id):
+            raise Refusal("This video was cancelled before it started.")
         try:
             task = await self.client.generate(request_for(job, model=self.settings.client.model))
+        except (RateLimitError, InsufficientCreditsError) as exc:
+            out_of_credits = isinstance(exc, InsufficientCreditsError)
+            await self.store.jobs.requeue(job.id, f"submit: {exc.message}")
+            retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+            raise SubmitHeld(out_of_credits=out_of_credits, retry_after=retry_after) from None
         except HappyHorseError as exc:
             hint = operator_hint(exc)
             if hint:
@@ -222,8 +273,9 @@ class JobService:
                 log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
             if await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}"):
                 metrics.count_credits_refunded(job.cost)
-            # The requester hears why at once, in the reply to their command.
-            await self.store.jobs.mark_notified(job.id)
+            if tell_now:
+                # The requester hears why at once, in the reply to their command.
+                await self.store.jobs.mark_notified(job.id)
             raise describe_submit_error(exc) from None
         next_poll = self._clock() + timedelta(seconds=self.settings.poll_first_delay_seconds)
         if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
@@ -298,6 +350,7 @@ class JobService:
             url = status.video_url
             assert url is not None, "the client refuses a completed status without a URL"
             await self.store.jobs.mark_completed(job.id, url)
+            self._slot_freed()
             return PollOutcome(
                 job=await self._reload(job), kind=PollKind.COMPLETED, api_state=status.state
             )
@@ -319,6 +372,7 @@ class JobService:
     async def _fail(self, job: Job, reason: str) -> PollOutcome:
         refunded = await self.store.jobs.fail_and_refund(job.id, reason)
         metrics.count_credits_refunded(job.cost if refunded else 0)
+        self._slot_freed()
         return PollOutcome(
             job=await self._reload(job),
             kind=PollKind.FAILED,
@@ -331,6 +385,7 @@ class JobService:
         refunded = False
         if await self.store.jobs.mark_expired(job.id, reason):
             refunded = await self.store.jobs.refund(job.id)
+            self._slot_freed()
         metrics.count_credits_refunded(job.cost if refunded else 0)
         return PollOutcome(
             job=await self._reload(job), kind=PollKind.EXPIRED, message=reason, refunded=refunded
@@ -384,6 +439,8 @@ class JobService:
             if await self.store.jobs.fail_and_refund(job.id, reason):
                 metrics.count_credits_refunded(job.cost)
                 refunded.append(await self._reload(job))
+        if refunded:
+            self._slot_freed()
         return refunded
 
     async def _reload(self, job: Job) -> Job:

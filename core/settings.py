@@ -185,6 +185,11 @@ class BotSettings:
     cost_pro_multiplier: int = 2
     # Input limits.
     max_image_bytes: int = 10 * 1024 * 1024
+    # The queue: how long a job may wait, the 402 pause backoff, the safety-check interval.
+    queue_max_wait_seconds: float = 1800.0
+    queue_pause_backoff_seconds: float = 30.0
+    queue_pause_max_backoff_seconds: float = 600.0
+    queue_check_interval_seconds: float = 5.0
     # The live status card is edited at most this often.
     status_edit_interval_seconds: float = 5.0
     # Where to reach Discord (only ever changed to point the bot at a local fake).
@@ -283,6 +288,16 @@ class BotSettings:
             cost_pro_multiplier=_int(env, "COST_PRO_MULTIPLIER", 2, minimum=1),
             max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1),
             status_edit_interval_seconds=_float(env, "STATUS_EDIT_INTERVAL_SECONDS", 5.0),
+            queue_max_wait_seconds=_float(env, "QUEUE_MAX_WAIT_SECONDS", 1800.0, minimum=1.0),
+            queue_pause_backoff_seconds=_float(
+                env, "QUEUE_PAUSE_BACKOFF_SECONDS", 30.0, minimum=0.05
+            ),
+            queue_pause_max_backoff_seconds=_float(
+                env, "QUEUE_PAUSE_MAX_BACKOFF_SECONDS", 600.0, minimum=0.05
+            ),
+            queue_check_interval_seconds=_float(
+                env, "QUEUE_CHECK_INTERVAL_SECONDS", 5.0, minimum=0.05
+            ),
             discord_api_base_url=_first(env, DISCORD_API_BASE_NAMES),
             discord_gateway_url=_first(env, DISCORD_GATEWAY_NAMES),
             sandbox_complete_after_seconds=_float(env, "SANDBOX_COMPLETE_AFTER_SECONDS", 20.0),

@@ -18,6 +18,7 @@ from types import MappingProxyType
 class JobState(StrEnum):
     """Where a generation job is in its lifecycle (see ``ALLOWED_TRANSITIONS``)."""
 
+    QUEUED = "queued"
     RESERVED = "reserved"
     SUBMITTED = "submitted"
     COMPLETED = "completed"
@@ -40,7 +41,8 @@ UNFINISHED_STATES: tuple[JobState, ...] = tuple(s for s in JobState if s not in 
 
 ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
     {
-        JobState.RESERVED: frozenset({JobState.SUBMITTED, JobState.FAILED}),
+        JobState.QUEUED: frozenset({JobState.RESERVED, JobState.REFUNDED}),
+        JobState.RESERVED: frozenset({JobState.SUBMITTED, JobState.QUEUED, JobState.FAILED}),
         JobState.SUBMITTED: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.EXPIRED}),
         JobState.COMPLETED: frozenset({JobState.DELIVERED, JobState.FAILED}),
         JobState.FAILED: frozenset({JobState.REFUNDED}),
@@ -55,7 +57,15 @@ ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
 statement from reserved, submitted or completed, so no crash can fall between the two.
 ``moderator_refund`` is the other: a moderator may refund any job not refunded yet, even a
 delivered one (the video stays posted; the member gets the credits back).
+
+``queued`` is a job accepted and charged but not started: the queue moves it to ``reserved``
+(``claim_queued``) when a slot is free, and a submit the API answered 429 or 402 moves it
+back (``requeue``). A queued job leaves the queue unstarted only by being refunded: cancelled
+(``cancel_queued``) or waiting too long (``fail_and_refund``).
 """
+
+RUNNING_STATES: frozenset[JobState] = frozenset({JobState.RESERVED, JobState.SUBMITTED})
+"""States that occupy a slot: being sent to the API, or being made by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,12 @@ class NewJob:
     interaction_id: int | None = None
     last_frame_url: str | None = None
     sandbox: bool = False
+    role_ids: tuple[int, ...] = ()
+    """The requester's roles, for allowances by role."""
+    queued: bool = False
+    """Create the job ``queued`` (the queue starts it) rather than ``reserved``."""
+    queue_round: int | None = None
+    """The job's round in the fair queue (see ``core.queue``), fixed when it arrives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +139,8 @@ class Job:
     refunded_by: int | None = None
     erased_at: datetime | None = None
     sandbox: bool = False
+    cancelled_by: int | None = None
+    queue_round: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +189,8 @@ class AllowanceSource(StrEnum):
 
     USER = "user"
     """A moderator's per-user override."""
+    ROLE = "role"
+    """The highest allowance among the member's roles."""
     GUILD = "guild"
     """The guild's default, set by a moderator."""
     DEFAULT = "default"
@@ -189,6 +209,8 @@ class Balance:
     period_start: datetime
     resets_at: datetime
     source: AllowanceSource
+    role_id: int | None = None
+    """The role the allowance comes from, when ``source`` is ``ROLE``."""
 
     @property
     def override(self) -> bool:
@@ -205,10 +227,33 @@ class GuildSettings:
     allowed_channel_ids: frozenset[int] = frozenset()
     blocked_words: tuple[str, ...] = ()
     log_channel_id: int | None = None
+    limits: GuildLimits = field(default_factory=lambda: GuildLimits())
 
     def channel_allowed(self, channel_id: int) -> bool:
         """True if the bot may be used in ``channel_id`` (an empty list allows everywhere)."""
         return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRounds:
+    """What the next job's round depends on (all ``None`` when there are no such jobs)."""
+
+    lowest_unfinished: int | None
+    """The lowest round queued or running in the guild: the round being served."""
+    highest: int | None
+    """The highest round any job of the guild ever had."""
+    member_unfinished: int | None
+    """The member's highest round among their queued or running jobs."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimits:
+    """A guild's queue limits as moderators set them; ``None`` means the bot's default."""
+
+    member_running: int | None = None
+    member_queued: int | None = None
+    server_running: int | None = None
+    cooldown_seconds: int | None = None
 
 
 class AuditAction(StrEnum):
@@ -224,6 +269,8 @@ class AuditAction(StrEnum):
     CLEAR_SETTINGS = "clear_settings"
     SET_LOG_CHANNEL = "set_log_channel"
     REFUND_JOB = "refund_job"
+    SET_ROLE_ALLOWANCE = "set_role_allowance"
+    SET_LIMITS = "set_limits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +285,7 @@ class AuditEntry:
     old_value: str | None
     new_value: str | None
     created_at: datetime
+    target_role_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

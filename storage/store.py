@@ -17,6 +17,7 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -26,10 +27,12 @@ from storage.models import (
     Backlog,
     Balance,
     CostTable,
+    GuildLimits,
     GuildSettings,
     GuildStats,
     Job,
     NewJob,
+    QueueRounds,
     UsageSummary,
 )
 
@@ -66,7 +69,49 @@ class JobStore(Protocol):
         ...
 
     async def fail_and_refund(self, job_id: int, error: str) -> bool:
-        """reserved | submitted | completed -> refunded in one step, recording ``error``."""
+        """queued | reserved | submitted | completed -> refunded in one step, recording ``error``.
+
+        The requester is told through the failure-notice outbox (``unnotified_refunds``).
+        """
+        ...
+
+    async def claim_queued(
+        self, job_id: int, *, member_running: int = 0, server_running: int = 0
+    ) -> bool:
+        """queued -> reserved, only while fewer than ``member_running`` jobs of the member
+        and fewer than ``server_running`` jobs of the guild are reserved or submitted
+        (0: no limit). The counts and the change are one atomic step."""
+        ...
+
+    async def requeue(self, job_id: int, error: str) -> bool:
+        """reserved -> queued (the API answered 429 or 402); the credits stay held."""
+        ...
+
+    async def cancel_queued(self, job_id: int, cancelled_by: int) -> bool:
+        """queued -> refunded, recording who cancelled (and marking the requester told)."""
+        ...
+
+    async def queued_jobs(self, guild_id: int | None = None, limit: int = 1000) -> list[Job]:
+        """Queued jobs (of one guild, or of all), oldest first, at most ``limit``."""
+        ...
+
+    async def queue_rounds(self, guild_id: int, user_id: int) -> QueueRounds:
+        """The lowest round queued or running in the guild, its highest round ever, and the member's
+        highest round among their queued or running jobs (for the next job's round)."""
+        ...
+
+    async def running_counts(self, guild_id: int | None = None) -> dict[tuple[int, int], int]:
+        """How many jobs hold a slot (reserved or submitted) per (guild, member)."""
+        ...
+
+    async def last_request_at(self, guild_id: int, user_id: int) -> datetime | None:
+        """When the member's latest request that was not refunded was accepted."""
+        ...
+
+    async def completion_seconds(
+        self, mode: str, quality: str, duration: int, sound: bool, limit: int = 50
+    ) -> list[float]:
+        """Seconds from submit to completion of the latest completed jobs of this kind."""
         ...
 
     async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
@@ -128,7 +173,8 @@ class JobStore(Protocol):
         ...
 
     async def stale_reserved(self, older_than_seconds: float) -> list[Job]:
-        """Reserved jobs older than this: a crash fell between reserve and submit."""
+        """Reserved jobs unchanged for longer than this: a crash fell between reserve and
+        submit (measured from the last change, as a queued job is reserved when it starts)."""
         ...
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
@@ -197,15 +243,32 @@ class CreditStore(Protocol):
         ...
 
     async def reserve(self, new_job: NewJob) -> Job | None:
-        """Charge the user and create the job (state reserved) atomically.
+        """Charge the user and create the job (reserved, or queued if ``new_job.queued``)
+        atomically. The allowance honours ``new_job.role_ids`` (see ``balance``).
 
         Returns ``None``, changing nothing, if the user's remaining credits in the current
         period are below the job's cost.
         """
         ...
 
-    async def balance(self, guild_id: int, user_id: int) -> Balance:
-        """Allowance, used and remaining credits, and when the allowance resets."""
+    async def balance(
+        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
+    ) -> Balance:
+        """Allowance, used and remaining credits, when the allowance resets, and its source.
+
+        The allowance is the member's override, else the highest allowance among
+        ``role_ids`` (their roles), else the guild default, else the bot setting.
+        """
+        ...
+
+    async def set_role_allowance(
+        self, guild_id: int, role_id: int, credits: int | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` remove) the allowance of members with a role; audited."""
+        ...
+
+    async def role_allowances(self, guild_id: int) -> dict[int, int]:
+        """The guild's role allowances: role id -> credits per period."""
         ...
 
     async def set_user_allowance(
@@ -262,6 +325,12 @@ class GuildSettingsStore(Protocol):
         self, guild_id: int, channel_id: int | None, moderator_id: int
     ) -> AuditEntry:
         """Set (or with ``None`` turn off) the moderator log channel; audited."""
+        ...
+
+    async def set_limits(
+        self, guild_id: int, limits: GuildLimits, moderator_id: int
+    ) -> AuditEntry:
+        """Replace the guild's queue limits (``None`` fields: the default); audited."""
         ...
 
 

@@ -36,12 +36,33 @@ def test_missing_token_says_where_to_get_one() -> None:
         ("DEV_GUILD_ID", "my-guild"),
         ("CREDIT_PERIOD", "hourly"),
         ("HAPPYHORSE_API_DIALECT", "klingon"),
+        ("QUEUE_MAX_WAIT_SECONDS", "0"),
+        ("QUEUE_PAUSE_BACKOFF_SECONDS", "later"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
     """A malformed setting is refused with its name in the message."""
     with pytest.raises(SettingsError, match=name):
         BotSettings.from_env({"DISCORD_TOKEN": TOKEN, name: value})
+
+
+def test_queue_settings_defaults_and_overrides() -> None:
+    """The queue settings default to the documented values and read the environment."""
+    defaults = BotSettings.from_env({"DISCORD_TOKEN": TOKEN})
+    assert (
+        defaults.queue_max_wait_seconds,
+        defaults.queue_pause_backoff_seconds,
+        defaults.queue_pause_max_backoff_seconds,
+        defaults.queue_check_interval_seconds,
+    ) == (1800.0, 30.0, 600.0, 5.0)
+    changed = BotSettings.from_env(
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "QUEUE_MAX_WAIT_SECONDS": "600",
+            "QUEUE_PAUSE_BACKOFF_SECONDS": "5",
+        }
+    )
+    assert (changed.queue_max_wait_seconds, changed.queue_pause_backoff_seconds) == (600.0, 5.0)
 
 
 def test_settings_repr_hides_secrets() -> None:
@@ -111,12 +132,27 @@ async def test_command_surface(bot: HappyHorseBot) -> None:
     assert isinstance(animate, discord.app_commands.Command)
     assert [p.name for p in animate.parameters][:2] == ["image", "prompt"]
     assert animate.parameters[0].type is discord.AppCommandOptionType.attachment
+    quotas = tree.get_command("quotas")
+    assert isinstance(quotas, discord.app_commands.Group)
+    role_set = quotas.get_command("role-set")
+    assert isinstance(role_set, discord.app_commands.Command)
+    assert [p.name for p in role_set.parameters] == ["role", "credits"]
+    config = tree.get_command("config")
+    assert isinstance(config, discord.app_commands.Group)
+    limits = config.get_command("limits")
+    assert isinstance(limits, discord.app_commands.Command)
+    assert [(p.name, p.required) for p in limits.parameters] == [
+        ("member_running", False),
+        ("member_queued", False),
+        ("server_running", False),
+        ("cooldown_seconds", False),
+    ]
 
 
 async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> None:
     """/quotas and /config are hidden from members by default (and checked at run time)."""
     for name, subcommands in {
-        "quotas": {"set", "default", "reset", "show"},
+        "quotas": {"set", "default", "reset", "show", "role-set", "role-remove"},
         "config": {
             "show",
             "allow-channel",
@@ -124,6 +160,7 @@ async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> 
             "block-word",
             "unblock-word",
             "log-channel",
+            "limits",
         },
     }.items():
         group = bot.tree.get_command(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from storage.credits import (
@@ -77,6 +77,8 @@ def _job(row: Row) -> Job:
         refunded_by=row["refunded_by"],
         erased_at=_dt(row["erased_at"]),
         sandbox=bool(row["sandbox"]),
+        cancelled_by=row["cancelled_by"],
+        queue_round=row["queue_round"],
     )
 
 
@@ -90,6 +92,7 @@ def _audit(row: Row) -> AuditEntry:
         old_value=row["old_value"],
         new_value=row["new_value"],
         created_at=_req_dt(row["created_at"]),
+        target_role_id=row["target_role_id"],
     )
 
 
@@ -112,47 +115,91 @@ def _normalise_word(word: str) -> str:
     return normalised
 
 
-# The user's allowance: per-user override, else guild default, else the bot setting.
-# Its source is reported alongside so balances can say where the number comes from.
-_ALLOWANCE_SQL = """
-    SELECT
-        (SELECT credits FROM user_allowances
-          WHERE guild_id = :guild_id AND user_id = :user_id) AS user_credits,
-        (SELECT default_credits FROM guild_settings
-          WHERE guild_id = :guild_id) AS guild_credits,
-        (SELECT COALESCE(SUM(cost), 0) FROM jobs
+MAX_ROLES = 250
+"""Most roles a member can hold (Discord's limit); more are ignored."""
+
+
+def role_params(role_ids: Sequence[int]) -> tuple[str, dict[str, int]]:
+    """The SQL for "the highest allowance among these roles" and its named parameters.
+
+    One placeholder per role keeps the statement parameterised; no roles gives ``NULL``.
+    """
+    roles = list(dict.fromkeys(role_ids))[:MAX_ROLES]
+    if not roles:
+        return "NULL", {}
+    names = [f"role_{index}" for index in range(len(roles))]
+    placeholders = ", ".join(f":{name}" for name in names)
+    sql = (
+        "(SELECT MAX(credits) FROM role_allowances"  # noqa: S608 - only placeholders
+        f" WHERE guild_id = :guild_id AND role_id IN ({placeholders}))"
+    )
+    return sql, dict(zip(names, roles, strict=True))
+
+
+def role_source_sql(role_ids: Sequence[int]) -> str:
+    """SQL for the role giving the highest allowance among ``role_ids`` (lowest id on ties)."""
+    if not role_ids:
+        return "NULL"
+    placeholders = ", ".join(f":role_{index}" for index in range(len(role_ids[:MAX_ROLES])))
+    return (
+        "(SELECT role_id FROM role_allowances"  # noqa: S608 - only placeholders
+        f" WHERE guild_id = :guild_id AND role_id IN ({placeholders})"
+        " ORDER BY credits DESC, role_id LIMIT 1)"
+    )
+
+
+_USED_SQL = """(SELECT COALESCE(SUM(cost), 0) FROM jobs
           WHERE guild_id = :guild_id AND user_id = :user_id
             AND created_at >= :period_start AND created_at < :period_end
             AND state <> 'refunded'
             AND id > (SELECT COALESCE(MAX(after_job_id), 0) FROM usage_resets
-                       WHERE guild_id = :guild_id AND user_id = :user_id)) AS used
-"""
+                       WHERE guild_id = :guild_id AND user_id = :user_id))"""
 
-# Check and charge in one statement: see the module docstring.
-_RESERVE_SQL = """
+
+def allowance_sql(role_ids: Sequence[int]) -> str:
+    """The member's allowance parts and usage: override, best role, guild default, used.
+
+    The allowance is the per-user override, else the highest allowance among the member's
+    roles, else the guild default, else the bot setting; each part is reported so a
+    balance can say where its number comes from.
+    """
+    roles, _ = role_params(role_ids)
+    return f"""
+    SELECT
+        (SELECT credits FROM user_allowances
+          WHERE guild_id = :guild_id AND user_id = :user_id) AS user_credits,
+        {roles} AS role_credits,
+        {role_source_sql(role_ids)} AS role_id,
+        (SELECT default_credits FROM guild_settings
+          WHERE guild_id = :guild_id) AS guild_credits,
+        {_USED_SQL} AS used
+"""  # noqa: S608 - only placeholders are formatted in
+
+
+def reserve_sql(role_ids: Sequence[int]) -> str:
+    """Check and charge in one statement (see the package docstring)."""
+    roles, _ = role_params(role_ids)
+    return f"""
     INSERT INTO jobs (
         guild_id, channel_id, user_id, interaction_id, mode, prompt, image_url,
         duration, aspect_ratio, quality, sound, cost, state, attempts, delivery_nonce,
-        created_at, updated_at, last_frame_url, sandbox)
+        created_at, updated_at, last_frame_url, sandbox, queue_round)
     SELECT
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
-        :duration, :aspect_ratio, :quality, :sound, :cost, 'reserved', 0, :nonce,
-        :now, :now, :last_frame_url, :sandbox
+        :duration, :aspect_ratio, :quality, :sound, :cost, :state, 0, :nonce,
+        :now, :now, :last_frame_url, :sandbox, :queue_round
     WHERE
         COALESCE(
             (SELECT credits FROM user_allowances
               WHERE guild_id = :guild_id AND user_id = :user_id),
+            {roles},
             (SELECT default_credits FROM guild_settings WHERE guild_id = :guild_id),
             :default_credits)
-        - (SELECT COALESCE(SUM(cost), 0) FROM jobs
-            WHERE guild_id = :guild_id AND user_id = :user_id
-              AND created_at >= :period_start AND created_at < :period_end
-              AND state <> 'refunded'
-              AND id > (SELECT COALESCE(MAX(after_job_id), 0) FROM usage_resets
-                         WHERE guild_id = :guild_id AND user_id = :user_id))
+        - {_USED_SQL}
         >= :cost
     RETURNING *
-"""
+"""  # noqa: S608 - only placeholders are formatted in
+
 
 _ENSURE_GUILD_SQL = (
     "INSERT INTO guild_settings (guild_id, default_credits, updated_at) VALUES (?, NULL, ?)"

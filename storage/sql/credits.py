@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from storage.credits import (
@@ -20,9 +22,7 @@ from storage.models import (
     NewJob,
 )
 from storage.sql.common import (
-    _ALLOWANCE_SQL,
     _ENSURE_GUILD_SQL,
-    _RESERVE_SQL,
     Clock,
     _audit,
     _credits_text,
@@ -30,6 +30,9 @@ from storage.sql.common import (
     _limit,
     _ts,
     _write_audit,
+    allowance_sql,
+    reserve_sql,
+    role_params,
 )
 from storage.sql.database import Database, LockKey, Row
 
@@ -80,16 +83,20 @@ class SQLCreditStore:
         return self._cost_table.cost(duration, quality)
 
     async def reserve(self, new_job: NewJob) -> Job | None:
-        """Charge the user and create the job (state reserved) atomically.
+        """Charge the user and create the job (reserved, or queued) atomically.
 
         Returns ``None``, changing nothing, if the user's remaining credits in the current
         period are below the job's cost.
         """
         now = self._clock()
         start, end = period_bounds(now, self._period)
+        _, roles = role_params(new_job.role_ids)
         row = await self._db.fetch_one(
-            _RESERVE_SQL,
+            reserve_sql(new_job.role_ids),
             {
+                **roles,
+                "state": "queued" if new_job.queued else "reserved",
+                "queue_round": new_job.queue_round,
                 "guild_id": new_job.guild_id,
                 "channel_id": new_job.channel_id,
                 "user_id": new_job.user_id,
@@ -114,9 +121,13 @@ class SQLCreditStore:
         )
         return None if row is None else _job(row)
 
-    def _allowance_params(self, guild_id: int, user_id: int) -> dict[str, Any]:
+    def _allowance_params(
+        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
+    ) -> dict[str, Any]:
         start, end = period_bounds(self._clock(), self._period)
+        _, roles = role_params(role_ids)
         return {
+            **roles,
             "guild_id": guild_id,
             "user_id": user_id,
             "period_start": _ts(start),
@@ -124,8 +135,12 @@ class SQLCreditStore:
         }
 
     def _balance(self, guild_id: int, user_id: int, row: Row) -> Balance:
+        role_id = None
         if row["user_credits"] is not None:
             allowance, source = int(row["user_credits"]), AllowanceSource.USER
+        elif row["role_credits"] is not None:
+            allowance, source = int(row["role_credits"]), AllowanceSource.ROLE
+            role_id = row["role_id"]
         elif row["guild_credits"] is not None:
             allowance, source = int(row["guild_credits"]), AllowanceSource.GUILD
         else:
@@ -141,11 +156,20 @@ class SQLCreditStore:
             period_start=start,
             resets_at=end,
             source=source,
+            role_id=role_id,
         )
 
-    async def balance(self, guild_id: int, user_id: int) -> Balance:
-        """Allowance, used and remaining credits, and when the allowance resets."""
-        row = await self._db.fetch_one(_ALLOWANCE_SQL, self._allowance_params(guild_id, user_id))
+    async def balance(
+        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
+    ) -> Balance:
+        """Allowance, used and remaining credits, and when the allowance resets.
+
+        ``role_ids`` are the member's roles: the highest allowance among them applies
+        when the member has no override of their own.
+        """
+        row = await self._db.fetch_one(
+            allowance_sql(role_ids), self._allowance_params(guild_id, user_id, role_ids)
+        )
         assert row is not None  # a SELECT without FROM always yields one row
         return self._balance(guild_id, user_id, row)
 
@@ -222,7 +246,7 @@ class SQLCreditStore:
         """
         now = self._now()
         async with self._db.transaction() as tx:
-            row = await tx.fetch_one(_ALLOWANCE_SQL, self._allowance_params(guild_id, user_id))
+            row = await tx.fetch_one(allowance_sql(()), self._allowance_params(guild_id, user_id))
             assert row is not None  # a SELECT without FROM always yields one row
             await tx.execute(
                 """INSERT INTO usage_resets
@@ -241,6 +265,56 @@ class SQLCreditStore:
                 str(row["used"]),
                 "0",
             )
+
+    async def set_role_allowance(
+        self, guild_id: int, role_id: int, credits: int | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` remove) the allowance of members holding a role; audited."""
+        if credits is not None:
+            validate_credits(credits)
+        now = self._now()
+        async with self._db.transaction() as tx:
+            old = await tx.fetch_one(
+                "SELECT credits FROM role_allowances WHERE guild_id = ? AND role_id = ?",
+                (guild_id, role_id),
+            )
+            if credits is None:
+                await tx.execute(
+                    "DELETE FROM role_allowances WHERE guild_id = ? AND role_id = ?",
+                    (guild_id, role_id),
+                )
+            else:
+                await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
+                await tx.execute(
+                    """INSERT INTO role_allowances (guild_id, role_id, credits, updated_at)
+                       VALUES (?, ?, ?, ?)
+                       ON CONFLICT (guild_id, role_id)
+                       DO UPDATE SET credits = excluded.credits,
+                                     updated_at = excluded.updated_at""",
+                    (guild_id, role_id, credits, now),
+                )
+            entry = await _write_audit(
+                tx,
+                now,
+                guild_id,
+                moderator_id,
+                None,
+                AuditAction.SET_ROLE_ALLOWANCE,
+                None if old is None else str(old["credits"]),
+                _credits_text(credits),
+            )
+            await tx.execute(
+                "UPDATE audit_log SET target_role_id = ? WHERE id = ?", (role_id, entry.id)
+            )
+        return replace(entry, target_role_id=role_id)
+
+    async def role_allowances(self, guild_id: int) -> dict[int, int]:
+        """Every role allowance of the guild: role id -> credits per period."""
+        rows = await self._db.fetch_all(
+            "SELECT role_id, credits FROM role_allowances WHERE guild_id = ? ORDER BY role_id",
+            (guild_id,),
+        )
+        return {row["role_id"]: row["credits"] for row in rows}
 
     async def list_audit(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
         """The guild's latest moderator changes (credits and settings), newest first."""

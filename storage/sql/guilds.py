@@ -7,6 +7,7 @@ from typing import Any
 from storage.models import (
     AuditAction,
     AuditEntry,
+    GuildLimits,
     GuildSettings,
 )
 from storage.sql.common import (
@@ -16,7 +17,28 @@ from storage.sql.common import (
     _ts,
     _write_audit,
 )
-from storage.sql.database import Database
+from storage.sql.database import Database, Row
+
+LIMIT_FIELDS = ("member_running", "member_queued", "server_running", "cooldown_seconds")
+LIMIT_MAXIMA = {
+    "member_running": 1000,
+    "member_queued": 1000,
+    "server_running": 10000,
+    "cooldown_seconds": 86400,
+}
+"""The largest value of each limit (the schema's CHECK constraints agree)."""
+
+
+def _limits(row: Row) -> GuildLimits:
+    return GuildLimits(**{name: row[name] for name in LIMIT_FIELDS})
+
+
+def _limits_text(limits: GuildLimits) -> str:
+    return ", ".join(
+        f"{name}={'default' if getattr(limits, name) is None else getattr(limits, name)}"
+        for name in LIMIT_FIELDS
+    )
+
 
 
 class SQLGuildSettingsStore:
@@ -30,7 +52,9 @@ class SQLGuildSettingsStore:
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults if it never configured anything)."""
         guild = await self._db.fetch_one(
-            "SELECT default_credits, log_channel_id FROM guild_settings WHERE guild_id = ?",
+            """SELECT default_credits, log_channel_id, member_running, member_queued,
+                      server_running, cooldown_seconds
+               FROM guild_settings WHERE guild_id = ?""",
             (guild_id,),
         )
         channels = await self._db.fetch_all(
@@ -45,6 +69,7 @@ class SQLGuildSettingsStore:
             allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
             blocked_words=tuple(row["word"] for row in words),
             log_channel_id=None if guild is None else guild["log_channel_id"],
+            limits=GuildLimits() if guild is None else _limits(guild),
         )
 
     async def set_log_channel(
@@ -73,6 +98,45 @@ class SQLGuildSettingsStore:
                 AuditAction.SET_LOG_CHANNEL,
                 None if old_id is None else str(old_id),
                 None if channel_id is None else str(channel_id),
+            )
+
+    async def set_limits(
+        self, guild_id: int, limits: GuildLimits, moderator_id: int
+    ) -> AuditEntry:
+        """Replace the guild's queue limits (``None`` fields: the bot's default); audited."""
+        for name in LIMIT_FIELDS:
+            value = getattr(limits, name)
+            if value is not None and not 0 <= value <= LIMIT_MAXIMA[name]:
+                raise ValueError(f"{name} must be between 0 and {LIMIT_MAXIMA[name]}")
+        now = _ts(self._clock())
+        async with self._db.transaction() as tx:
+            await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
+            old = await tx.fetch_one(
+                """SELECT member_running, member_queued, server_running, cooldown_seconds
+                   FROM guild_settings WHERE guild_id = ?""",
+                (guild_id,),
+            )
+            assert old is not None  # ensured just above
+            await tx.execute(
+                """UPDATE guild_settings SET member_running = :member_running,
+                       member_queued = :member_queued, server_running = :server_running,
+                       cooldown_seconds = :cooldown_seconds, updated_at = :now
+                   WHERE guild_id = :guild_id""",
+                {
+                    "guild_id": guild_id,
+                    "now": now,
+                    **{name: getattr(limits, name) for name in LIMIT_FIELDS},
+                },
+            )
+            return await _write_audit(
+                tx,
+                now,
+                guild_id,
+                moderator_id,
+                None,
+                AuditAction.SET_LIMITS,
+                _limits_text(_limits(old)),
+                _limits_text(limits),
             )
 
     async def _change(

@@ -21,6 +21,7 @@ from storage.models import (
     Job,
     JobState,
     MemberVideos,
+    QueueRounds,
     UsageSummary,
     UserUsage,
 )
@@ -112,11 +113,11 @@ class SQLJobStore:
         )
 
     async def fail_and_refund(self, job_id: int, error: str) -> bool:
-        """reserved | submitted | completed -> refunded in one step, recording ``error``."""
+        """queued | reserved | submitted | completed -> refunded in one step, with ``error``."""
         return await self._update(
             """UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, refunded_at = :now, updated_at = :now
-               WHERE id = :id AND state IN ('reserved', 'submitted', 'completed')""",
+               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')""",
             {"id": job_id, "error": error},
         )
 
@@ -226,11 +227,139 @@ class SQLJobStore:
         )
 
     async def stale_reserved(self, older_than_seconds: float) -> list[Job]:
-        """Reserved jobs older than this: a crash fell between reserve and submit."""
+        """Reserved jobs unchanged for longer than this: a crash fell between reserve and submit.
+
+        Measured from the last change, not creation: a job that waited in the queue is
+        reserved only when it is taken out of it.
+        """
         return await self._jobs(
-            "SELECT * FROM jobs WHERE state = 'reserved' AND created_at < ? ORDER BY id",
+            "SELECT * FROM jobs WHERE state = 'reserved' AND updated_at < ? ORDER BY id",
             (self._now() - older_than_seconds,),
         )
+
+    # -- the queue -------------------------------------------------------------------
+
+    async def claim_queued(
+        self, job_id: int, *, member_running: int = 0, server_running: int = 0
+    ) -> bool:
+        """queued -> reserved, only while the member and the server are under their limits.
+
+        A limit of 0 means none. The counts and the change are one statement, run under
+        the guild's running-slots lock (a no-op on SQLite, whose single writer already
+        serialises it; on PostgreSQL, READ COMMITTED would let two claims count the same
+        slot free), so two dispatchers, even in two processes, cannot both fill the last slot.
+        """
+        owner = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+        if owner is None:
+            return False
+        changed = await self._db.execute(
+            """UPDATE jobs SET state = 'reserved', updated_at = :now
+               WHERE id = :id AND state = 'queued'
+                 AND (:member_running = 0 OR (
+                     SELECT COUNT(*) FROM jobs AS other
+                      WHERE other.guild_id = jobs.guild_id AND other.user_id = jobs.user_id
+                        AND other.state IN ('reserved', 'submitted')) < :member_running)
+                 AND (:server_running = 0 OR (
+                     SELECT COUNT(*) FROM jobs AS other
+                      WHERE other.guild_id = jobs.guild_id
+                        AND other.state IN ('reserved', 'submitted')) < :server_running)""",
+            {
+                "id": job_id,
+                "now": self._now(),
+                "member_running": member_running,
+                "server_running": server_running,
+            },
+            lock=("running", owner["guild_id"]),
+        )
+        return changed == 1
+
+    async def requeue(self, job_id: int, error: str) -> bool:
+        """reserved -> queued: the API could not take the job yet (429, 402); still charged."""
+        return await self._update(
+            """UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now
+               WHERE id = :id AND state = 'reserved'""",
+            {"id": job_id, "error": error},
+        )
+
+    async def cancel_queued(self, job_id: int, cancelled_by: int) -> bool:
+        """queued -> refunded, recording who cancelled; the requester needs no notice."""
+        return await self._update(
+            """UPDATE jobs SET state = 'refunded', cancelled_by = :by,
+                   last_error = 'cancelled before it started', refunded_at = :now,
+                   notified_at = :now, updated_at = :now
+               WHERE id = :id AND state = 'queued'""",
+            {"id": job_id, "by": cancelled_by},
+        )
+
+    async def queued_jobs(self, guild_id: int | None = None, limit: int = 1000) -> list[Job]:
+        """Queued jobs (of one guild, or all), oldest first, at most ``limit``."""
+        if guild_id is None:
+            return await self._jobs(
+                "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT ?",
+                (_limit(limit),),
+            )
+        return await self._jobs(
+            """SELECT * FROM jobs WHERE state = 'queued' AND guild_id = ?
+               ORDER BY created_at, id LIMIT ?""",
+            (guild_id, _limit(limit)),
+        )
+
+    async def queue_rounds(self, guild_id: int, user_id: int) -> QueueRounds:
+        """What the round of the member's next job depends on (see ``core.queue``)."""
+        row = await self._db.fetch_one(
+            """SELECT
+                 (SELECT MIN(queue_round) FROM jobs
+                   WHERE guild_id = :guild_id
+                     AND state IN ('queued', 'reserved', 'submitted')) AS lowest_unfinished,
+                 (SELECT MAX(queue_round) FROM jobs WHERE guild_id = :guild_id) AS highest,
+                 (SELECT MAX(queue_round) FROM jobs
+                   WHERE guild_id = :guild_id AND user_id = :user_id
+                     AND state IN ('queued', 'reserved', 'submitted')) AS member_unfinished""",
+            {"guild_id": guild_id, "user_id": user_id},
+        )
+        assert row is not None  # a SELECT without FROM always yields one row
+        return QueueRounds(row["lowest_unfinished"], row["highest"], row["member_unfinished"])
+
+    async def running_counts(self, guild_id: int | None = None) -> dict[tuple[int, int], int]:
+        """Jobs holding a slot (reserved or submitted) per (guild, member)."""
+        sql = (
+            "SELECT guild_id, user_id, COUNT(*) AS n FROM jobs"
+            " WHERE state IN ('reserved', 'submitted')"
+        )
+        params: tuple[Any, ...] = ()
+        if guild_id is not None:
+            sql += " AND guild_id = ?"
+            params = (guild_id,)
+        rows = await self._db.fetch_all(sql + " GROUP BY guild_id, user_id", params)
+        return {(row["guild_id"], row["user_id"]): row["n"] for row in rows}
+
+    async def last_request_at(self, guild_id: int, user_id: int) -> datetime | None:
+        """When the member's latest request that was not refunded was accepted, if any."""
+        row = await self._db.fetch_one(
+            """SELECT MAX(created_at) AS at FROM jobs
+               WHERE guild_id = ? AND user_id = ? AND state <> 'refunded'""",
+            (guild_id, user_id),
+        )
+        return None if row is None else _dt(row["at"])
+
+    async def completion_seconds(
+        self, mode: str, quality: str, duration: int, sound: bool, limit: int = 50
+    ) -> list[float]:
+        """How long the latest completed jobs of this kind took at the API, newest first."""
+        rows = await self._db.fetch_all(
+            """SELECT completed_at - submitted_at AS took FROM jobs
+               WHERE mode = :mode AND quality = :quality AND duration = :duration
+                 AND sound = :sound AND completed_at IS NOT NULL AND submitted_at IS NOT NULL
+               ORDER BY completed_at DESC LIMIT :limit""",
+            {
+                "mode": mode,
+                "quality": quality,
+                "duration": duration,
+                "sound": int(sound),
+                "limit": _limit(limit),
+            },
+        )
+        return [float(row["took"]) for row in rows]
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         """A user's latest jobs in a guild, newest first."""

@@ -14,6 +14,7 @@ from core.jobs import (
     JobDraft,
     JobService,
     PollKind,
+    SubmitHeld,
 )
 from happyhorse.sandbox import SandboxServer
 from storage.models import JobState
@@ -137,8 +138,6 @@ async def test_concurrent_requests_never_overspend(service: JobService, store: S
     [
         (400, "refused this request"),
         (401, "misconfigured"),
-        (402, "out of credits"),
-        (429, "Try again in 7 s"),
         (500, "internal error"),
     ],
 )
@@ -158,6 +157,28 @@ async def test_submit_errors_refund_and_explain(
     settled = await store.jobs.get_job(job.id)
     assert settled is not None and settled.state is JobState.REFUNDED
     assert await remaining(store) == 4
+
+
+@pytest.mark.parametrize(("status", "out_of_credits"), [(402, True), (429, False)])
+async def test_429_and_402_on_submit_put_the_job_back_in_the_queue(
+    service: JobService,
+    store: SQLiteStore,
+    sandbox: SandboxServer,
+    status: int,
+    out_of_credits: bool,
+) -> None:
+    """The API cannot take the job yet: it is queued again, still charged, never refunded."""
+    sandbox.state.faults.add("generate", status=status, count=5, retry_after="7")
+    job = await service.reserve(draft())
+    assert job.state is JobState.QUEUED
+    with pytest.raises(SubmitHeld) as held:
+        await service.submit(job)
+    assert held.value.out_of_credits is out_of_credits
+    assert held.value.retry_after == (None if out_of_credits else 7.0)
+    waiting = await store.jobs.get_job(job.id)
+    assert waiting is not None and waiting.state is JobState.QUEUED
+    assert waiting.task_id is None and waiting.refunded_at is None
+    assert await remaining(store) == 3
 
 
 async def test_server_error_on_submit_is_not_retried(
@@ -216,20 +237,26 @@ async def test_stuck_job_expires_and_is_refunded(
 async def test_restart_refunds_jobs_interrupted_before_submit(
     service: JobService, store: SQLiteStore, clock: Clock
 ) -> None:
-    """A job reserved but never submitted (crash) is refunded at start-up, once."""
+    """A job taken out of the queue but never submitted (crash) is refunded at start-up,
+    once; a job still queued stays queued, its credits held."""
     job = await service.reserve(draft())
+    waiting = await service.reserve(draft())
+    assert await store.jobs.claim_queued(job.id)
     clock.advance(1)
     recovered = await service.recover_interrupted()
     assert [j.id for j in recovered] == [job.id]
-    assert await remaining(store) == 4
+    assert await remaining(store) == 3
     assert await service.recover_interrupted() == []
+    still = await store.jobs.get_job(waiting.id)
+    assert still is not None and still.state is JobState.QUEUED
 
 
 async def test_restart_refund_notice_claims_only_what_is_known(
     service: JobService, store: SQLiteStore, clock: Clock
 ) -> None:
     """The request may have reached the API before the crash: the reason must not deny it."""
-    await service.reserve(draft())
+    job = await service.reserve(draft())
+    assert await store.jobs.claim_queued(job.id)
     clock.advance(1)
     [recovered] = await service.recover_interrupted()
     assert recovered.last_error == INTERRUPTED_BEFORE_RECORDED
@@ -251,8 +278,10 @@ async def test_periodic_sweep_refunds_only_old_reservations(
 ) -> None:
     """A reservation that never got submitted is refunded once it is older than the limit."""
     old = await service.reserve(draft())
+    assert await store.jobs.claim_queued(old.id)
     clock.advance(400)
     fresh = await service.reserve(draft())
+    assert await store.jobs.claim_queued(fresh.id)
     refunded = await service.refund_stale_reservations(300)
     assert [j.id for j in refunded] == [old.id]
     still = await store.jobs.get_job(fresh.id)

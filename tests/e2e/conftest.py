@@ -24,6 +24,7 @@ from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from happyhorse.settings import ClientSettings
+from storage.models import GuildLimits
 from storage.sqlite import SQLiteStore, open_store
 from tests.fake_discord import FakeDiscord, permissions
 from tests.fake_discord.fixtures import fake_discord, running_bot
@@ -148,6 +149,15 @@ def start_bot(tmp_path: Path, sandbox: SandboxServer, world: World) -> StartBot:
 def with_client(settings: BotSettings, **changes: Any) -> BotSettings:
     """Settings with some client settings changed."""
     return dataclasses.replace(settings, client=dataclasses.replace(settings.client, **changes))
+
+
+async def no_limits(running: Running) -> None:
+    """Lift the guild's running and queue limits (for tests about other things)."""
+    await running.store.guilds.set_limits(
+        running.world.guild.id,
+        GuildLimits(member_running=0, member_queued=0, server_running=0),
+        running.world.mod.id,
+    )
 
 
 async def eventually(

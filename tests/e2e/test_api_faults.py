@@ -179,28 +179,7 @@ async def test_generate_401_blames_configuration_and_never_leaks_the_key(
     assert not leaks, leaks[:3]
 
 
-async def test_generate_402_says_out_of_credits(start_bot: StartBot, world: World) -> None:
-    """A 402: 'out of credits' privately, nothing charged."""
-    async with start_bot() as running:
-        running.sandbox.state.faults.add("generate", status=402)
-        inter = await order_video(world)
-        text = await private_reply(world.fake, inter)
-        assert "out of credits" in text and "not charged" in text
-        await assert_refused_and_refunded(running)
-        assert running.sandbox.state.request_counts["generate"] == 1
-
-
-async def test_generate_429_says_when_to_try_again(start_bot: StartBot, world: World) -> None:
-    """A lasting 429 on generate: 'try again in N s' with N from Retry-After, no charge."""
-    async with start_bot() as running:
-        # The client retries a 429 (the server certainly did not act on it): max_retries=2.
-        running.sandbox.state.faults.add("generate", status=429, retry_after="7", count=3)
-        inter = await order_video(world)
-        text = await private_reply(world.fake, inter)
-        assert "Try again in 7 s" in text and "not charged" in text
-        await assert_refused_and_refunded(running)
-        assert running.sandbox.state.request_counts["generate"] == 3
-        assert not running.sandbox.state.tasks
+# A 402 or 429 on generate keeps the job queued: see test_queue.py.
 
 
 @pytest.mark.parametrize("status", [500, 503])

@@ -11,7 +11,7 @@ from typing import Any
 
 from happyhorse.sandbox.state import SandboxTask
 from storage.models import AllowanceSource, AuditAction, Job, JobState
-from tests.e2e.conftest import PNG_1x1, Running, StartBot, World, eventually
+from tests.e2e.conftest import PNG_1x1, Running, StartBot, World, eventually, no_limits
 from tests.fake_discord import permissions
 from tests.fake_discord.commands import modal_inputs
 from tests.fake_discord.interactions import InteractionRecord
@@ -119,6 +119,7 @@ async def test_video_options_reach_the_api_and_are_charged(
         ),
     ]
     async with start_bot() as running:
+        await no_limits(running)  # four at once: none of them waits in the queue
         spent = 0
         jobs = []
         for n, (options, (ratio, duration, quality, sound), cost) in enumerate(cases):

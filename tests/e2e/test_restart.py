@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from core.fairness import fair_order
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from happyhorse.sandbox.state import Phase
-from storage.models import Job, JobState, NewJob
+from storage.models import GuildLimits, Job, JobState, NewJob
 from storage.sqlite import open_store
 from tests.e2e.conftest import API_KEY, StartBot, World, eventually
 from tests.e2e.process import BotProcess, bot_env
@@ -307,6 +308,51 @@ async def test_sigkill_while_jobs_are_queued(harness: Harness) -> None:
     assert sorted(j.cost for j in jobs) == [1, 2, 4]
     for inter in inters:  # the cards, edited by the second run, are not left at "Queued"
         await card(inter, "Delivered")
+
+
+async def test_sigkill_with_a_queue_keeps_it_in_order_and_loses_nothing(
+    harness: Harness,
+) -> None:
+    """Killed while one job runs and three wait (server_running=1), the next run keeps the
+    three queued (not refunded), in the same fair order, starts them one at a time and
+    posts each video once."""
+    h, world = harness, harness.world
+    await use_sandbox(h, processing_after=1.0, complete_after=4.0)
+    store = await open_store(h.db, default_daily_credits=CREDITS)
+    try:
+        await store.guilds.set_limits(
+            world.guild.id, GuildLimits(server_running=1, member_queued=5), world.mod.id
+        )
+    finally:
+        await store.close()
+    first = await h.start()
+    a1 = await card(await ask(h.fake, world, world.alice, "alice one"))
+    a2 = await card(await ask(h.fake, world, world.alice, "alice two"), "Queued")
+    a3 = await card(await ask(h.fake, world, world.alice, "alice three"), "Queued")
+    bob = await ask(h.fake, world, world.bob, "bob one")
+    b1 = await card(bob, "Queued: position 1 of 3")
+    await wait_jobs(
+        h.db,
+        world,
+        lambda jobs: len(jobs) == 4 and all(j.progress_message_id for j in jobs),
+        "four cards recorded",
+    )
+    await first.kill()
+
+    before = {j.id: j for j in await all_jobs(h.db, people(world), world.guild.id)}
+    assert before[a1].state is JobState.SUBMITTED
+    assert [before[n].state for n in (a2, a3, b1)] == [JobState.QUEUED] * 3
+    assert [j.id for j in fair_order(before[n] for n in (a2, a3, b1))] == [b1, a2, a3]
+
+    second = await h.start()
+    await wait_posts(h, 4, timeout=45)
+    await wait_settled(h.db, world, 4, timeout=15)
+    await stop_cleanly(second)
+    jobs = await h.books(delivered=4)
+    started = sorted(jobs, key=lambda j: j.submitted_at or datetime.max.replace(tzinfo=UTC))
+    assert [j.id for j in started] == [a1, b1, a2, a3]
+    assert "interrupted by a restart" not in second.log()
+    await card(bob, "Delivered")
 
 
 def sandbox_phases(h: Harness) -> list[Phase]:

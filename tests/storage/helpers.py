@@ -64,7 +64,7 @@ async def reserve(store: SQLiteStore, **changes: Any) -> Job:
 
 async def job_in_state(store: SQLiteStore, state: JobState, **changes: Any) -> Job:
     """Reserve a job and walk it along the legal path to ``state``."""
-    job = await reserve(store, **changes)
+    job = await reserve(store, **({"queued": True} if state is JobState.QUEUED else {}), **changes)
     jobs = store.jobs
     task, url = f"task-{job.id}", f"https://cdn.example/{job.id}.mp4"
     if state in (JobState.SUBMITTED, JobState.COMPLETED, JobState.DELIVERED, JobState.EXPIRED):

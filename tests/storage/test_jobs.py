@@ -35,14 +35,26 @@ METHODS: dict[str, tuple[JobState, Action]] = {
     "mark_expired": (JobState.EXPIRED, lambda j, i: j.mark_expired(i, "late")),
     "refund": (JobState.REFUNDED, lambda j, i: j.refund(i)),
     "fail_and_refund": (JobState.REFUNDED, lambda j, i: j.fail_and_refund(i, "err")),
+    "claim_queued": (JobState.RESERVED, lambda j, i: j.claim_queued(i)),
+    "requeue": (JobState.QUEUED, lambda j, i: j.requeue(i, "429")),
+    "cancel_queued": (JobState.REFUNDED, lambda j, i: j.cancel_queued(i, 42)),
 }
-FAIL_AND_REFUND_FROM = {JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED}
+FAIL_AND_REFUND_FROM = {
+    JobState.QUEUED,
+    JobState.RESERVED,
+    JobState.SUBMITTED,
+    JobState.COMPLETED,
+}
 
 
 def allowed(method: str, source: JobState) -> bool:
     """Whether the state machine lets ``method`` act on a job in ``source``."""
     if method == "fail_and_refund":
         return source in FAIL_AND_REFUND_FROM
+    if method == "cancel_queued":
+        return source is JobState.QUEUED
+    if method == "refund":  # queued -> refunded is only taken by cancel or fail_and_refund
+        return source in {JobState.FAILED, JobState.EXPIRED}
     return METHODS[method][0] in ALLOWED_TRANSITIONS[source]
 
 
@@ -300,6 +312,7 @@ async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
     try:
         resumed = await store.jobs.resumable_jobs()
         unfinished = {
+            JobState.QUEUED,
             JobState.RESERVED,
             JobState.SUBMITTED,
             JobState.COMPLETED,
@@ -323,6 +336,10 @@ async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
         assert await store.jobs.refund(by_state[JobState.FAILED].id)
         assert await store.jobs.refund(by_state[JobState.EXPIRED].id)
         assert await store.jobs.fail_and_refund(by_state[JobState.RESERVED].id, "restart")
+        queued = by_state[JobState.QUEUED]
+        assert [j.id for j in await store.jobs.queued_jobs()] == [queued.id]  # still waiting
+        assert await store.jobs.claim_queued(queued.id)
+        assert await store.jobs.fail_and_refund(queued.id, "restart")
         assert [j.id for j in await store.jobs.resumable_jobs()] == [submitted.id]
     finally:
         await store.close()

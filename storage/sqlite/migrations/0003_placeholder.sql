@@ -1,1 +1,1 @@
--- Placeholder for migration 0003, which belongs to another branch; dropped when merging.
+-- Placeholder for another branch's migration 0003 (dropped at merge).

@@ -1,0 +1,182 @@
+"""The queue service on a real store and sandbox: admission refusals, estimates from the
+ledger, cancels and their listeners, and wait timeouts."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from core.errors import Refusal
+from core.eta import LedgerEstimator
+from core.jobs import JobDraft, JobService
+from core.queue import CancelEvent, CancelOutcome, QueueService, StartKind
+from core.settings import BotSettings
+from storage.models import GuildLimits, Job, JobState, NewJob
+from storage.sqlite import SQLiteStore
+from tests.core.conftest import Clock
+
+GUILD, CHANNEL, ALICE, BOB, MOD = 1, 2, 10, 20, 99
+OTHER_MEMBERS = itertools.count(1000)
+
+
+def draft(user: int = ALICE, prompt: str = "a horse in the rain") -> JobDraft:
+    return JobDraft(
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        user_id=user,
+        mode="text-to-video",
+        prompt=prompt,
+        duration=5,
+        aspect_ratio="16:9",
+        quality="std",
+        sound=True,
+    )
+
+
+@pytest.fixture
+async def queue(
+    store: SQLiteStore, service: JobService, settings: BotSettings, clock: Clock
+) -> AsyncIterator[QueueService]:
+    yield QueueService(store, service, settings, clock=clock)
+
+
+async def history(store: SQLiteStore, clock: Clock, seconds: list[float]) -> None:
+    """Completed 5 s std jobs that took these many seconds at the API."""
+    for took in seconds:
+        member = next(OTHER_MEMBERS)  # one credit each, so the allowance never runs out
+        job = await store.credits.reserve(
+            NewJob(GUILD, CHANNEL, member, "text-to-video", "old", 5, "16:9", "std", True)
+        )
+        assert job is not None
+        assert await store.jobs.mark_submitted(job.id, f"t{job.id}", clock())
+        clock.advance(took)
+        assert await store.jobs.mark_completed(job.id, "https://x/v.mp4")
+
+
+async def test_estimator_needs_five_samples_then_gives_the_median(
+    store: SQLiteStore, clock: Clock
+) -> None:
+    estimator = LedgerEstimator(store.jobs)
+    kind = ("text-to-video", "std", 5, True)
+    await history(store, clock, [30, 50, 40, 45])
+    await estimator.refresh({kind})
+    assert estimator.expected_seconds(*kind) is None
+    await history(store, clock, [1000])
+    fresh = LedgerEstimator(store.jobs)
+    await fresh.refresh({kind})
+    assert fresh.expected_seconds(*kind) == 45
+    assert fresh.expected_seconds("text-to-video", "pro", 5, True) is None
+
+
+async def test_queued_card_says_estimating_until_there_is_history(
+    queue: QueueService, store: SQLiteStore, clock: Clock
+) -> None:
+    await store.guilds.set_limits(GUILD, GuildLimits(server_running=1), MOD)
+    first = await queue.jobs.reserve(draft())
+    assert (await queue.start(first)).kind is StartKind.STARTED
+    waiting = await queue.jobs.reserve(draft(BOB))
+    assert (await queue.start(waiting)).kind is StartKind.QUEUED
+    info = await queue.card_info(await reload(store, waiting.id))
+    assert (info.position, info.total, info.estimating, info.starts_at) == (1, 1, True, None)
+    running = await queue.card_info(await reload(store, first.id))
+    assert running.estimating and running.ready_at is None
+
+
+async def test_estimates_from_history_for_queued_and_running_jobs(
+    queue: QueueService, store: SQLiteStore, clock: Clock
+) -> None:
+    await history(store, clock, [40] * 5)
+    await store.guilds.set_limits(GUILD, GuildLimits(server_running=1, member_running=0), MOD)
+    first = await queue.jobs.reserve(draft())
+    await queue.start(first)
+    second = await queue.jobs.reserve(draft(BOB))
+    third = await queue.jobs.reserve(draft(ALICE))
+    for job in (second, third):
+        await queue.start(job)
+    now = clock()
+    running = await queue.card_info(await reload(store, first.id))
+    submitted_at = (await reload(store, first.id)).submitted_at
+    assert submitted_at is not None and running.ready_at == submitted_at + timedelta(seconds=40)
+    infos = await queue.card_infos([await reload(store, second.id), await reload(store, third.id)])
+    one, two = infos[second.id], infos[third.id]
+    assert (one.position, two.position) == (1, 2) and one.total == 2
+    assert one.starts_at == now + timedelta(seconds=40)
+    assert one.ready_at == now + timedelta(seconds=80)
+    assert two.starts_at == now + timedelta(seconds=80)  # a second wave of one slot
+    assert not one.estimating and one.paused is None
+
+
+async def test_cooldown_and_queue_limit_refusals(
+    queue: QueueService, store: SQLiteStore, clock: Clock
+) -> None:
+    await store.guilds.set_limits(GUILD, GuildLimits(cooldown_seconds=60), MOD)
+    await queue.jobs.reserve(draft())
+    with pytest.raises(Refusal) as refused:
+        await queue.admit(draft())
+    assert "cool-down of 60 s" in refused.value.message
+    assert refused.value.retry_after == pytest.approx(60)
+    await queue.admit(draft(BOB))  # others are not cooling down
+    clock.advance(61)
+    await queue.admit(draft())
+
+    await store.guilds.set_limits(
+        GUILD, GuildLimits(member_running=1, member_queued=1, cooldown_seconds=0), MOD
+    )
+    running = await queue.jobs.reserve(draft(BOB))
+    await queue.start(running)
+    waiting = await queue.jobs.reserve(draft(BOB))
+    assert (await queue.start(waiting)).kind is StartKind.QUEUED
+    with pytest.raises(Refusal) as full:
+        await queue.admit(draft(BOB))
+    assert "1 video waiting" in full.value.message and "<t:" in full.value.message
+
+
+async def test_cancel_rules_and_listeners(queue: QueueService, store: SQLiteStore) -> None:
+    events: list[CancelEvent] = []
+    queue.add_cancel_listener(events.append)
+    queue.add_cancel_listener(lambda event: 1 / 0)  # a broken listener changes nothing
+    await store.guilds.set_limits(GUILD, GuildLimits(member_running=1), MOD)
+    first = await queue.jobs.reserve(draft())
+    await queue.start(first)
+    waiting = await queue.jobs.reserve(draft())
+    await queue.start(waiting)
+
+    assert (await queue.cancel(waiting.id, GUILD, BOB, moderator=False))[0] is (
+        CancelOutcome.NOT_ALLOWED
+    )
+    assert (await queue.cancel(waiting.id, GUILD + 1, ALICE, moderator=False))[0] is (
+        CancelOutcome.NOT_FOUND
+    )
+    assert (await queue.cancel(first.id, GUILD, ALICE, moderator=False))[0] is (
+        CancelOutcome.ALREADY_SENT
+    )
+    outcome, job = await queue.cancel(waiting.id, GUILD, MOD, moderator=True)
+    assert outcome is CancelOutcome.CANCELLED and job is not None
+    assert job.state is JobState.REFUNDED and job.cancelled_by == MOD
+    assert (await queue.cancel(waiting.id, GUILD, MOD, moderator=True))[0] is (
+        CancelOutcome.ALREADY_SETTLED
+    )
+    assert [(e.job.id, e.by_user_id, e.by_moderator) for e in events] == [(waiting.id, MOD, True)]
+
+
+async def test_jobs_that_wait_too_long_are_refunded_and_left_for_the_notice_outbox(
+    queue: QueueService, store: SQLiteStore, clock: Clock, settings: BotSettings
+) -> None:
+    await store.guilds.set_limits(GUILD, GuildLimits(server_running=1), MOD)
+    await queue.start(await queue.jobs.reserve(draft()))
+    waiting = await queue.jobs.reserve(draft(BOB))
+    clock.advance(settings.queue_max_wait_seconds + 1)
+    report = await queue.dispatch()
+    assert [j.id for j in report.expired] == [waiting.id]
+    [told] = await store.jobs.unnotified_refunds(3600)
+    assert told.id == waiting.id and told.last_error is not None
+    assert "waited in the queue for more than 30 minutes" in told.last_error
+
+
+async def reload(store: SQLiteStore, job_id: int) -> Job:
+    job = await store.jobs.get_job(job_id)
+    assert job is not None
+    return job

@@ -1,0 +1,223 @@
+"""Storage for the community controls: role allowances, limits, the queue's guarded steps,
+and the 0005 migration over a database holding jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import (
+    AllowanceSource,
+    AuditAction,
+    GuildLimits,
+    Job,
+    JobState,
+    SQLiteStore,
+    open_store,
+)
+from storage.sqlite.database import Database, load_migrations
+from tests.storage.conftest import DEFAULT_CREDITS
+from tests.storage.helpers import (
+    GUILD,
+    MODERATOR,
+    OTHER_GUILD,
+    OTHER_USER,
+    USER,
+    FakeClock,
+    job_in_state,
+    new_job,
+    reserve,
+)
+
+BOOSTER, ARTIST, PLAIN = 901, 902, 903
+
+
+# -- allowance resolution: override > highest role > server default > setting ---------------
+
+
+async def test_allowance_without_anything_set_is_the_setting(store: SQLiteStore) -> None:
+    balance = await store.credits.balance(GUILD, USER, [BOOSTER, PLAIN])
+    assert (balance.allowance, balance.source, balance.role_id) == (
+        DEFAULT_CREDITS,
+        AllowanceSource.DEFAULT,
+        None,
+    )
+
+
+async def test_server_default_beats_the_setting(store: SQLiteStore) -> None:
+    await store.credits.set_guild_default(GUILD, 4, MODERATOR)
+    balance = await store.credits.balance(GUILD, USER, [PLAIN])
+    assert (balance.allowance, balance.source) == (4, AllowanceSource.GUILD)
+
+
+async def test_highest_role_beats_the_server_default(store: SQLiteStore) -> None:
+    await store.credits.set_guild_default(GUILD, 4, MODERATOR)
+    await store.credits.set_role_allowance(GUILD, BOOSTER, 20, MODERATOR)
+    await store.credits.set_role_allowance(GUILD, ARTIST, 7, MODERATOR)
+    balance = await store.credits.balance(GUILD, USER, [ARTIST, BOOSTER, PLAIN])
+    assert (balance.allowance, balance.source, balance.role_id) == (
+        20,
+        AllowanceSource.ROLE,
+        BOOSTER,
+    )
+    # A role allowance lower than the server default still applies to its holders.
+    only_artist = await store.credits.balance(GUILD, USER, [ARTIST])
+    assert (only_artist.allowance, only_artist.role_id) == (7, ARTIST)
+    # Members without such a role get the server default.
+    assert (await store.credits.balance(GUILD, OTHER_USER, [PLAIN])).allowance == 4
+
+
+async def test_member_override_beats_every_role(store: SQLiteStore) -> None:
+    await store.credits.set_role_allowance(GUILD, BOOSTER, 20, MODERATOR)
+    await store.credits.set_user_allowance(GUILD, USER, 2, MODERATOR)
+    balance = await store.credits.balance(GUILD, USER, [BOOSTER])
+    assert (balance.allowance, balance.source) == (2, AllowanceSource.USER)
+
+
+async def test_role_allowances_are_per_guild(store: SQLiteStore) -> None:
+    await store.credits.set_role_allowance(GUILD, BOOSTER, 20, MODERATOR)
+    assert (await store.credits.balance(OTHER_GUILD, USER, [BOOSTER])).allowance == (
+        DEFAULT_CREDITS
+    )
+
+
+async def test_reserve_honours_the_role_allowance_atomically(store: SQLiteStore) -> None:
+    """A Booster (3 credits) can reserve three 1-credit jobs and not a fourth, even at once."""
+    await store.credits.set_guild_default(GUILD, 1, MODERATOR)
+    await store.credits.set_role_allowance(GUILD, BOOSTER, 3, MODERATOR)
+    jobs = await asyncio.gather(*(reserve_or_none(store, (BOOSTER,)) for _ in range(6)))
+    assert sum(job is not None for job in jobs) == 3
+    assert await reserve_or_none(store, ()) is None  # without the role: 1 credit, all used
+
+
+async def reserve_or_none(store: SQLiteStore, roles: tuple[int, ...]) -> Job | None:
+    return await store.credits.reserve(new_job(role_ids=roles))
+
+
+async def test_role_allowance_changes_are_audited_and_removable(store: SQLiteStore) -> None:
+    first = await store.credits.set_role_allowance(GUILD, BOOSTER, 20, MODERATOR)
+    second = await store.credits.set_role_allowance(GUILD, BOOSTER, 25, MODERATOR)
+    removed = await store.credits.set_role_allowance(GUILD, BOOSTER, None, MODERATOR)
+    assert [(e.old_value, e.new_value) for e in (first, second, removed)] == [
+        (None, "20"),
+        ("20", "25"),
+        ("25", None),
+    ]
+    audit = await store.credits.list_audit(GUILD)
+    assert [e.action for e in audit[:3]] == [AuditAction.SET_ROLE_ALLOWANCE] * 3
+    assert {e.target_role_id for e in audit[:3]} == {BOOSTER}
+    assert await store.credits.role_allowances(GUILD) == {}
+    with pytest.raises(ValueError):
+        await store.credits.set_role_allowance(GUILD, BOOSTER, -1, MODERATOR)
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+async def test_limits_default_to_none_and_are_audited(store: SQLiteStore) -> None:
+    assert (await store.guilds.get(GUILD)).limits == GuildLimits()
+    entry = await store.guilds.set_limits(
+        GUILD, GuildLimits(member_running=1, cooldown_seconds=60), MODERATOR
+    )
+    assert (await store.guilds.get(GUILD)).limits == GuildLimits(
+        member_running=1, cooldown_seconds=60
+    )
+    assert entry.action is AuditAction.SET_LIMITS
+    assert entry.new_value is not None and "member_running=1" in entry.new_value
+    with pytest.raises(ValueError):
+        await store.guilds.set_limits(GUILD, GuildLimits(cooldown_seconds=10**6), MODERATOR)
+
+
+# -- the queue's guarded steps -----------------------------------------------------------------
+
+
+async def test_claim_respects_member_and_server_limits(store: SQLiteStore) -> None:
+    a1 = await reserve(store, queued=True)
+    a2 = await reserve(store, queued=True)
+    b1 = await reserve(store, queued=True, user_id=OTHER_USER)
+    assert await store.jobs.claim_queued(a1.id, member_running=1, server_running=2)
+    assert not await store.jobs.claim_queued(a2.id, member_running=1, server_running=2)
+    assert await store.jobs.claim_queued(b1.id, member_running=1, server_running=2)
+    assert await store.jobs.running_counts() == {(GUILD, USER): 1, (GUILD, OTHER_USER): 1}
+
+
+async def test_racing_claims_never_exceed_the_server_limit(store: SQLiteStore) -> None:
+    jobs = [await reserve(store, queued=True) for _ in range(8)]
+    results = await asyncio.gather(
+        *(store.jobs.claim_queued(job.id, server_running=3) for job in jobs)
+    )
+    assert results.count(True) == 3
+
+
+async def test_queued_jobs_hold_credits_and_cancel_returns_them_once(
+    store: SQLiteStore,
+) -> None:
+    job = await reserve(store, queued=True, duration=10)
+    assert (await store.credits.balance(GUILD, USER)).used == 2
+    assert await store.jobs.cancel_queued(job.id, MODERATOR)
+    assert not await store.jobs.cancel_queued(job.id, MODERATOR)
+    assert not await store.jobs.fail_and_refund(job.id, "late")
+    after = await store.jobs.get_job(job.id)
+    assert after is not None and after.state is JobState.REFUNDED
+    assert after.cancelled_by == MODERATOR and after.notified_at is not None
+    assert (await store.credits.balance(GUILD, USER)).used == 0
+
+
+async def test_requeue_keeps_the_charge(store: SQLiteStore) -> None:
+    job = await reserve(store, queued=True)
+    assert await store.jobs.claim_queued(job.id)
+    assert await store.jobs.requeue(job.id, "submit: 429")
+    again = await store.jobs.get_job(job.id)
+    assert again is not None and again.state is JobState.QUEUED
+    assert (await store.credits.balance(GUILD, USER)).used == 1
+
+
+async def test_stale_reserved_counts_from_the_claim_not_the_request(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    job = await reserve(store, queued=True)
+    clock.advance(seconds=600)
+    assert await store.jobs.claim_queued(job.id)
+    assert await store.jobs.stale_reserved(300) == []
+    clock.advance(seconds=301)
+    assert [j.id for j in await store.jobs.stale_reserved(300)] == [job.id]
+
+
+async def test_completion_seconds_and_last_request(store: SQLiteStore, clock: FakeClock) -> None:
+    assert await store.jobs.last_request_at(GUILD, USER) is None
+    job = await job_in_state(store, JobState.SUBMITTED)
+    clock.advance(seconds=42)
+    assert await store.jobs.mark_completed(job.id, "https://x/v.mp4")
+    assert await store.jobs.completion_seconds("text-to-video", "std", 5, True) == [42.0]
+    assert await store.jobs.completion_seconds("text-to-video", "pro", 5, True) == []
+    assert await store.jobs.last_request_at(GUILD, USER) == job.created_at
+
+
+# -- the migration -----------------------------------------------------------------------------
+
+
+async def test_migration_keeps_existing_jobs_and_ids(tmp_path: Path, clock: FakeClock) -> None:
+    """A database at version 2 with jobs is rebuilt: rows, ids and the id sequence survive."""
+    path = tmp_path / "old.sqlite3"
+    old = await Database.open(path, migrations=load_migrations()[:2])
+    await old.execute(
+        """INSERT INTO jobs (guild_id, channel_id, user_id, mode, prompt, duration, aspect_ratio,
+               quality, sound, cost, state, delivery_nonce, created_at, updated_at)
+           VALUES (1, 2, 3, 'text-to-video', 'p', 5, '16:9', 'std', 1, 1, 'submitted', 'n1',
+                   0, 0)"""
+    )
+    await old.close()
+    store = await open_store(path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    try:
+        kept = await store.jobs.get_job(1)
+        assert kept is not None and kept.state is JobState.SUBMITTED and kept.cancelled_by is None
+        fresh = await reserve(store, queued=True)
+        assert fresh.id == 2 and fresh.state is JobState.QUEUED
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"jobs_due", "jobs_unnotified", "jobs_state_created"} <= indexes
