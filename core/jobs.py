@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from core.completion import CompletionKey, CompletionModel
 from core.errors import Refusal, describe_submit_error, operator_hint
+from core.poll_policy import PollPolicy
 from core.prompts import PromptError, check_prompt
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -28,6 +29,7 @@ from happyhorse.errors import (
     ValidationError,
 )
 from happyhorse.models import GenerationRequest, TaskState, TaskStatus
+from happyhorse.settings import ClientSettings
 from storage.models import Balance, GuildSettings, Job, JobState, NewJob
 from storage.store import Store
 
@@ -36,6 +38,29 @@ log = logging.getLogger(__name__)
 TEXT_TO_VIDEO = "text-to-video"
 LOST_TASK_POLLS = 3
 IMAGE_TO_VIDEO = "image-to-video"
+# A reservation counts as leaked once it is this many times older than the longest a
+# live submit can take (see `stale_reservation_seconds`).
+STALE_RESERVATION_MARGIN = 2.0
+
+
+def worst_case_generate_seconds(client: ClientSettings) -> float:
+    """The longest one generate call can take, retries and Retry-After waits included.
+
+    Every attempt may run to the request timeout, and every retry may first wait the
+    backoff or the server's Retry-After, both capped at `retry_cap_seconds`.
+    """
+    attempts = client.max_retries + 1
+    return attempts * client.timeout_seconds + client.max_retries * client.retry_cap_seconds
+
+
+def stale_reservation_seconds(client: ClientSettings) -> float:
+    """How old a reservation must be before the running bot may take it as leaked.
+
+    A reservation becomes a submitted job within one generate call (plus the defer before
+    it), so anything younger than the worst-case generate time, with a margin, may still
+    be a live submit and must not be refunded.
+    """
+    return STALE_RESERVATION_MARGIN * worst_case_generate_seconds(client)
 
 
 @dataclass(frozen=True)
@@ -118,13 +143,28 @@ class JobService:
         settings: BotSettings,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        jitter: Callable[[], float] = random.random,
+        model: CompletionModel | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.settings = settings
         self._clock = clock
-        self._jitter = jitter
+        self.completion = model or CompletionModel(
+            min_history=settings.poll_min_history,
+            history_size=max(settings.poll_history_size, settings.poll_min_history),
+        )
+        self.policy = PollPolicy(settings, self.completion)
+        self._submitted_listeners: list[Callable[[Job], None]] = []
+
+    def on_submitted(self, listener: Callable[[Job], None]) -> None:
+        """Call `listener` with every job this service submits (the scheduler's wake-up)."""
+        self._submitted_listeners.append(listener)
+
+    async def load_history(self) -> int:
+        """Feed the completion model the stored completion times; return how many."""
+        samples = await self.store.jobs.completion_times(self.completion.history_size * 4)
+        self.completion.load(samples)
+        return len(samples)
 
     # -- creating jobs -------------------------------------------------------------
 
@@ -138,33 +178,42 @@ class JobService:
         Every check here is local and fast (no API call), so the cogs may call this before
         acknowledging the interaction.
         """
-        guild = await self.store.guilds.get(draft.guild_id)
-        _check_channel(guild, draft.channel_id)
-        try:
-            prompt = check_prompt(
-                draft.prompt,
-                max_length=self.settings.client.max_prompt_length,
-                blocked_words=guild.blocked_words,
-                required=draft.mode == TEXT_TO_VIDEO,
+        return await self.reserve_checked(draft)
+
+    async def reserve_checked(self, draft: JobDraft) -> Job:
+        """`reserve`: the guild's rules are read, checked and the credits charged in one
+        database transaction, the only database work before a command is acknowledged."""
+        max_length = self.settings.client.max_prompt_length
+
+        def build(guild: GuildSettings) -> NewJob:
+            _check_channel(guild, draft.channel_id)
+            try:
+                prompt = check_prompt(
+                    draft.prompt,
+                    max_length=max_length,
+                    blocked_words=guild.blocked_words,
+                    required=draft.mode == TEXT_TO_VIDEO,
+                )
+            except PromptError as exc:
+                raise Refusal(str(exc)) from None
+            request = GenerationRequest(
+                prompt=prompt,
+                mode=draft.mode,  # type: ignore[arg-type]
+                duration=draft.duration,
+                aspect_ratio=draft.aspect_ratio,  # type: ignore[arg-type]
+                quality=draft.quality,  # type: ignore[arg-type]
+                sound=draft.sound,
+                image_url=draft.image_url,
             )
-        except PromptError as exc:
-            raise Refusal(str(exc)) from None
-        request = GenerationRequest(
-            prompt=prompt,
-            mode=draft.mode,  # type: ignore[arg-type]
-            duration=draft.duration,
-            aspect_ratio=draft.aspect_ratio,  # type: ignore[arg-type]
-            quality=draft.quality,  # type: ignore[arg-type]
-            sound=draft.sound,
-            image_url=draft.image_url,
-        )
-        try:
-            request.validate(max_prompt_length=self.settings.client.max_prompt_length)
-        except ValidationError as exc:
-            raise Refusal(f"That request is not valid: {exc.message}") from None
-        cost = self.cost_of(draft.duration, draft.quality)
-        job = await self.store.credits.reserve(
-            NewJob(
+            try:
+                request.validate(max_prompt_length=max_length)
+            except ValidationError as exc:
+                raise Refusal(f"That request is not valid: {exc.message}") from None
+            try:
+                self.cost_of(draft.duration, draft.quality)
+            except ValueError as exc:
+                raise Refusal(f"That request is not valid: {exc}") from None
+            return NewJob(
                 guild_id=draft.guild_id,
                 channel_id=draft.channel_id,
                 user_id=draft.user_id,
@@ -177,11 +226,14 @@ class JobService:
                 sound=draft.sound,
                 interaction_id=draft.interaction_id,
             )
-        )
-        if job is None:
-            balance = await self.store.credits.balance(draft.guild_id, draft.user_id)
-            raise _not_enough_credits(cost, balance)
-        return job
+
+        reservation = await self.store.credits.reserve_in_guild(draft.guild_id, build)
+        if reservation.job is None:
+            assert reservation.balance is not None, "a refused reservation carries the balance"
+            raise _not_enough_credits(
+                self.cost_of(draft.duration, draft.quality), reservation.balance
+            )
+        return reservation.job
 
     async def precheck(self, guild_id: int, channel_id: int, user_id: int, cost: int) -> None:
         """Raise the Refusal a request costing `cost` would get here, without reserving.
@@ -212,24 +264,23 @@ class JobService:
             # The requester hears why at once, in the reply to their command.
             await self.store.jobs.mark_notified(job.id)
             raise describe_submit_error(exc) from None
-        next_poll = self._clock() + timedelta(seconds=self.settings.poll_first_delay_seconds)
+        now = self._clock()
+        next_poll = self.policy.next_poll_at(replace(job, submitted_at=now), now)
         if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
             log.warning("Job %s was settled while it was being submitted", job.id)
-        return await self._reload(job)
+        submitted = await self._reload(job)
+        for listener in self._submitted_listeners:
+            listener(submitted)
+        return submitted
 
     # -- polling -------------------------------------------------------------------
 
-    def next_poll_delay(self, attempts: int) -> float:
-        """Adaptive schedule: soon after submit, then backing off (x1.5) to a cap, +-10%."""
-        base = self.settings.poll_first_delay_seconds or self.settings.poll_interval_seconds
-        delay = min(self.settings.poll_max_interval_seconds, base * (1.5 ** max(0, attempts)))
-        return max(0.05, delay * (0.9 + 0.2 * self._jitter()))
-
     async def poll_due(self) -> list[PollOutcome]:
-        """Poll every job whose next poll time has come (one bounded batch).
+        """Poll every job whose next poll time has come (one bounded batch), at once.
 
-        Status calls go through the client's shared rate limiter, so a large batch is
-        spread out instead of bursting; one failing job never stops the others.
+        For tools and tests; the bot's scheduler (`core.scheduler`) polls job by job.
+        Status calls go through the client's shared rate limiter; one failing job never
+        stops the others.
         """
         jobs = await self.store.jobs.due_jobs(self._clock(), self.settings.poll_batch_size)
         if not jobs:
@@ -247,11 +298,12 @@ class JobService:
         return outcomes
 
     async def poll(self, job: Job) -> PollOutcome:
-        """Ask the API about one submitted job and record what it says."""
-        now = self._clock()
-        age = now - job.submitted_at if job.submitted_at is not None else timedelta(0)
-        if age.total_seconds() > self.settings.job_deadline_seconds:
-            return await self._expire(job, "The video took too long and was cancelled.")
+        """Ask the API about one submitted job and record what it says.
+
+        The deadline is only checked against an answer: a job expires when the API says
+        it is still unfinished past the deadline, never because its poll came late (a
+        video finished meanwhile is delivered, not thrown away).
+        """
         assert job.task_id is not None, "a submitted job always has a task id"
         try:
             status = await self.client.status(job.task_id)
@@ -283,14 +335,19 @@ class JobService:
         if status.state is TaskState.COMPLETED:
             url = status.video_url
             assert url is not None, "the client refuses a completed status without a URL"
-            await self.store.jobs.mark_completed(job.id, url)
-            return PollOutcome(
-                job=await self._reload(job), kind=PollKind.COMPLETED, api_state=status.state
-            )
+            completed = await self.store.jobs.mark_completed(job.id, url)
+            done = await self._reload(job)
+            if completed:
+                self._learn(done)
+            return PollOutcome(job=done, kind=PollKind.COMPLETED, api_state=status.state)
         if status.state is TaskState.FAILED:
             reason = status.message or "The video service could not make this video."
             return await self._fail(job, reason)
-        await self._reschedule(job)
+        now = self._clock()
+        age = now - job.submitted_at if job.submitted_at is not None else timedelta(0)
+        if age.total_seconds() > self.settings.job_deadline_seconds:
+            return await self._expire(job, "The video took too long and was cancelled.")
+        await self.store.jobs.mark_pending(job.id, self.policy.next_poll_at(job, now))
         return PollOutcome(
             job=await self._reload(job),
             kind=PollKind.PENDING,
@@ -298,9 +355,23 @@ class JobService:
             message=status.message or "",
         )
 
+    def _learn(self, job: Job) -> None:
+        """Feed a just-completed job's bracket to the completion model (as stored)."""
+        if job.submitted_at is None or job.completed_at is None:
+            return
+        seen = job.last_pending_at or job.submitted_at
+        self.completion.observe(
+            CompletionKey.of(job),
+            (seen - job.submitted_at).total_seconds(),
+            (job.completed_at - job.submitted_at).total_seconds(),
+        )
+
     async def _reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
-        delay = max(self.next_poll_delay(job.attempts), at_least)
-        await self.store.jobs.schedule_poll(job.id, self._clock() + timedelta(seconds=delay))
+        """After a failed status call: the next scheduled poll, or after Retry-After."""
+        now = self._clock()
+        scheduled = self.policy.next_poll_at(job, now)
+        retry = now + timedelta(seconds=max(at_least, self.settings.poll_min_interval_seconds))
+        await self.store.jobs.schedule_poll(job.id, max(scheduled, retry))
 
     async def _fail(self, job: Job, reason: str) -> PollOutcome:
         refunded = await self.store.jobs.fail_and_refund(job.id, reason)

@@ -16,6 +16,7 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -23,10 +24,12 @@ from storage.credits import Period
 from storage.models import (
     AuditEntry,
     Balance,
+    CompletionTime,
     CostTable,
     GuildSettings,
     Job,
     NewJob,
+    Reservation,
     UsageSummary,
 )
 
@@ -43,7 +46,20 @@ class JobStore(Protocol):
         ...
 
     async def mark_completed(self, job_id: int, result_url: str) -> bool:
-        """submitted -> completed, recording the video URL."""
+        """submitted -> completed, recording the video URL and how long the job took.
+
+        In the same atomic step a ``CompletionTime`` is recorded: the job completed between
+        its ``last_pending_at`` (or its submission) and now, in seconds after submission.
+        """
+        ...
+
+    async def mark_pending(self, job_id: int, next_poll_at: datetime) -> bool:
+        """A status call said the submitted job is unfinished: set ``last_pending_at`` to
+        now and the next poll time, and count one more attempt."""
+        ...
+
+    async def completion_times(self, limit: int) -> list[CompletionTime]:
+        """The most recent recorded completion times, newest first, at most ``limit``."""
         ...
 
     async def mark_delivered(self, job_id: int, message_id: int) -> bool:
@@ -98,6 +114,14 @@ class JobStore(Protocol):
 
     async def release_delivery(self, job_id: int) -> bool:
         """Give up a delivery lease early (posting failed; let the loop retry)."""
+        ...
+
+    async def end_delivery(self, job_id: int) -> bool:
+        """End a live delivery lease now, leaving ``delivering_until`` set.
+
+        For an attempt that may have posted (it timed out while sending): the next poster
+        then looks for the post first, as after a crash.
+        """
         ...
 
     async def mark_notified(self, job_id: int) -> bool:
@@ -161,6 +185,18 @@ class CreditStore(Protocol):
 
         Returns ``None``, changing nothing, if the user's remaining credits in the current
         period are below the job's cost.
+        """
+        ...
+
+    async def reserve_in_guild(
+        self, guild_id: int, build: Callable[[GuildSettings], NewJob]
+    ) -> Reservation:
+        """Read the guild's settings, call ``build`` with them (it checks the request and
+        returns the job to charge, or raises) and reserve that job: one transaction.
+
+        The whole acknowledgement path of a command is this one call. An exception from
+        ``build`` changes nothing and propagates. Short of credits: ``job`` is ``None``
+        and ``balance`` is the user's balance read in the same transaction.
         """
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from storage.credits import (
     ensure_utc,
@@ -11,10 +12,11 @@ from storage.credits import (
 from storage.models import (
     AuditAction,
     AuditEntry,
+    GuildSettings,
     Job,
     JobState,
 )
-from storage.sqlite.database import Row, Transaction
+from storage.sqlite.database import Params, Row, Transaction
 
 Clock = Callable[[], datetime]
 
@@ -71,6 +73,7 @@ def _job(row: Row) -> Job:
         delivered_at=_dt(row["delivered_at"]),
         refunded_at=_dt(row["refunded_at"]),
         notified_at=_dt(row["notified_at"]),
+        last_pending_at=_dt(row["last_pending_at"]),
     )
 
 
@@ -178,3 +181,30 @@ async def _write_audit(
     assert row is not None  # INSERT ... RETURNING always yields the inserted row
     return _audit(row)
 
+
+
+class _Reader(Protocol):
+    """A ``Database`` or an open ``Transaction``: whatever can run a query."""
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+async def _read_guild(reader: _Reader, guild_id: int) -> GuildSettings:
+    """A guild's settings (defaults if it never configured anything)."""
+    guild = await reader.fetch_one(
+        "SELECT default_credits FROM guild_settings WHERE guild_id = ?", (guild_id,)
+    )
+    channels = await reader.fetch_all(
+        "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
+    )
+    words = await reader.fetch_all(
+        "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word", (guild_id,)
+    )
+    return GuildSettings(
+        guild_id=guild_id,
+        default_credits=None if guild is None else guild["default_credits"],
+        allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
+        blocked_words=tuple(row["word"] for row in words),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from storage.credits import (
@@ -16,8 +17,10 @@ from storage.models import (
     AuditEntry,
     Balance,
     CostTable,
+    GuildSettings,
     Job,
     NewJob,
+    Reservation,
 )
 from storage.sqlite.common import (
     _ALLOWANCE_SQL,
@@ -28,6 +31,7 @@ from storage.sqlite.common import (
     _credits_text,
     _job,
     _limit,
+    _read_guild,
     _ts,
     _write_audit,
 )
@@ -72,31 +76,57 @@ class SQLiteCreditStore:
         Returns ``None``, changing nothing, if the user's remaining credits in the current
         period are below the job's cost.
         """
+        row = await self._db.fetch_one(_RESERVE_SQL, self._reserve_params(new_job))
+        return None if row is None else _job(row)
+
+    async def reserve_in_guild(
+        self, guild_id: int, build: Callable[[GuildSettings], NewJob]
+    ) -> Reservation:
+        """Read the guild's settings, let ``build`` check the request against them, and
+        reserve the job it returns, all in one transaction.
+
+        ``build`` runs inside the transaction and must not block; an exception from it
+        (a refusal) rolls back and propagates, changing nothing. When credits are short,
+        ``Reservation.job`` is ``None`` and ``Reservation.balance`` says why.
+        """
+        async with self._db.transaction() as tx:
+            guild = await _read_guild(tx, guild_id)
+            new_job = build(guild)
+            row = await tx.fetch_one(_RESERVE_SQL, self._reserve_params(new_job))
+            if row is not None:
+                return Reservation(guild=guild, job=_job(row))
+            balance_row = await tx.fetch_one(
+                _ALLOWANCE_SQL, self._allowance_params(new_job.guild_id, new_job.user_id)
+            )
+        assert balance_row is not None  # a SELECT without FROM always yields one row
+        return Reservation(
+            guild=guild,
+            job=None,
+            balance=self._balance(new_job.guild_id, new_job.user_id, balance_row),
+        )
+
+    def _reserve_params(self, new_job: NewJob) -> dict[str, Any]:
         now = self._clock()
         start, end = period_bounds(now, self._period)
-        row = await self._db.fetch_one(
-            _RESERVE_SQL,
-            {
-                "guild_id": new_job.guild_id,
-                "channel_id": new_job.channel_id,
-                "user_id": new_job.user_id,
-                "interaction_id": new_job.interaction_id,
-                "mode": new_job.mode,
-                "prompt": new_job.prompt,
-                "image_url": new_job.image_url,
-                "duration": new_job.duration,
-                "aspect_ratio": new_job.aspect_ratio,
-                "quality": new_job.quality,
-                "sound": int(new_job.sound),
-                "cost": self.cost(new_job.duration, new_job.quality),
-                "nonce": secrets.token_hex(12),
-                "now": _ts(now),
-                "period_start": _ts(start),
-                "period_end": _ts(end),
-                "default_credits": self._default_credits,
-            },
-        )
-        return None if row is None else _job(row)
+        return {
+            "guild_id": new_job.guild_id,
+            "channel_id": new_job.channel_id,
+            "user_id": new_job.user_id,
+            "interaction_id": new_job.interaction_id,
+            "mode": new_job.mode,
+            "prompt": new_job.prompt,
+            "image_url": new_job.image_url,
+            "duration": new_job.duration,
+            "aspect_ratio": new_job.aspect_ratio,
+            "quality": new_job.quality,
+            "sound": int(new_job.sound),
+            "cost": self.cost(new_job.duration, new_job.quality),
+            "nonce": secrets.token_hex(12),
+            "now": _ts(now),
+            "period_start": _ts(start),
+            "period_end": _ts(end),
+            "default_credits": self._default_credits,
+        }
 
     def _allowance_params(self, guild_id: int, user_id: int) -> dict[str, Any]:
         start, end = period_bounds(self._clock(), self._period)

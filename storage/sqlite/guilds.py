@@ -12,6 +12,7 @@ from storage.sqlite.common import (
     _ENSURE_GUILD_SQL,
     Clock,
     _normalise_word,
+    _read_guild,
     _ts,
     _write_audit,
 )
@@ -28,21 +29,7 @@ class SQLiteGuildSettingsStore:
 
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults if it never configured anything)."""
-        guild = await self._db.fetch_one(
-            "SELECT default_credits FROM guild_settings WHERE guild_id = ?", (guild_id,)
-        )
-        channels = await self._db.fetch_all(
-            "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
-        )
-        words = await self._db.fetch_all(
-            "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word", (guild_id,)
-        )
-        return GuildSettings(
-            guild_id=guild_id,
-            default_credits=None if guild is None else guild["default_credits"],
-            allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
-            blocked_words=tuple(row["word"] for row in words),
-        )
+        return await _read_guild(self._db, guild_id)
 
     async def _change(
         self,

@@ -11,6 +11,7 @@ from storage.credits import (
     period_bounds,
 )
 from storage.models import (
+    CompletionTime,
     Job,
     JobState,
     UsageSummary,
@@ -20,9 +21,21 @@ from storage.sqlite.common import (
     Clock,
     _job,
     _limit,
+    _req_dt,
     _ts,
 )
 from storage.sqlite.database import Database
+
+# The completion is bracketed by the last "pending" answer (or the submission) and now.
+_RECORD_COMPLETION_SQL = """
+    INSERT INTO completion_times
+        (job_id, mode, quality, duration, sound, lower_seconds, upper_seconds, recorded_at)
+    SELECT id, mode, quality, duration, sound,
+           COALESCE(last_pending_at, submitted_at) - submitted_at,
+           completed_at - submitted_at, completed_at
+    FROM jobs WHERE id = :id AND submitted_at IS NOT NULL AND completed_at >= submitted_at
+    ON CONFLICT (job_id) DO NOTHING
+"""
 
 
 class SQLiteJobStore:
@@ -58,13 +71,50 @@ class SQLiteJobStore:
         )
 
     async def mark_completed(self, job_id: int, result_url: str) -> bool:
-        """submitted -> completed, recording the video URL."""
+        """submitted -> completed, recording the video URL and how long the job took."""
+        params = {"id": job_id, "url": result_url, "now": self._now()}
+        async with self._db.transaction() as tx:
+            if (
+                await tx.execute(
+                    """UPDATE jobs SET state = 'completed', result_url = :url,
+                           next_poll_at = NULL, completed_at = :now, updated_at = :now
+                       WHERE id = :id AND state = 'submitted'""",
+                    params,
+                )
+                != 1
+            ):
+                return False
+            await tx.execute(_RECORD_COMPLETION_SQL, params)
+            return True
+
+    async def mark_pending(self, job_id: int, next_poll_at: datetime) -> bool:
+        """The API says the submitted job is unfinished: remember when, set the next poll."""
         return await self._update(
-            """UPDATE jobs SET state = 'completed', result_url = :url, next_poll_at = NULL,
-                   completed_at = :now, updated_at = :now
+            """UPDATE jobs SET last_pending_at = :now, next_poll_at = :next_poll_at,
+                   attempts = attempts + 1, updated_at = :now
                WHERE id = :id AND state = 'submitted'""",
-            {"id": job_id, "url": result_url},
+            {"id": job_id, "next_poll_at": _ts(next_poll_at)},
         )
+
+    async def completion_times(self, limit: int) -> list[CompletionTime]:
+        """The most recent recorded completion times, newest first, at most ``limit``."""
+        rows = await self._db.fetch_all(
+            """SELECT mode, quality, duration, sound, lower_seconds, upper_seconds, recorded_at
+               FROM completion_times ORDER BY recorded_at DESC, job_id DESC LIMIT :limit""",
+            {"limit": _limit(limit)},
+        )
+        return [
+            CompletionTime(
+                mode=row["mode"],
+                quality=row["quality"],
+                duration=row["duration"],
+                sound=bool(row["sound"]),
+                lower_seconds=row["lower_seconds"],
+                upper_seconds=row["upper_seconds"],
+                recorded_at=_req_dt(row["recorded_at"]),
+            )
+            for row in rows
+        ]
 
     async def mark_delivered(self, job_id: int, message_id: int) -> bool:
         """completed -> delivered, recording the posted message and dropping the lease."""
@@ -158,6 +208,14 @@ class SQLiteJobStore:
         return await self._update(
             """UPDATE jobs SET delivering_until = NULL, updated_at = :now
                WHERE id = :id AND state = 'completed' AND delivering_until IS NOT NULL""",
+            {"id": job_id},
+        )
+
+    async def end_delivery(self, job_id: int) -> bool:
+        """End a delivery lease now but leave it visible: a post may exist (see protocol)."""
+        return await self._update(
+            """UPDATE jobs SET delivering_until = :now, updated_at = :now
+               WHERE id = :id AND state = 'completed' AND delivering_until > :now""",
             {"id": job_id},
         )
 
