@@ -292,7 +292,7 @@ class JobService:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 log.exception("Polling job %s failed unexpectedly", job.id, exc_info=result)
-                await self._reschedule(job)
+                await self.reschedule(job)
                 continue
             outcomes.append(result)
         return outcomes
@@ -308,26 +308,26 @@ class JobService:
         try:
             status = await self.client.status(job.task_id)
         except RateLimitError as exc:
-            await self._reschedule(job, at_least=exc.retry_after or 0.0)
+            await self.reschedule(job, at_least=exc.retry_after or 0.0)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="rate limited")
         except AuthenticationError as exc:
             log.error("Polling job %s: %s", job.id, operator_hint(exc))
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="api key rejected")
         except APIStatusError as exc:
             if exc.status == 404 and job.attempts >= LOST_TASK_POLLS:
                 # Some services answer 404 for a moment after creating a task; only a
                 # task still unknown after several polls is taken as lost.
                 return await self._fail(job, "The video service lost track of this job.")
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
         except InvalidResponseError as exc:
             log.warning("Job %s: unreadable status answer: %s", job.id, exc.message)
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="unreadable answer")
         except HappyHorseError as exc:
             log.info("Job %s: status call failed (%s); will retry", job.id, type(exc).__name__)
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
         return await self._apply_status(job, status)
 
@@ -366,7 +366,7 @@ class JobService:
             (job.completed_at - job.submitted_at).total_seconds(),
         )
 
-    async def _reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
+    async def reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
         """After a failed status call: the next scheduled poll, or after Retry-After."""
         now = self._clock()
         scheduled = self.policy.next_poll_at(job, now)

@@ -160,15 +160,30 @@ class HappyHorseClient:
         )
         return self.dialect.parse_status(payload, task_id=task_id)
 
-    async def download(self, url: str, dest: Path, max_bytes: int) -> int:
+    async def download(
+        self, url: str, dest: Path, max_bytes: int, *, deadline_seconds: float | None = None
+    ) -> int:
         """Stream `url` into `dest` and return the number of bytes written.
 
         Refuses early when Content-Length exceeds `max_bytes` and late when more bytes
         arrive; a body shorter than Content-Length or a dropped connection is a
         DownloadError. The data goes to a temporary file beside `dest`, renamed into place
         only on success, so a failure (or cancellation) leaves no partial file. The API key
-        is not sent. Each read waits at most `download_read_timeout_seconds`.
+        is not sent. Each read waits at most `download_read_timeout_seconds`, and the whole
+        download at most `deadline_seconds` (when given): a server that trickles bytes
+        then fails with APITimeoutError instead of holding the caller forever.
         """
+        if deadline_seconds is None:
+            return await self._download(url, dest, max_bytes)
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                return await self._download(url, dest, max_bytes)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"download did not finish within {deadline_seconds:g}s"
+            ) from None
+
+    async def _download(self, url: str, dest: Path, max_bytes: int) -> int:
         if not isinstance(url, str) or not is_http_url(url):
             raise DownloadError("download URL must be an http or https URL")
         if max_bytes <= 0:
