@@ -9,7 +9,7 @@ by `core.completion.CompletionModel`. From that distribution F each key gets a s
 of poll ages (seconds after submission):
 
 1. **Nothing while completion is very unlikely.** The first poll is at the quantile
-   F⁻¹(ε), ε = `POLL_SKIP_PROBABILITY` (2 %): the fastest ε of jobs wait a little longer,
+   F⁻¹(ε), ε = `POLL_SKIP_PROBABILITY` (5 %): the fastest ε of jobs wait a little longer,
    and nobody pays for polls that almost never find anything.
 2. **Evenly dense where most jobs finish**, from F⁻¹(ε) to F⁻¹(1 − ε), at the widest
    spacing Δ whose expected lag under F stays within `POLL_TARGET_LAG_SECONDS` (L).

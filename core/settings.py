@@ -126,7 +126,7 @@ class BotSettings:
     poll_min_interval_seconds: float = 0.5
     poll_min_history: int = 20
     poll_history_size: int = 200
-    poll_skip_probability: float = 0.02
+    poll_skip_probability: float = 0.05
     # Deliveries: how many run at once, the lease that keeps a second poster off a job,
     # and the total time a download and an upload may take (both well inside the lease).
     delivery_concurrency: int = 4
@@ -206,7 +206,7 @@ class BotSettings:
             poll_min_interval_seconds=_float(env, "POLL_MIN_INTERVAL_SECONDS", 0.5, minimum=0.01),
             poll_min_history=_int(env, "POLL_MIN_HISTORY", 20, minimum=1),
             poll_history_size=_int(env, "POLL_HISTORY_SIZE", 200, minimum=1),
-            poll_skip_probability=_fraction(env, "POLL_SKIP_PROBABILITY", 0.02),
+            poll_skip_probability=_fraction(env, "POLL_SKIP_PROBABILITY", 0.05),
             delivery_concurrency=_int(env, "DELIVERY_CONCURRENCY", 4, minimum=1),
             delivery_lease_seconds=_float(env, "DELIVERY_LEASE_SECONDS", 300.0, minimum=1.0),
             download_deadline_seconds=_float(
