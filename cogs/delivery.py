@@ -59,6 +59,8 @@ class Delivery(commands.Cog):
         settings = bot.settings
         self._download_failures: dict[int, int] = {}
         self._post_failures: dict[int, int] = {}
+        # Jobs Discord asked us to wait for (RateLimited): not retried before then.
+        self._not_before: dict[int, float] = {}
         self._last_sweep = time.monotonic()
         # A reservation can only legitimately stay unsubmitted for one generate call.
         self._stale_after = stale_reservation_seconds(settings.client)
@@ -144,6 +146,11 @@ class Delivery(commands.Cog):
     def _start_delivery(self, job: Job) -> None:
         if self._closing or job.id in self._deliveries:
             return
+        not_before = self._not_before.get(job.id)
+        if not_before is not None:
+            if time.monotonic() < not_before:
+                return
+            del self._not_before[job.id]
         self._spawn(self._deliveries, job, self._deliver_slot(job), "deliver")
 
     def _start_notice(self, job: Job) -> None:
@@ -235,8 +242,11 @@ class Delivery(commands.Cog):
             return
         except discord.RateLimited as exc:
             # discord.py refuses to wait out a long rate limit (max_ratelimit_timeout):
-            # nothing was posted, so give the lease back and try again later.
-            await self._post_failed(job, f"rate limited for {exc.retry_after:.0f} s", exc)
+            # nothing was posted, so give the lease back at once and retry once Discord
+            # allows it. Being asked to wait is not a refusal: it does not count as one.
+            log.warning("Job %s: posting is rate limited for %.0f s", job.id, exc.retry_after)
+            self._not_before[job.id] = time.monotonic() + exc.retry_after
+            await self.bot.store.jobs.release_delivery(job.id)
             return
         except TimeoutError:
             # The upload ran out of time and may have reached Discord: end the lease but

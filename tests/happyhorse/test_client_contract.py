@@ -796,3 +796,26 @@ async def test_api_key_never_leaks(
     assert "retry" in caplog.text  # retries were logged, without the key
     assert API_KEY not in client_repr
     assert API_KEY not in repr(settings)
+
+
+async def test_trickling_download_stops_at_its_total_deadline(
+    client: HappyHorseClient, recording_server: RecordingServer, tmp_path: Path
+) -> None:
+    """A server that keeps sending a byte now and then never trips the per-read timeout;
+    the total deadline ends the download, as a timeout, and no partial file stays."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        response.content_length = 1_000
+        await response.prepare(request)
+        for _ in range(1_000):
+            await response.write(b"x")
+            await asyncio.sleep(0.02)
+        return response
+
+    recording_server.responder = trickle
+    with pytest.raises(APITimeoutError, match="did not finish within 0.3s"):
+        await client.download(
+            recording_server.base_url + "/v.mp4", tmp_path / "v.mp4", 5_000, deadline_seconds=0.3
+        )
+    assert list(tmp_path.iterdir()) == []
