@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -182,7 +183,6 @@ async def _write_audit(
     return _audit(row)
 
 
-
 class _Reader(Protocol):
     """A ``Database`` or an open ``Transaction``: whatever can run a query."""
 
@@ -191,20 +191,37 @@ class _Reader(Protocol):
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
 
 
-async def _read_guild(reader: _Reader, guild_id: int) -> GuildSettings:
-    """A guild's settings (defaults if it never configured anything)."""
-    guild = await reader.fetch_one(
-        "SELECT default_credits FROM guild_settings WHERE guild_id = ?", (guild_id,)
-    )
-    channels = await reader.fetch_all(
-        "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
-    )
-    words = await reader.fetch_all(
-        "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word", (guild_id,)
-    )
+_GUILD_SQL = "SELECT default_credits FROM guild_settings WHERE guild_id = ?"
+_CHANNELS_SQL = "SELECT channel_id FROM allowed_channels WHERE guild_id = ?"
+_WORDS_SQL = "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word"
+
+
+def _guild(
+    guild_id: int, guild: Row | None, channels: list[Row], words: list[Row]
+) -> GuildSettings:
     return GuildSettings(
         guild_id=guild_id,
         default_credits=None if guild is None else guild["default_credits"],
         allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
         blocked_words=tuple(row["word"] for row in words),
+    )
+
+
+async def _read_guild(reader: _Reader, guild_id: int) -> GuildSettings:
+    """A guild's settings (defaults if it never configured anything)."""
+    return _guild(
+        guild_id,
+        await reader.fetch_one(_GUILD_SQL, (guild_id,)),
+        await reader.fetch_all(_CHANNELS_SQL, (guild_id,)),
+        await reader.fetch_all(_WORDS_SQL, (guild_id,)),
+    )
+
+
+def _read_guild_sync(conn: sqlite3.Connection, guild_id: int) -> GuildSettings:
+    """`_read_guild` on the database thread (inside `Database.run_sync`)."""
+    return _guild(
+        guild_id,
+        conn.execute(_GUILD_SQL, (guild_id,)).fetchone(),
+        conn.execute(_CHANNELS_SQL, (guild_id,)).fetchall(),
+        conn.execute(_WORDS_SQL, (guild_id,)).fetchall(),
     )

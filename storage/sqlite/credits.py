@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from storage.sqlite.common import (
     _credits_text,
     _job,
     _limit,
-    _read_guild,
+    _read_guild_sync,
     _ts,
     _write_audit,
 )
@@ -89,21 +90,28 @@ class SQLiteCreditStore:
         (a refusal) rolls back and propagates, changing nothing. When credits are short,
         ``Reservation.job`` is ``None`` and ``Reservation.balance`` says why.
         """
-        async with self._db.transaction() as tx:
-            guild = await _read_guild(tx, guild_id)
+
+        def reserve(
+            conn: sqlite3.Connection,
+        ) -> tuple[GuildSettings, NewJob, Row | None, Row | None]:
+            # Runs inside one transaction of the database's batch (see `run_sync`).
+            guild = _read_guild_sync(conn, guild_id)
             new_job = build(guild)
-            row = await tx.fetch_one(_RESERVE_SQL, self._reserve_params(new_job))
-            if row is not None:
-                return Reservation(guild=guild, job=_job(row))
-            balance_row = await tx.fetch_one(
-                _ALLOWANCE_SQL, self._allowance_params(new_job.guild_id, new_job.user_id)
-            )
+            rows = conn.execute(_RESERVE_SQL, self._reserve_params(new_job)).fetchall()
+            balance = None
+            if not rows:
+                params = self._allowance_params(new_job.guild_id, new_job.user_id)
+                balance = conn.execute(_ALLOWANCE_SQL, params).fetchone()
+            return guild, new_job, (rows[0] if rows else None), balance
+
+        # One trip to the database thread (see `Database.run_sync`): hundreds of commands
+        # arriving together otherwise queue for one event-loop round trip per statement.
+        guild, new_job, row, balance_row = await self._db.run_sync(reserve)
+        if row is not None:
+            return Reservation(guild=guild, job=_job(row))
         assert balance_row is not None  # a SELECT without FROM always yields one row
-        return Reservation(
-            guild=guild,
-            job=None,
-            balance=self._balance(new_job.guild_id, new_job.user_id, balance_row),
-        )
+        balance = self._balance(new_job.guild_id, new_job.user_id, balance_row)
+        return Reservation(guild=guild, job=None, balance=balance)
 
     def _reserve_params(self, new_job: NewJob) -> dict[str, Any]:
         now = self._clock()
