@@ -302,8 +302,15 @@ class JobService:
 
         The deadline is only checked against an answer: a job expires when the API says
         it is still unfinished past the deadline, never because its poll came late (a
-        video finished meanwhile is delivered, not thrown away).
+        video finished meanwhile is delivered, not thrown away). The outcome carries the
+        job as stored afterwards (its next poll time included).
         """
+        outcome = await self._poll_once(job)
+        if outcome.kind is PollKind.RETRY:
+            return replace(outcome, job=await self._reload(job))
+        return outcome
+
+    async def _poll_once(self, job: Job) -> PollOutcome:
         assert job.task_id is not None, "a submitted job always has a task id"
         try:
             status = await self.client.status(job.task_id)

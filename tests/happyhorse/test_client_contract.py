@@ -814,7 +814,7 @@ async def test_trickling_download_stops_at_its_total_deadline(
         return response
 
     recording_server.responder = trickle
-    with pytest.raises(APITimeoutError, match="did not finish within 0.3s"):
+    with pytest.raises(APITimeoutError, match=r"did not finish within 0\.3s"):
         await client.download(
             recording_server.base_url + "/v.mp4", tmp_path / "v.mp4", 5_000, deadline_seconds=0.3
         )
