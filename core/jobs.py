@@ -154,11 +154,18 @@ class JobService:
             history_size=max(settings.poll_history_size, settings.poll_min_history),
         )
         self.policy = PollPolicy(settings, self.completion)
-        self._submitted_listeners: list[Callable[[Job], None]] = []
+        self._listeners: list[Callable[[Job], None]] = []
 
-    def on_submitted(self, listener: Callable[[Job], None]) -> None:
-        """Call `listener` with every job this service submits (the scheduler's wake-up)."""
-        self._submitted_listeners.append(listener)
+    def on_job_changed(self, listener: Callable[[Job], None]) -> None:
+        """Call `listener` with every job submitted here or passed to `notify`."""
+        self._listeners.append(listener)
+
+    def notify(self, job: Job) -> None:
+        """Tell the listeners (the poll scheduler) that `job` changed outside a poll: it
+        was submitted, or settled by someone else (cancelled, refunded), so it is polled
+        from now on, or no longer."""
+        for listener in self._listeners:
+            listener(job)
 
     async def load_history(self) -> int:
         """Feed the completion model the stored completion times; return how many."""
@@ -269,8 +276,7 @@ class JobService:
         if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
             log.warning("Job %s was settled while it was being submitted", job.id)
         submitted = await self._reload(job)
-        for listener in self._submitted_listeners:
-            listener(submitted)
+        self.notify(submitted)
         return submitted
 
     # -- polling -------------------------------------------------------------------

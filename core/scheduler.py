@@ -1,7 +1,7 @@
 """The poll scheduler: one sleeper that polls each submitted job when its poll is due.
 
 Instead of a fixed tick, `PollScheduler.run` sleeps until the earliest due poll, or until
-it is woken: a job was submitted (`JobService.on_submitted`) or a poll finished and freed
+it is woken: a job was submitted or settled elsewhere (`JobService.notify`) or a poll finished and freed
 a slot. It then starts polls for the due jobs, most likely finished first (see
 `core.poll_policy`), each in its own task, at most `POLL_BATCH_SIZE` in flight. Every
 status call still waits for the client's shared rate limiter, so the budget is never
@@ -53,7 +53,7 @@ class PollScheduler:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
-        service.on_submitted(self.track)
+        service.on_job_changed(self.track)
 
     # -- the in-memory view --------------------------------------------------------------
 
