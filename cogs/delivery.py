@@ -360,6 +360,7 @@ class Delivery(commands.Cog):
     async def _finish(self, job: Job, message: discord.Message) -> None:
         self._download_failures.pop(job.id, None)
         self._post_failures.pop(job.id, None)
+        self._not_before.pop(job.id, None)
         if not await self.bot.store.jobs.mark_delivered(job.id, message.id):
             return
         delivered = await self.bot.store.jobs.get_job(job.id) or job
@@ -370,6 +371,7 @@ class Delivery(commands.Cog):
         log.warning("Job %s cannot be delivered: %s", job.id, reason)
         self._download_failures.pop(job.id, None)
         self._post_failures.pop(job.id, None)
+        self._not_before.pop(job.id, None)
         if await self.bot.jobs.fail_undeliverable(job, reason):
             self._start_notice(await self.bot.store.jobs.get_job(job.id) or job)
 

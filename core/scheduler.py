@@ -1,8 +1,8 @@
 """The poll scheduler: one sleeper that polls each submitted job when its poll is due.
 
 Instead of a fixed tick, `PollScheduler.run` sleeps until the earliest due poll, or until
-it is woken: a job was submitted or settled elsewhere (`JobService.notify`) or a poll finished and freed
-a slot. It then starts polls for the due jobs, most likely finished first (see
+it is woken: a job was submitted or settled elsewhere (`JobService.notify`), or a poll
+finished and freed a slot. It then starts polls for the due jobs, most likely finished first (see
 `core.poll_policy`), each in its own task, at most `POLL_BATCH_SIZE` in flight. Every
 status call still waits for the client's shared rate limiter, so the budget is never
 exceeded; keeping few calls in flight keeps the choice of which job goes next fresh
