@@ -1,10 +1,17 @@
-"""The delivery loop: one owned background task that polls jobs and posts finished videos.
+"""Delivery: the Discord side of the poll scheduler, and the posting of finished videos.
 
-Each tick asks the job service to poll the jobs that are due (rate-limited by the API
-client), refreshes status cards, tells requesters about failures (their credits already
-refunded), and delivers completed jobs. A job is posted at most once: the store leases it
-to one poster, and a poster that finds an expired lease (a crash mid-post) first looks in
-the channel for a message carrying the job's marker before posting again.
+`core.scheduler.PollScheduler` decides when each job is polled; this cog turns what a poll
+found into Discord actions without ever making the scheduler wait: a pending job's card
+edit is requested (coalesced, see `cogs.status_cards`), a completed job gets a delivery
+task, a failed one a card edit and a notice. Deliveries run as their own tasks, at most
+`DELIVERY_CONCURRENCY` at once, each with a total time limit inside its lease, so a stalled
+download or a slow upload delays only its own job. A housekeeping task retries deliveries
+that gave up their lease, sends failure notices from the outbox and refunds leaked
+reservations.
+
+A job is posted at most once: the store leases it to one poster, and a poster that finds
+an ended lease (a crash, or an attempt that timed out mid-post) first looks in the
+channel for a message carrying the job's marker before posting again.
 """
 
 from __future__ import annotations
@@ -15,20 +22,23 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
-from discord.ext import commands, tasks
+from discord.ext import commands
 
 from cogs.buttons import result_view
 from cogs.cards import credits_text, delivery_embed, job_marker, short
 from cogs.permissions import channel_bot_permissions, may_send
 from cogs.runtime import requester_mentions
 from core import metrics
-from core.jobs import PollKind, PollOutcome
+from core.heartbeat import SCHEDULER
+from core.jobs import PollKind, PollOutcome, stale_reservation_seconds
 from core.logs import job_logging
 from core.modlog import job_failed
+from core.scheduler import PollScheduler
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
 
@@ -37,98 +47,166 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DELIVERY_LEASE_SECONDS = 300.0
 MAX_DOWNLOAD_TRIES = 3
 MAX_POST_TRIES = 5
-PARALLEL_DELIVERIES = 4
 HISTORY_SCAN_LIMIT = 500
 ENTITY_TOO_LARGE = 40005
-STALE_SWEEP_INTERVAL = 60.0
-# Failure notices older than this are not sent after a long outage: too late to matter.
-NOTICE_WINDOW_SECONDS = 24 * 3600.0
+DELIVERABLE_BATCH = 50
 
 
 class Delivery(commands.Cog):
-    """Owns the delivery loop; cancels it when the cog unloads (bot shutdown)."""
+    """Owns the poll scheduler, the delivery and notice tasks and the housekeeping loop;
+    cancels and awaits all of them when the cog unloads (bot shutdown)."""
 
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
+        settings = bot.settings
         self._download_failures: dict[int, int] = {}
         self._post_failures: dict[int, int] = {}
+        # Jobs Discord asked us to wait for (RateLimited): not retried before then.
+        self._not_before: dict[int, float] = {}
         self._last_sweep = time.monotonic()
         # A reservation can only legitimately stay unsubmitted for one generate call.
-        self._stale_after = max(300.0, 4 * bot.settings.client.timeout_seconds)
-        self._slots = asyncio.Semaphore(PARALLEL_DELIVERIES)
+        self._stale_after = stale_reservation_seconds(settings.client)
+        self._slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._tmp = Path(tempfile.mkdtemp(prefix="happyhorse-"))
-        self.loop.change_interval(seconds=bot.settings.poll_interval_seconds)
+        self.scheduler = PollScheduler(bot.jobs, self._handle_outcome)
+        self._deliveries: dict[int, asyncio.Task[None]] = {}
+        self._notices: dict[int, asyncio.Task[None]] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def cog_load(self) -> None:
-        """Settle what a previous run left half-done, then start the loop."""
+        """Settle what a previous run left half-done, rebuild the schedule, start work."""
         for job in await self.bot.jobs.recover_interrupted():
             log.info("Refunded job %s left unfinished by a restart", job.id)
-        self.loop.start()
+        learned = await self.bot.jobs.load_history()
+        pending = await self.scheduler.load()
+        log.info("Scheduler: %d jobs to poll, %d completion times learned", pending, learned)
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="delivery-housekeeping")
 
     async def cog_unload(self) -> None:
-        """Stop the loop (an in-flight tick is cancelled; its work resumes next start)."""
-        self.loop.cancel()
+        """Stop everything this cog started and wait for it; unfinished work resumes at
+        the next start (the store is the truth)."""
+        self._closing = True
+        await self.scheduler.close()
+        tasks = [*self._deliveries.values(), *self._notices.values()]
+        if self._housekeeping is not None:
+            tasks.append(self._housekeeping)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.bot.cards.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    @tasks.loop(seconds=5.0)
-    async def loop(self) -> None:
-        """One tick. Never raises: a failing tick is logged and the next one runs."""
-        self.bot.heartbeats.beat("scheduler")
-        try:
-            await self.tick()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Delivery loop tick failed; continuing")
+    @property
+    def running(self) -> bool:
+        """Whether the scheduler and the housekeeping loop are alive."""
+        runner = self.scheduler.running
+        house = self._housekeeping is not None and not self._housekeeping.done()
+        return runner and house
 
-    @loop.before_loop
-    async def _wait_until_ready(self) -> None:
+    # -- housekeeping ------------------------------------------------------------------
+
+    async def _housekeep(self) -> None:
+        """Start the scheduler once connected, then every poll interval: retry
+        deliveries, send notices, sweep leaked reservations. Never raises."""
         await self.bot.wait_until_ready()
+        self.scheduler.start()
+        while True:
+            if self.scheduler.running:
+                self.bot.heartbeats.beat(SCHEDULER)
+            try:
+                await self.housekeeping_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Delivery housekeeping failed; continuing")
+            await asyncio.sleep(self.bot.settings.poll_interval_seconds)
 
-    async def tick(self) -> None:
-        """Poll due jobs, update cards and settle outcomes, then deliver completed jobs."""
+    async def housekeeping_round(self) -> None:
+        """One round: stale sweep (when due), failure notices, deliveries to (re)try."""
+        settings = self.bot.settings
         now = time.monotonic()
-        if now - self._last_sweep >= STALE_SWEEP_INTERVAL:
+        if now - self._last_sweep >= settings.stale_sweep_interval_seconds:
             self._last_sweep = now
             await self.bot.jobs.refund_stale_reservations(self._stale_after)
-        for outcome in await self.bot.jobs.poll_due():
-            await self._guarded(outcome.job, self._handle_outcome(outcome))
-        for job in await self.bot.store.jobs.unnotified_refunds(NOTICE_WINDOW_SECONDS):
-            await self._guarded(job, self._notify_failure(job))
-        deliverable = await self.bot.store.jobs.deliverable_jobs(self.bot.settings.poll_batch_size)
-        await asyncio.gather(*(self._guarded(job, self._deliver_slot(job)) for job in deliverable))
+        for job in await self.bot.store.jobs.unnotified_refunds(
+            settings.failure_notice_window_seconds
+        ):
+            self._start_notice(job)
+        for job in await self.bot.store.jobs.deliverable_jobs(DELIVERABLE_BATCH):
+            self._start_delivery(job)
 
-    async def _guarded(self, job: Job, work: object) -> None:
-        """Run one job's work; one bad job must never stop the loop."""
-        assert asyncio.iscoroutine(work)
-        try:
-            await job_logging(job.id, work)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Handling job %s failed; it will be retried", job.id)
-
-    async def _handle_outcome(self, outcome: PollOutcome) -> None:
+    def _handle_outcome(self, outcome: PollOutcome) -> None:
+        """What a poll found, turned into Discord work that runs on its own (never blocks)."""
         job = outcome.job
         if outcome.kind is PollKind.PENDING:
-            await self.bot.cards.update(job, api_state=outcome.api_state)
+            self.bot.cards.request(job, api_state=outcome.api_state)
+        elif outcome.kind is PollKind.COMPLETED:
+            self._start_delivery(job)
         elif outcome.kind in {PollKind.FAILED, PollKind.EXPIRED}:
-            await self.bot.cards.update(job, note=outcome.message, force=True)
-            self.bot.cards.forget(job.id)
+            self.bot.cards.request(job, note=outcome.message, final=True)
+            self._start_notice(job)
+
+    def _start_delivery(self, job: Job) -> None:
+        if self._closing or job.id in self._deliveries:
+            return
+        not_before = self._not_before.get(job.id)
+        if not_before is not None:
+            if time.monotonic() < not_before:
+                return
+            del self._not_before[job.id]
+        self._spawn(self._deliveries, job, self._deliver_slot(job), "deliver")
+
+    def _start_notice(self, job: Job) -> None:
+        if self._closing or job.id in self._notices or job.notified_at is not None:
+            return
+        self._spawn(self._notices, job, self._notify_failure(job), "notice")
+
+    def _spawn(
+        self,
+        owner: dict[int, asyncio.Task[None]],
+        job: Job,
+        work: Coroutine[Any, Any, None],
+        what: str,
+    ) -> None:
+        """Run one job's work as an owned task; its failure is logged, never lost."""
+
+        async def guarded() -> None:
+            try:
+                await job_logging(job.id, work)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Job %s: %s failed; it will be retried", job.id, what)
+
+        task = asyncio.create_task(guarded(), name=f"{what}-job-{job.id}")
+        owner[job.id] = task
+        task.add_done_callback(lambda _: owner.pop(job.id, None))
 
     async def _deliver_slot(self, job: Job) -> None:
+        """Wait for a delivery slot, then deliver within the total time limit."""
         async with self._slots:
-            await self.deliver(job)
+            fresh = await self.bot.store.jobs.get_job(job.id)
+            if fresh is None or fresh.result_url is None or fresh.delivered_at is not None:
+                return
+            try:
+                async with asyncio.timeout(self.bot.settings.delivery_time_limit_seconds):
+                    await self.deliver(fresh)
+            except TimeoutError:
+                # It may have been posting: end the lease visibly so the next attempt
+                # looks for the post before posting again.
+                log.warning("Job %s: delivery ran out of time; retrying later", job.id)
+                await self.bot.store.jobs.end_delivery(job.id)
 
     # -- delivering one job ----------------------------------------------------------
 
     async def deliver(self, job: Job) -> None:
         """Post one completed job's video in its channel, exactly once."""
         crashed_before = job.delivering_until is not None
-        if not await self.bot.store.jobs.claim_delivery(job.id, DELIVERY_LEASE_SECONDS):
+        lease = self.bot.settings.delivery_lease_seconds
+        if not await self.bot.store.jobs.claim_delivery(job.id, lease):
             return
         channel = self._resolve_channel(job)
         if crashed_before:
@@ -157,7 +235,8 @@ class Delivery(commands.Cog):
                 return
             log.warning("Job %s: download keeps failing; posting a link instead", job.id)
         try:
-            message = await self._post(channel, job, path)
+            async with asyncio.timeout(self.bot.settings.upload_deadline_seconds):
+                message = await self._post(channel, job, path)
         except discord.Forbidden:
             await self._undeliverable(job, "the bot is not allowed to post in that channel")
             return
@@ -165,20 +244,40 @@ class Delivery(commands.Cog):
             await self._undeliverable(job, "the channel no longer exists")
             return
         except discord.HTTPException as exc:
-            failures = self._post_failures.get(job.id, 0) + 1
-            self._post_failures[job.id] = failures
-            if failures >= MAX_POST_TRIES:
-                await self._undeliverable(
-                    job, f"Discord kept refusing the post (HTTP {exc.status}, code {exc.code})"
-                )
-                return
-            log.warning("Job %s: posting failed (%s); retrying later", job.id, exc)
+            await self._post_failed(job, f"HTTP {exc.status}, code {exc.code}", exc)
+            return
+        except discord.RateLimited as exc:
+            # discord.py refuses to wait out a long rate limit (max_ratelimit_timeout):
+            # nothing was posted, so give the lease back at once and retry once Discord
+            # allows it. Being asked to wait is not a refusal: it does not count as one.
+            log.warning("Job %s: posting is rate limited for %.0f s", job.id, exc.retry_after)
+            self._not_before[job.id] = time.monotonic() + exc.retry_after
             await self.bot.store.jobs.release_delivery(job.id)
+            return
+        except TimeoutError:
+            # The upload ran out of time and may have reached Discord: end the lease but
+            # keep it visible, so the next attempt looks for the post first.
+            log.warning("Job %s: the upload did not finish in time; retrying later", job.id)
+            self._count_post_failure(job)
+            await self.bot.store.jobs.end_delivery(job.id)
             return
         finally:
             if path is not None:
                 path.unlink(missing_ok=True)
         await self._finish(job, message)
+
+    def _count_post_failure(self, job: Job) -> int:
+        failures = self._post_failures.get(job.id, 0) + 1
+        self._post_failures[job.id] = failures
+        return failures
+
+    async def _post_failed(self, job: Job, what: str, exc: Exception) -> None:
+        """A retryable refusal of the post: retry later, or give up after several."""
+        if self._count_post_failure(job) >= MAX_POST_TRIES:
+            await self._undeliverable(job, f"Discord kept refusing the post ({what})")
+            return
+        log.warning("Job %s: posting failed (%s); retrying later", job.id, exc)
+        await self.bot.store.jobs.release_delivery(job.id)
 
     def _resolve_channel(self, job: Job) -> discord.abc.Messageable:
         """The job's channel from the cache, else a partial one to send to directly.
@@ -198,7 +297,12 @@ class Delivery(commands.Cog):
         limit = guild.filesize_limit if isinstance(guild, discord.Guild) else 10 * 1024 * 1024
         dest = self._tmp / f"job-{job.id}.mp4"
         try:
-            await self.bot.api.download(job.result_url, dest, limit)
+            await self.bot.api.download(
+                job.result_url,
+                dest,
+                limit,
+                deadline_seconds=self.bot.settings.download_deadline_seconds,
+            )
         except DownloadTooLargeError:
             return None
         return dest
@@ -262,20 +366,21 @@ class Delivery(commands.Cog):
     async def _finish(self, job: Job, message: discord.Message) -> None:
         self._download_failures.pop(job.id, None)
         self._post_failures.pop(job.id, None)
+        self._not_before.pop(job.id, None)
         if not await self.bot.store.jobs.mark_delivered(job.id, message.id):
             return
         metrics.job_delivered(job)
         delivered = await self.bot.store.jobs.get_job(job.id) or job
-        await self.bot.cards.update(delivered, note=f"Posted: {message.jump_url}", force=True)
-        self.bot.cards.forget(job.id)
+        self.bot.cards.request(delivered, note=f"Posted: {message.jump_url}", final=True)
 
     async def _undeliverable(self, job: Job, reason: str) -> None:
         """Refund a video that cannot be posted; the notice (a DM) follows from the outbox."""
         log.warning("Job %s cannot be delivered: %s", job.id, reason)
         self._download_failures.pop(job.id, None)
         self._post_failures.pop(job.id, None)
+        self._not_before.pop(job.id, None)
         if await self.bot.jobs.fail_undeliverable(job, reason):
-            await self._notify_failure(await self.bot.store.jobs.get_job(job.id) or job)
+            self._start_notice(await self.bot.store.jobs.get_job(job.id) or job)
 
     # -- telling people --------------------------------------------------------------
 

@@ -4,6 +4,11 @@ Edits are throttled per card (Discord does not publish per-channel edit limits; 
 seconds apart is safe), and an interaction token is only used while it is comfortably
 younger than its 15-minute lifetime. After that, or after a restart (when no token is
 kept), the card is edited as an ordinary channel message through its stored id.
+
+Edits are requested, not awaited (`request`): the newest request per card replaces an
+older one still waiting, and a few worker tasks send them, one edit per card at a time.
+So a slow or rate-limited edit never holds up a poll or a delivery, and a card that
+changed three times while Discord was slow is edited once, to its latest state.
 """
 
 from __future__ import annotations
@@ -28,6 +33,18 @@ log = logging.getLogger(__name__)
 # Stop using a token this long before it expires, so no edit races the deadline.
 TOKEN_SAFETY_MARGIN = datetime.timedelta(seconds=90)
 INVALID_WEBHOOK_TOKEN = 50027
+# Card edits sent at once (each to a different card).
+EDIT_WORKERS = 3
+# Edits kept for cards not shown yet (jobs whose card is never shown are dropped).
+MAX_UNPLACED = 1000
+
+
+@dataclass
+class _Request:
+    job: Job
+    api_state: TaskState | None
+    note: str | None
+    final: bool
 
 
 @dataclass
@@ -47,6 +64,12 @@ class StatusCards:
         self._cards: dict[int, _Card] = {}
         # Queue position and estimates for a job (set by the queue cog).
         self.info_provider: Callable[[Job], Awaitable[CardInfo]] | None = None
+        self._queued: dict[int, _Request] = {}
+        self._editing: set[int] = set()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._closed = False
+        # Edits asked for before the card existed (the job outran its own card).
+        self._unplaced: dict[int, _Request] = {}
 
     async def info(self, job: Job) -> CardInfo | None:
         """What the card shows beyond the job: position, estimates, a pause."""
@@ -64,9 +87,64 @@ class StatusCards:
         """The card's buttons: Cancel while queued, none once the job went to the API."""
         return cancel_view(job.id) if job.state is JobState.QUEUED else None
 
+    def request(
+        self,
+        job: Job,
+        *,
+        api_state: TaskState | None = None,
+        note: str | None = None,
+        final: bool = False,
+    ) -> None:
+        """Ask for the card to show this state; returns at once (see the module docstring).
+
+        `final` edits regardless of the throttle and forgets the card afterwards.
+        """
+        if self._closed:
+            return
+        waiting = self._queued.get(job.id)
+        if waiting is not None and waiting.final and not final:
+            return  # a final state is never replaced by an earlier one arriving late
+        self._queued[job.id] = _Request(job, api_state, note, final)
+        if len(self._workers) < EDIT_WORKERS:
+            task = asyncio.get_running_loop().create_task(self._work(), name="card-edits")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        while True:
+            job_id = next((j for j in self._queued if j not in self._editing), None)
+            if job_id is None:
+                return
+            req = self._queued.pop(job_id)
+            self._editing.add(job_id)
+            try:
+                await self.update(req.job, api_state=req.api_state, note=req.note, force=req.final)
+            except Exception:
+                log.exception("Editing the card of job %s failed", job_id)
+            finally:
+                self._editing.discard(job_id)
+            if req.final:
+                self.forget(job_id)
+
+    async def close(self) -> None:
+        """Drop waiting edits and cancel the workers (at shutdown)."""
+        self._closed = True
+        self._queued.clear()
+        workers = list(self._workers)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
     def track(self, job_id: int, interaction: discord.Interaction) -> None:
-        """Remember the interaction whose response is this job's card."""
+        """Remember the interaction whose response is this job's card.
+
+        An edit asked for before this (a quick job can complete, or even be posted,
+        before its card is shown) is sent now, so the card does not stay behind.
+        """
         self._cards[job_id] = _Card(interaction=interaction, last_edit=time.monotonic())
+        missed = self._unplaced.pop(job_id, None)
+        if missed is not None:
+            self.request(missed.job, api_state=missed.api_state, note=missed.note, final=True)
 
     def lock(self, job_id: int) -> asyncio.Lock:
         """Held around "read the job, edit its card" so two editors of one card cannot
@@ -93,6 +171,11 @@ class StatusCards:
         Failures to edit are logged and ignored: a card is a courtesy, not the delivery.
         """
         card = self._cards.setdefault(job.id, _Card(interaction=None))
+        if card.interaction is None and job.progress_message_id is None:
+            self._unplaced[job.id] = _Request(job, api_state, note, force)
+            while len(self._unplaced) > MAX_UNPLACED:
+                self._unplaced.pop(next(iter(self._unplaced)))
+            return
         now = time.monotonic()
         if not force and now - card.last_edit < self._min_interval:
             return

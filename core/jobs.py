@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from core import metrics
+from core.completion import CompletionKey, CompletionModel
 from core.errors import Refusal, describe_submit_error, operator_hint
 from core.fairness import next_round
 from core.logs import job_logging
+from core.poll_policy import PollPolicy
 from core.prompts import PromptError, check_prompt
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -32,6 +33,7 @@ from happyhorse.errors import (
     ValidationError,
 )
 from happyhorse.models import GenerationRequest, TaskState, TaskStatus
+from happyhorse.settings import ClientSettings
 from storage.models import Balance, GuildSettings, Job, JobState, NewJob
 from storage.store import Store
 
@@ -40,6 +42,29 @@ log = logging.getLogger(__name__)
 TEXT_TO_VIDEO = "text-to-video"
 LOST_TASK_POLLS = 3
 IMAGE_TO_VIDEO = "image-to-video"
+# A reservation counts as leaked once it is this many times older than the longest a
+# live submit can take (see `stale_reservation_seconds`).
+STALE_RESERVATION_MARGIN = 2.0
+
+
+def worst_case_generate_seconds(client: ClientSettings) -> float:
+    """The longest one generate call can take, retries and Retry-After waits included.
+
+    Every attempt may run to the request timeout, and every retry may first wait the
+    backoff or the server's Retry-After, both capped at `retry_cap_seconds`.
+    """
+    attempts = client.max_retries + 1
+    return attempts * client.timeout_seconds + client.max_retries * client.retry_cap_seconds
+
+
+def stale_reservation_seconds(client: ClientSettings) -> float:
+    """How old a reservation must be before the running bot may take it as leaked.
+
+    A reservation becomes a submitted job within one generate call (plus the defer before
+    it), so anything younger than the worst-case generate time, with a margin, may still
+    be a live submit and must not be refunded.
+    """
+    return STALE_RESERVATION_MARGIN * worst_case_generate_seconds(client)
 
 
 @dataclass(frozen=True)
@@ -135,14 +160,36 @@ class JobService:
         settings: BotSettings,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        jitter: Callable[[], float] = random.random,
+        model: CompletionModel | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.settings = settings
         self._clock = clock
-        self._jitter = jitter
+        self.completion = model or CompletionModel(
+            min_history=settings.poll_min_history,
+            history_size=max(settings.poll_history_size, settings.poll_min_history),
+        )
+        self.policy = PollPolicy(settings, self.completion)
+        self._listeners: list[Callable[[Job], None]] = []
         self._slot_listeners: list[Callable[[], None]] = []
+
+    def on_job_changed(self, listener: Callable[[Job], None]) -> None:
+        """Call `listener` with every job submitted here or passed to `notify`."""
+        self._listeners.append(listener)
+
+    def notify(self, job: Job) -> None:
+        """Tell the listeners (the poll scheduler) that `job` changed outside a poll: it
+        was submitted, or settled by someone else (cancelled, refunded), so it is polled
+        from now on, or no longer."""
+        for listener in self._listeners:
+            listener(job)
+
+    async def load_history(self) -> int:
+        """Feed the completion model the stored completion times; return how many."""
+        samples = await self.store.jobs.completion_times(self.completion.history_size * 4)
+        self.completion.load(samples)
+        return len(samples)
 
     def add_slot_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever a job stops holding a running slot (completed,
@@ -197,7 +244,10 @@ class JobService:
             )
         except ValidationError as exc:
             raise Refusal(f"That request is not valid: {exc.message}") from None
-        cost = self.cost_of(draft.duration, draft.quality)
+        try:
+            cost = self.cost_of(draft.duration, draft.quality)
+        except ValueError as exc:
+            raise Refusal(f"That request is not valid: {exc}") from None
         rounds = await self.store.jobs.queue_rounds(draft.guild_id, draft.user_id)
         job = await self.store.credits.reserve(
             NewJob(
@@ -277,24 +327,22 @@ class JobService:
                 # The requester hears why at once, in the reply to their command.
                 await self.store.jobs.mark_notified(job.id)
             raise describe_submit_error(exc) from None
-        next_poll = self._clock() + timedelta(seconds=self.settings.poll_first_delay_seconds)
+        now = self._clock()
+        next_poll = self.policy.next_poll_at(replace(job, submitted_at=now), now)
         if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
             log.warning("Job %s was settled while it was being submitted", job.id)
-        return await self._reload(job)
+        submitted = await self._reload(job)
+        self.notify(submitted)
+        return submitted
 
     # -- polling -------------------------------------------------------------------
 
-    def next_poll_delay(self, attempts: int) -> float:
-        """Adaptive schedule: soon after submit, then backing off (x1.5) to a cap, +-10%."""
-        base = self.settings.poll_first_delay_seconds or self.settings.poll_interval_seconds
-        delay = min(self.settings.poll_max_interval_seconds, base * (1.5 ** max(0, attempts)))
-        return max(0.05, delay * (0.9 + 0.2 * self._jitter()))
-
     async def poll_due(self) -> list[PollOutcome]:
-        """Poll every job whose next poll time has come (one bounded batch).
+        """Poll every job whose next poll time has come (one bounded batch), at once.
 
-        Status calls go through the client's shared rate limiter, so a large batch is
-        spread out instead of bursting; one failing job never stops the others.
+        For tools and tests; the bot's scheduler (`core.scheduler`) polls job by job.
+        Status calls go through the client's shared rate limiter; one failing job never
+        stops the others.
         """
         jobs = await self.store.jobs.due_jobs(self._clock(), self.settings.poll_batch_size)
         if not jobs:
@@ -307,41 +355,49 @@ class JobService:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 log.exception("Polling job %s failed unexpectedly", job.id, exc_info=result)
-                await self._reschedule(job)
+                await self.reschedule(job)
                 continue
             outcomes.append(result)
         return outcomes
 
     async def poll(self, job: Job) -> PollOutcome:
-        """Ask the API about one submitted job and record what it says."""
-        now = self._clock()
-        age = now - job.submitted_at if job.submitted_at is not None else timedelta(0)
-        if age.total_seconds() > self.settings.job_deadline_seconds:
-            return await self._expire(job, "The video took too long and was cancelled.")
+        """Ask the API about one submitted job and record what it says.
+
+        The deadline is only checked against an answer: a job expires when the API says
+        it is still unfinished past the deadline, never because its poll came late (a
+        video finished meanwhile is delivered, not thrown away). The outcome carries the
+        job as stored afterwards (its next poll time included).
+        """
+        outcome = await self._poll_once(job)
+        if outcome.kind is PollKind.RETRY:
+            return replace(outcome, job=await self._reload(job))
+        return outcome
+
+    async def _poll_once(self, job: Job) -> PollOutcome:
         assert job.task_id is not None, "a submitted job always has a task id"
         try:
             status = await self.client.status(job.task_id)
         except RateLimitError as exc:
-            await self._reschedule(job, at_least=exc.retry_after or 0.0)
+            await self.reschedule(job, at_least=exc.retry_after or 0.0)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="rate limited")
         except AuthenticationError as exc:
             log.error("Polling job %s: %s", job.id, operator_hint(exc))
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="api key rejected")
         except APIStatusError as exc:
             if exc.status == 404 and job.attempts >= LOST_TASK_POLLS:
                 # Some services answer 404 for a moment after creating a task; only a
                 # task still unknown after several polls is taken as lost.
                 return await self._fail(job, "The video service lost track of this job.")
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
         except InvalidResponseError as exc:
             log.warning("Job %s: unreadable status answer: %s", job.id, exc.message)
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message="unreadable answer")
         except HappyHorseError as exc:
             log.info("Job %s: status call failed (%s); will retry", job.id, type(exc).__name__)
-            await self._reschedule(job)
+            await self.reschedule(job)
             return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
         return await self._apply_status(job, status)
 
@@ -349,15 +405,20 @@ class JobService:
         if status.state is TaskState.COMPLETED:
             url = status.video_url
             assert url is not None, "the client refuses a completed status without a URL"
-            await self.store.jobs.mark_completed(job.id, url)
-            self._slot_freed()
-            return PollOutcome(
-                job=await self._reload(job), kind=PollKind.COMPLETED, api_state=status.state
-            )
+            completed = await self.store.jobs.mark_completed(job.id, url)
+            done = await self._reload(job)
+            if completed:
+                self._learn(done)
+                self._slot_freed()
+            return PollOutcome(job=done, kind=PollKind.COMPLETED, api_state=status.state)
         if status.state is TaskState.FAILED:
             reason = status.message or "The video service could not make this video."
             return await self._fail(job, reason)
-        await self._reschedule(job)
+        now = self._clock()
+        age = now - job.submitted_at if job.submitted_at is not None else timedelta(0)
+        if age.total_seconds() > self.settings.job_deadline_seconds:
+            return await self._expire(job, "The video took too long and was cancelled.")
+        await self.store.jobs.mark_pending(job.id, self.policy.next_poll_at(job, now))
         return PollOutcome(
             job=await self._reload(job),
             kind=PollKind.PENDING,
@@ -365,9 +426,23 @@ class JobService:
             message=status.message or "",
         )
 
-    async def _reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
-        delay = max(self.next_poll_delay(job.attempts), at_least)
-        await self.store.jobs.schedule_poll(job.id, self._clock() + timedelta(seconds=delay))
+    def _learn(self, job: Job) -> None:
+        """Feed a just-completed job's bracket to the completion model (as stored)."""
+        if job.submitted_at is None or job.completed_at is None:
+            return
+        seen = job.last_pending_at or job.submitted_at
+        self.completion.observe(
+            CompletionKey.of(job),
+            (seen - job.submitted_at).total_seconds(),
+            (job.completed_at - job.submitted_at).total_seconds(),
+        )
+
+    async def reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
+        """After a failed status call: the next scheduled poll, or after Retry-After."""
+        now = self._clock()
+        scheduled = self.policy.next_poll_at(job, now)
+        retry = now + timedelta(seconds=max(at_least, self.settings.poll_min_interval_seconds))
+        await self.store.jobs.schedule_poll(job.id, max(scheduled, retry))
 
     async def _fail(self, job: Job, reason: str) -> PollOutcome:
         refunded = await self.store.jobs.fail_and_refund(job.id, reason)

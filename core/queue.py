@@ -21,7 +21,7 @@ from enum import Enum
 
 from core import metrics
 from core.errors import Refusal
-from core.eta import CompletionEstimator, LedgerEstimator
+from core.eta import CompletionEstimator, LearnedEstimator
 from core.fairness import Member, fair_order, positions, startable
 from core.jobs import JobDraft, JobService, SubmitHeld
 from core.limits import Limits, cooldown_refusal, queue_full_refusal
@@ -208,7 +208,7 @@ class QueueService:
         self.store = store
         self.jobs = jobs
         self.settings = settings
-        self.estimator: CompletionEstimator = estimator or LedgerEstimator(store.jobs)
+        self.estimator: CompletionEstimator = estimator or LearnedEstimator(jobs.completion)
         self.gate = SubmitGate(
             settings.queue_pause_backoff_seconds,
             settings.queue_pause_max_backoff_seconds,
@@ -440,7 +440,6 @@ class QueueService:
         """`card_info` for many jobs at once: each guild's queue is read and ordered once."""
         result = {job.id: CardInfo() for job in jobs}
         submitted = [job for job in jobs if job.state is JobState.SUBMITTED]
-        await self._refresh_estimates(submitted)
         for job in submitted:
             expected = self._expected(job)
             if expected is None or job.submitted_at is None:
@@ -450,7 +449,6 @@ class QueueService:
         for guild_id in {job.guild_id for job in jobs if job.state is JobState.QUEUED}:
             ordered = fair_order(await self.store.jobs.queued_jobs(guild_id))
             running = await self.store.jobs.running_counts(guild_id)
-            await self._refresh_estimates(ordered)
             estimates = self._estimates(ordered, running, await self.limits(guild_id))
             where = positions(ordered)
             for job in jobs:
@@ -477,10 +475,6 @@ class QueueService:
 
     def _expected(self, job: Job) -> float | None:
         return self.estimator.expected_seconds(job.mode, job.quality, job.duration, job.sound)
-
-    async def _refresh_estimates(self, jobs: Sequence[Job]) -> None:
-        if isinstance(self.estimator, LedgerEstimator):
-            await self.estimator.refresh({(j.mode, j.quality, j.duration, j.sound) for j in jobs})
 
     def _estimates(
         self, ordered: Sequence[Job], running: Mapping[Member, int], limits: Limits

@@ -27,6 +27,8 @@ REQUIRE_KEY_HELP = (
     "are not charged credits for sandbox test clips. Put the key from your HappyHorse "
     "dashboard in .env as HAPPYHORSE_API_KEY=..., or set REQUIRE_API_KEY=0 to use the sandbox."
 )
+# A delivery attempt may take this multiple of its download and upload deadlines.
+DELIVERY_MARGIN = 1.25
 
 
 class SettingsError(ValueError):
@@ -56,6 +58,13 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value >= 0.5:
+        raise SettingsError(f"{name} must be below 0.5, got {value}")
     return value
 
 
@@ -172,12 +181,31 @@ class BotSettings:
     dev_guild_id: int | None = None
     sync_commands: bool = True
     log_level: str = "INFO"
-    # The delivery loop: how often it wakes, and how a job's polls back off.
+    # Polling (see core/poll_policy.py): the plain cadence used until there is history
+    # (first poll, then every interval), the spacing cap, and status calls in flight.
     poll_interval_seconds: float = 5.0
     poll_first_delay_seconds: float = 5.0
     poll_max_interval_seconds: float = 60.0
-    poll_batch_size: int = 25
+    poll_batch_size: int = 8
     job_deadline_seconds: float = 1800.0
+    # Polls placed from learned completion times: the expected lag they aim under, the
+    # closest two polls of one job may be, how many completions a distribution needs and
+    # keeps, and the probability mass at each end left to sparse polls.
+    poll_target_lag_seconds: float = 4.0
+    poll_min_interval_seconds: float = 0.5
+    poll_min_history: int = 20
+    poll_history_size: int = 200
+    poll_skip_probability: float = 0.05
+    # Deliveries: how many run at once, the lease that keeps a second poster off a job,
+    # and the total time a download and an upload may take (both well inside the lease).
+    delivery_concurrency: int = 4
+    delivery_lease_seconds: float = 300.0
+    download_deadline_seconds: float = 90.0
+    upload_deadline_seconds: float = 90.0
+    # Background chores: how often reservations are checked for leaks, and how old a
+    # failure notice may be and still be sent after an outage.
+    stale_sweep_interval_seconds: float = 60.0
+    failure_notice_window_seconds: float = 24 * 3600.0
     # Credits.
     default_daily_credits: int = 10
     credit_period: str = "daily"
@@ -232,6 +260,21 @@ class BotSettings:
     # Where to write the event-loop stall report on shutdown; None: no watch.
     loop_watch_report: Path | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse delivery deadlines that would let a delivery outlive its lease."""
+        if self.delivery_time_limit_seconds >= self.delivery_lease_seconds:
+            raise SettingsError(
+                "DELIVERY_LEASE_SECONDS must exceed 1.25 x (DOWNLOAD_DEADLINE_SECONDS + "
+                f"UPLOAD_DEADLINE_SECONDS) = {self.delivery_time_limit_seconds:g}, got "
+                f"{self.delivery_lease_seconds:g}: a delivery must end before its lease does"
+            )
+
+    @property
+    def delivery_time_limit_seconds(self) -> float:
+        """The most one delivery attempt may take: download, upload and a margin for the
+        channel-history check and the database, all inside the delivery lease."""
+        return DELIVERY_MARGIN * (self.download_deadline_seconds + self.upload_deadline_seconds)
+
     @property
     def uses_sandbox(self) -> bool:
         """True when no API key is configured and the built-in sandbox stands in."""
@@ -280,8 +323,25 @@ class BotSettings:
             poll_interval_seconds=_float(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
             poll_first_delay_seconds=_float(env, "POLL_FIRST_DELAY_SECONDS", 5.0),
             poll_max_interval_seconds=_float(env, "POLL_MAX_INTERVAL_SECONDS", 60.0, minimum=0.05),
-            poll_batch_size=_int(env, "POLL_BATCH_SIZE", 25, minimum=1),
+            poll_batch_size=_int(env, "POLL_BATCH_SIZE", 8, minimum=1),
             job_deadline_seconds=_float(env, "JOB_DEADLINE_SECONDS", 1800.0, minimum=1.0),
+            poll_target_lag_seconds=_float(env, "POLL_TARGET_LAG_SECONDS", 4.0, minimum=0.01),
+            poll_min_interval_seconds=_float(env, "POLL_MIN_INTERVAL_SECONDS", 0.5, minimum=0.01),
+            poll_min_history=_int(env, "POLL_MIN_HISTORY", 20, minimum=1),
+            poll_history_size=_int(env, "POLL_HISTORY_SIZE", 200, minimum=1),
+            poll_skip_probability=_fraction(env, "POLL_SKIP_PROBABILITY", 0.05),
+            delivery_concurrency=_int(env, "DELIVERY_CONCURRENCY", 4, minimum=1),
+            delivery_lease_seconds=_float(env, "DELIVERY_LEASE_SECONDS", 300.0, minimum=1.0),
+            download_deadline_seconds=_float(
+                env, "DOWNLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01
+            ),
+            upload_deadline_seconds=_float(env, "UPLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01),
+            stale_sweep_interval_seconds=_float(
+                env, "STALE_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.01
+            ),
+            failure_notice_window_seconds=_float(
+                env, "FAILURE_NOTICE_WINDOW_SECONDS", 24 * 3600.0, minimum=1.0
+            ),
             default_daily_credits=_int(env, "DEFAULT_DAILY_CREDITS", 10),
             credit_period=period,
             cost_base=_int(env, "COST_BASE", 1, minimum=1),

@@ -185,19 +185,24 @@ class HappyHorseClient:
         trickling bytes just fast enough to beat the read timeout would otherwise hold it
         forever); missing it raises APITimeoutError.
         """
-        if not isinstance(url, str) or not is_http_url(url):
-            raise DownloadError("download URL must be an http or https URL")
-        if max_bytes <= 0:
-            raise DownloadError(f"max_bytes must be positive, got {max_bytes}")
-        if deadline_seconds is not None and deadline_seconds <= 0:
+        if deadline_seconds is None:
+            return await self._download(url, dest, max_bytes)
+        if deadline_seconds <= 0:
             raise DownloadError(f"deadline_seconds must be positive, got {deadline_seconds}")
         try:
             async with asyncio.timeout(deadline_seconds):
-                written = await self._download_to(url, Path(dest), max_bytes)
+                return await self._download(url, dest, max_bytes)
         except TimeoutError:
             raise APITimeoutError(
                 f"download did not finish within {deadline_seconds:g} s"
             ) from None
+
+    async def _download(self, url: str, dest: Path, max_bytes: int) -> int:
+        if not isinstance(url, str) or not is_http_url(url):
+            raise DownloadError("download URL must be an http or https URL")
+        if max_bytes <= 0:
+            raise DownloadError(f"max_bytes must be positive, got {max_bytes}")
+        written = await self._download_to(url, Path(dest), max_bytes)
         log.info("downloaded %d bytes to %s", written, dest)
         return written
 

@@ -141,6 +141,25 @@ class Job:
     sandbox: bool = False
     cancelled_by: int | None = None
     queue_round: int | None = None
+    last_pending_at: datetime | None = None
+    """When the API last answered that the job was still unfinished."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionTime:
+    """How long one job took at the API, as far as polling can tell.
+
+    The job completed between ``lower_seconds`` (its last "still pending" answer, or 0)
+    and ``upper_seconds`` (the "completed" answer) after it was submitted.
+    """
+
+    mode: str
+    quality: str
+    duration: int
+    sound: bool
+    lower_seconds: float
+    upper_seconds: float
+    recorded_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from storage.models import (
     AuditEntry,
     Backlog,
     Balance,
+    CompletionTime,
     CostTable,
     GuildLimits,
     GuildSettings,
@@ -49,7 +50,20 @@ class JobStore(Protocol):
         ...
 
     async def mark_completed(self, job_id: int, result_url: str) -> bool:
-        """submitted -> completed, recording the video URL."""
+        """submitted -> completed, recording the video URL and how long the job took.
+
+        In the same atomic step a ``CompletionTime`` is recorded: the job completed between
+        its ``last_pending_at`` (or its submission) and now, in seconds after submission.
+        """
+        ...
+
+    async def mark_pending(self, job_id: int, next_poll_at: datetime) -> bool:
+        """A status call said the submitted job is unfinished: set ``last_pending_at`` to
+        now and the next poll time, and count one more attempt."""
+        ...
+
+    async def completion_times(self, limit: int) -> list[CompletionTime]:
+        """The most recent recorded completion times, newest first, at most ``limit``."""
         ...
 
     async def mark_delivered(self, job_id: int, message_id: int) -> bool:
@@ -108,12 +122,6 @@ class JobStore(Protocol):
         """When the member's latest request that was not refunded was accepted."""
         ...
 
-    async def completion_seconds(
-        self, mode: str, quality: str, duration: int, sound: bool, limit: int = 50
-    ) -> list[float]:
-        """Seconds from submit to completion of the latest completed jobs of this kind."""
-        ...
-
     async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
         """Set the next poll time of a submitted job and count one more attempt."""
         ...
@@ -146,6 +154,14 @@ class JobStore(Protocol):
 
     async def release_delivery(self, job_id: int) -> bool:
         """Give up a delivery lease early (posting failed; let the loop retry)."""
+        ...
+
+    async def end_delivery(self, job_id: int) -> bool:
+        """End a live delivery lease now, leaving ``delivering_until`` set.
+
+        For an attempt that may have posted (it timed out while sending): the next poster
+        then looks for the post first, as after a crash.
+        """
         ...
 
     async def mark_notified(self, job_id: int) -> bool:

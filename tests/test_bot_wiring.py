@@ -38,6 +38,9 @@ def test_missing_token_says_where_to_get_one() -> None:
         ("HAPPYHORSE_API_DIALECT", "klingon"),
         ("QUEUE_MAX_WAIT_SECONDS", "0"),
         ("QUEUE_PAUSE_BACKOFF_SECONDS", "later"),
+        ("POLL_TARGET_LAG_SECONDS", "0"),
+        ("POLL_SKIP_PROBABILITY", "0.7"),
+        ("DOWNLOAD_DEADLINE_SECONDS", "500"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
@@ -63,6 +66,28 @@ def test_queue_settings_defaults_and_overrides() -> None:
         }
     )
     assert (changed.queue_max_wait_seconds, changed.queue_pause_backoff_seconds) == (600.0, 5.0)
+
+
+def test_every_pipeline_time_is_a_setting() -> None:
+    """The poll and delivery times come from the environment, so all can be scaled down."""
+    env = {
+        "DISCORD_TOKEN": TOKEN,
+        "POLL_TARGET_LAG_SECONDS": "0.4",
+        "POLL_MIN_INTERVAL_SECONDS": "0.05",
+        "POLL_SKIP_PROBABILITY": "0.06",
+        "DELIVERY_LEASE_SECONDS": "30",
+        "DOWNLOAD_DEADLINE_SECONDS": "9",
+        "UPLOAD_DEADLINE_SECONDS": "9",
+        "STALE_SWEEP_INTERVAL_SECONDS": "6",
+        "FAILURE_NOTICE_WINDOW_SECONDS": "8640",
+    }
+    settings = BotSettings.from_env(env)
+    assert settings.poll_target_lag_seconds == 0.4
+    assert settings.poll_min_interval_seconds == 0.05
+    assert settings.poll_skip_probability == 0.06
+    assert settings.delivery_time_limit_seconds == 22.5 < settings.delivery_lease_seconds
+    assert settings.stale_sweep_interval_seconds == 6
+    assert settings.failure_notice_window_seconds == 8640
 
 
 def test_settings_repr_hides_secrets() -> None:

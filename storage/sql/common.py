@@ -79,6 +79,7 @@ def _job(row: Row) -> Job:
         sandbox=bool(row["sandbox"]),
         cancelled_by=row["cancelled_by"],
         queue_round=row["queue_round"],
+        last_pending_at=_dt(row["last_pending_at"]),
     )
 
 

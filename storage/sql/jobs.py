@@ -16,6 +16,7 @@ from storage.models import (
     AuditAction,
     AuditEntry,
     Backlog,
+    CompletionTime,
     DayOutcomes,
     GuildStats,
     Job,
@@ -30,10 +31,22 @@ from storage.sql.common import (
     _dt,
     _job,
     _limit,
+    _req_dt,
     _ts,
     _write_audit,
 )
 from storage.sql.database import Database
+
+# The completion is bracketed by the last "pending" answer (or the submission) and now.
+_RECORD_COMPLETION_SQL = """
+    INSERT INTO completion_times
+        (job_id, mode, quality, duration, sound, lower_seconds, upper_seconds, recorded_at)
+    SELECT id, mode, quality, duration, sound,
+           COALESCE(last_pending_at, submitted_at) - submitted_at,
+           completed_at - submitted_at, completed_at
+    FROM jobs WHERE id = :id AND submitted_at IS NOT NULL AND completed_at >= submitted_at
+    ON CONFLICT (job_id) DO NOTHING
+"""
 
 
 class SQLJobStore:
@@ -69,13 +82,50 @@ class SQLJobStore:
         )
 
     async def mark_completed(self, job_id: int, result_url: str) -> bool:
-        """submitted -> completed, recording the video URL."""
+        """submitted -> completed, recording the video URL and how long the job took."""
+        params = {"id": job_id, "url": result_url, "now": self._now()}
+        async with self._db.transaction(lock=("job", job_id)) as tx:
+            if (
+                await tx.execute(
+                    """UPDATE jobs SET state = 'completed', result_url = :url,
+                           next_poll_at = NULL, completed_at = :now, updated_at = :now
+                       WHERE id = :id AND state = 'submitted'""",
+                    params,
+                )
+                != 1
+            ):
+                return False
+            await tx.execute(_RECORD_COMPLETION_SQL, params)
+            return True
+
+    async def mark_pending(self, job_id: int, next_poll_at: datetime) -> bool:
+        """The API says the submitted job is unfinished: remember when, set the next poll."""
         return await self._update(
-            """UPDATE jobs SET state = 'completed', result_url = :url, next_poll_at = NULL,
-                   completed_at = :now, updated_at = :now
+            """UPDATE jobs SET last_pending_at = :now, next_poll_at = :next_poll_at,
+                   attempts = attempts + 1, updated_at = :now
                WHERE id = :id AND state = 'submitted'""",
-            {"id": job_id, "url": result_url},
+            {"id": job_id, "next_poll_at": _ts(next_poll_at)},
         )
+
+    async def completion_times(self, limit: int) -> list[CompletionTime]:
+        """The most recent recorded completion times, newest first, at most ``limit``."""
+        rows = await self._db.fetch_all(
+            """SELECT mode, quality, duration, sound, lower_seconds, upper_seconds, recorded_at
+               FROM completion_times ORDER BY recorded_at DESC, job_id DESC LIMIT :limit""",
+            {"limit": _limit(limit)},
+        )
+        return [
+            CompletionTime(
+                mode=row["mode"],
+                quality=row["quality"],
+                duration=row["duration"],
+                sound=bool(row["sound"]),
+                lower_seconds=row["lower_seconds"],
+                upper_seconds=row["upper_seconds"],
+                recorded_at=_req_dt(row["recorded_at"]),
+            )
+            for row in rows
+        ]
 
     async def mark_delivered(self, job_id: int, message_id: int) -> bool:
         """completed -> delivered, recording the posted message and dropping the lease."""
@@ -169,6 +219,14 @@ class SQLJobStore:
         return await self._update(
             """UPDATE jobs SET delivering_until = NULL, updated_at = :now
                WHERE id = :id AND state = 'completed' AND delivering_until IS NOT NULL""",
+            {"id": job_id},
+        )
+
+    async def end_delivery(self, job_id: int) -> bool:
+        """End a delivery lease now but leave it visible: a post may exist (see protocol)."""
+        return await self._update(
+            """UPDATE jobs SET delivering_until = :now, updated_at = :now
+               WHERE id = :id AND state = 'completed' AND delivering_until > :now""",
             {"id": job_id},
         )
 
@@ -341,25 +399,6 @@ class SQLJobStore:
             (guild_id, user_id),
         )
         return None if row is None else _dt(row["at"])
-
-    async def completion_seconds(
-        self, mode: str, quality: str, duration: int, sound: bool, limit: int = 50
-    ) -> list[float]:
-        """How long the latest completed jobs of this kind took at the API, newest first."""
-        rows = await self._db.fetch_all(
-            """SELECT completed_at - submitted_at AS took FROM jobs
-               WHERE mode = :mode AND quality = :quality AND duration = :duration
-                 AND sound = :sound AND completed_at IS NOT NULL AND submitted_at IS NOT NULL
-               ORDER BY completed_at DESC LIMIT :limit""",
-            {
-                "mode": mode,
-                "quality": quality,
-                "duration": duration,
-                "sound": int(sound),
-                "limit": _limit(limit),
-            },
-        )
-        return [float(row["took"]) for row in rows]
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         """A user's latest jobs in a guild, newest first."""

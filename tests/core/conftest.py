@@ -71,6 +71,7 @@ def settings(sandbox: SandboxServer) -> BotSettings:
         discord_token="discord-token-abcdef",
         client=client,
         poll_first_delay_seconds=1.0,
+        poll_interval_seconds=2.0,
         poll_max_interval_seconds=8.0,
         job_deadline_seconds=600.0,
     )
@@ -81,7 +82,7 @@ async def service(
     settings: BotSettings, store: SQLStore, clock: Clock
 ) -> AsyncIterator[JobService]:
     async with HappyHorseClient(settings.client) as client:
-        yield JobService(store, client, settings, clock=clock, jitter=lambda: 0.5)
+        yield JobService(store, client, settings, clock=clock)
 
 
 def with_deadline(settings: BotSettings, seconds: float) -> BotSettings:

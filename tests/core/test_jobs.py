@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
+from core.completion import CompletionKey
 from core.errors import Refusal
 from core.jobs import (
     IMAGE_TO_VIDEO,
@@ -15,8 +17,12 @@ from core.jobs import (
     JobService,
     PollKind,
     SubmitHeld,
+    stale_reservation_seconds,
+    worst_case_generate_seconds,
 )
 from happyhorse.sandbox import SandboxServer
+from happyhorse.sandbox.state import Phase
+from happyhorse.settings import ClientSettings
 from storage.models import JobState
 from storage.sqlite import SQLiteStore
 from tests.core.conftest import Clock
@@ -222,9 +228,10 @@ async def test_status_rate_limit_reschedules_instead_of_failing(
 async def test_stuck_job_expires_and_is_refunded(
     service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
 ) -> None:
-    """A job still unfinished past the deadline is expired and refunded."""
-    sandbox.state.faults.add("status", status=503, count=-1)
+    """A job the API still calls unfinished past the deadline is expired and refunded."""
     job = await service.submit(await service.reserve(draft()))
+    assert job.task_id is not None
+    sandbox.state.force(job.task_id, Phase.PROCESSING)
     clock.advance(601)
     outcomes = await service.poll_due()
     assert [o.kind for o in outcomes] == [PollKind.EXPIRED]
@@ -232,6 +239,34 @@ async def test_stuck_job_expires_and_is_refunded(
     expired = await store.jobs.get_job(job.id)
     assert expired is not None and expired.state is JobState.REFUNDED
     assert await remaining(store) == 4
+
+
+async def test_a_late_poll_still_delivers_a_finished_video(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """A poll that comes after the deadline but finds the video done completes the job."""
+    job = await service.submit(await service.reserve(draft()))
+    assert job.task_id is not None
+    sandbox.state.force(job.task_id, Phase.COMPLETED)
+    clock.advance(601)
+    outcomes = await service.poll_due()
+    assert [o.kind for o in outcomes] == [PollKind.COMPLETED]
+    done = await store.jobs.get_job(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.result_url
+    assert await remaining(store) == 3
+
+
+async def test_a_failing_status_call_never_expires_a_job(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """Past the deadline, a status call that fails leaves the job to be asked again."""
+    sandbox.state.faults.add("status", status=503, count=-1)
+    job = await service.submit(await service.reserve(draft()))
+    clock.advance(601)
+    outcomes = await service.poll_due()
+    assert [o.kind for o in outcomes] == [PollKind.RETRY]
+    after = await store.jobs.get_job(job.id)
+    assert after is not None and after.state is JobState.SUBMITTED
 
 
 async def test_restart_refunds_jobs_interrupted_before_submit(
@@ -264,13 +299,49 @@ async def test_restart_refund_notice_claims_only_what_is_known(
     assert "interrupted by a restart" in recovered.last_error
 
 
-def test_poll_schedule_backs_off_to_the_cap(service: JobService) -> None:
-    """Polls start soon after submit and back off by 1.5x to the cap."""
-    delays = [service.next_poll_delay(n) for n in range(10)]
-    assert delays[0] == pytest.approx(1.0)
-    assert delays[1] == pytest.approx(1.5)
-    assert delays == sorted(delays)
-    assert max(delays) == pytest.approx(8.0)
+async def test_without_history_polls_follow_the_plain_cadence(
+    service: JobService, store: SQLiteStore, clock: Clock
+) -> None:
+    """With no completion history: first poll after the first delay, then every interval."""
+    job = await service.submit(await service.reserve(draft()))
+    assert job.submitted_at is not None and job.next_poll_at is not None
+    assert (job.next_poll_at - job.submitted_at).total_seconds() == pytest.approx(1.0)
+    pending = replace(job, last_pending_at=clock.now)
+    clock.advance(1)
+    nxt = service.policy.next_poll_at(pending, clock.now)
+    assert (nxt - clock.now).total_seconds() == pytest.approx(2.0)
+
+
+async def test_completions_are_recorded_with_their_bracket(
+    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+) -> None:
+    """A completion is stored as (last pending answer, completed answer) after submit,
+    and a fresh service learns it from the store."""
+    job = await service.submit(await service.reserve(draft()))
+    assert job.task_id is not None
+    sandbox.state.force(job.task_id, Phase.PROCESSING)
+    clock.advance(3)
+    assert [o.kind for o in await service.poll_due()] == [PollKind.PENDING]
+    sandbox.state.force(job.task_id, Phase.COMPLETED)
+    clock.advance(4)
+    assert [o.kind for o in await service.poll_due()] == [PollKind.COMPLETED]
+    [sample] = await store.jobs.completion_times(10)
+    assert (sample.mode, sample.quality, sample.duration, sample.sound) == (
+        TEXT_TO_VIDEO, "std", 5, True,
+    )
+    assert sample.lower_seconds == pytest.approx(3.0)
+    assert sample.upper_seconds == pytest.approx(7.0)
+    fresh = JobService(store, service.client, service.settings, clock=clock)
+    assert await fresh.load_history() == 1
+    assert fresh.completion.samples(CompletionKey.of(job)) == 1
+
+
+def test_stale_reservation_threshold_covers_the_worst_generate() -> None:
+    """The sweep waits longer than a generate call can take with all retries and waits."""
+    client = ClientSettings(timeout_seconds=30, max_retries=4, retry_cap_seconds=60)
+    worst = worst_case_generate_seconds(client)
+    assert worst == pytest.approx(5 * 30 + 4 * 60)
+    assert stale_reservation_seconds(client) > worst
 
 
 async def test_periodic_sweep_refunds_only_old_reservations(

@@ -3,23 +3,22 @@ ledger, cancels and their listeners, and wait timeouts."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
+from core.completion import CompletionKey, CompletionModel
 from core.errors import Refusal
-from core.eta import LedgerEstimator
+from core.eta import LearnedEstimator
 from core.jobs import JobDraft, JobService
 from core.queue import CancelEvent, CancelOutcome, QueueService, StartKind
 from core.settings import BotSettings
-from storage.models import GuildLimits, Job, JobState, NewJob
+from storage.models import GuildLimits, Job, JobState
 from storage.sqlite import SQLiteStore
 from tests.core.conftest import Clock
 
 GUILD, CHANNEL, ALICE, BOB, MOD = 1, 2, 10, 20, 99
-OTHER_MEMBERS = itertools.count(1000)
 
 
 def draft(user: int = ALICE, prompt: str = "a horse in the rain") -> JobDraft:
@@ -43,33 +42,21 @@ async def queue(
     yield QueueService(store, service, settings, clock=clock)
 
 
-async def history(store: SQLiteStore, clock: Clock, seconds: list[float]) -> None:
-    """Completed 5 s std jobs that took these many seconds at the API."""
-    for took in seconds:
-        member = next(OTHER_MEMBERS)  # one credit each, so the allowance never runs out
-        job = await store.credits.reserve(
-            NewJob(GUILD, CHANNEL, member, "text-to-video", "old", 5, "16:9", "std", True)
-        )
-        assert job is not None
-        assert await store.jobs.mark_submitted(job.id, f"t{job.id}", clock())
-        clock.advance(took)
-        assert await store.jobs.mark_completed(job.id, "https://x/v.mp4")
-
-
-async def test_estimator_needs_five_samples_then_gives_the_median(
+async def test_estimates_come_from_the_learned_completion_model(
     store: SQLiteStore, clock: Clock
 ) -> None:
-    estimator = LedgerEstimator(store.jobs)
-    kind = ("text-to-video", "std", 5, True)
-    await history(store, clock, [30, 50, 40, 45])
-    await estimator.refresh({kind})
-    assert estimator.expected_seconds(*kind) is None
-    await history(store, clock, [1000])
-    fresh = LedgerEstimator(store.jobs)
-    await fresh.refresh({kind})
-    assert fresh.expected_seconds(*kind) == 45
-    assert fresh.expected_seconds("text-to-video", "pro", 5, True) is None
-
+    """The queue's estimator is the scheduler's model: none until it has enough history,
+    then its mean for the kind (pooled across kinds while one kind has little history)."""
+    model = CompletionModel(min_history=5, history_size=50)
+    estimator = LearnedEstimator(model)
+    kind = CompletionKey("text-to-video", "std", 5, True)
+    for took in (30, 50, 40, 45):
+        model.observe(kind, took, took)
+    assert estimator.expected_seconds("text-to-video", "std", 5, True) is None
+    model.observe(kind, 1000, 1000)
+    expected = estimator.expected_seconds("text-to-video", "std", 5, True)
+    assert expected is not None and 40 < expected < 1000
+    assert estimator.expected_seconds("text-to-video", "pro", 5, True) == expected  # pooled
 
 async def test_queued_card_says_estimating_until_there_is_history(
     queue: QueueService, store: SQLiteStore, clock: Clock
@@ -88,7 +75,11 @@ async def test_queued_card_says_estimating_until_there_is_history(
 async def test_estimates_from_history_for_queued_and_running_jobs(
     queue: QueueService, store: SQLiteStore, clock: Clock
 ) -> None:
-    await history(store, clock, [40] * 5)
+    kind = CompletionKey("text-to-video", "std", 5, True)
+    for _ in range(queue.jobs.completion.min_history):
+        queue.jobs.completion.observe(kind, 40, 40)
+    took = queue.estimator.expected_seconds("text-to-video", "std", 5, True)
+    assert took is not None and 35 < took < 45
     await store.guilds.set_limits(GUILD, GuildLimits(server_running=1, member_running=0), MOD)
     first = await queue.jobs.reserve(draft())
     await queue.start(first)
@@ -99,13 +90,13 @@ async def test_estimates_from_history_for_queued_and_running_jobs(
     now = clock()
     running = await queue.card_info(await reload(store, first.id))
     submitted_at = (await reload(store, first.id)).submitted_at
-    assert submitted_at is not None and running.ready_at == submitted_at + timedelta(seconds=40)
+    assert submitted_at is not None and running.ready_at == submitted_at + timedelta(seconds=took)
     infos = await queue.card_infos([await reload(store, second.id), await reload(store, third.id)])
     one, two = infos[second.id], infos[third.id]
     assert (one.position, two.position) == (1, 2) and one.total == 2
-    assert one.starts_at == now + timedelta(seconds=40)
-    assert one.ready_at == now + timedelta(seconds=80)
-    assert two.starts_at == now + timedelta(seconds=80)  # a second wave of one slot
+    assert one.starts_at == now + timedelta(seconds=took)
+    assert one.ready_at == now + timedelta(seconds=2 * took)
+    assert two.starts_at == now + timedelta(seconds=2 * took)  # a second wave of one slot
     assert not one.estimating and one.paused is None
 
 

@@ -113,9 +113,9 @@ async def wait_for_video(world: World, timeout: float = 10.0) -> dict[str, Any]:
 
 
 def delivery_loop_running(running: Running) -> bool:
-    """Whether the delivery loop task is still alive."""
+    """Whether the poll scheduler and the delivery housekeeping are still alive."""
     cog = running.bot.get_cog("Delivery")
-    return cog is not None and cog.loop.is_running()  # type: ignore[attr-defined]
+    return cog is not None and cog.running  # type: ignore[attr-defined]
 
 
 def short_timeout_client(

@@ -69,8 +69,8 @@ async def test_native_dialect_offers_3_to_15_seconds_and_a_last_frame(
         assert sandbox_task(running, seven).duration == 7
         assert seven.cost == 2, "7 s std: ceil(7 / 5) = 2 credits"
         inter = await fake.invoke_slash(
-            world.guild, world.channel, world.alice, "video", {"prompt": "a foal", "duration": 3}
-        )
+            world.guild, world.channel, world.bob, "video", {"prompt": "a foal", "duration": 3}
+        )  # bob's: alice may have two jobs running at once (the default limit)
         three = await accepted_job(running, inter)
         assert (sandbox_task(running, three).duration, three.cost) == (3, 1)
 
@@ -89,7 +89,8 @@ async def test_native_dialect_offers_3_to_15_seconds_and_a_last_frame(
         assert (task.duration, animated.cost) == (15, 3)
         assert animated.last_frame_url == last.url
         await settled(running, animated.id)
-        assert await used(running, world.alice.id) == 2 + 1 + 3
+        assert await used(running, world.alice.id) == 2 + 3
+        assert await used(running, world.bob.id) == 1
 
         bad = fake.attachment("notes.txt", b"hello", "text/plain")
         inter = await fake.invoke_slash(
@@ -100,7 +101,7 @@ async def test_native_dialect_offers_3_to_15_seconds_and_a_last_frame(
             {"image": first, "last_frame": bad},
         )
         assert "PNG, JPEG or WEBP" in await private_text(inter)
-        assert await used(running, world.alice.id) == 6, "a refused last frame costs nothing"
+        assert await used(running, world.alice.id) == 5, "a refused last frame costs nothing"
 
 
 async def test_seed_dialect_keeps_5_and_10_and_refuses_other_values_cleanly(

@@ -149,7 +149,8 @@ async def test_healthz_names_a_stale_scheduler(start_bot: StartBot) -> None:
         running.bot.heartbeats.beat("scheduler")
         delivery = running.bot.get_cog("Delivery")
         assert delivery is not None
-        delivery.loop.cancel()  # type: ignore[attr-defined]
+        await delivery.scheduler.close()  # type: ignore[attr-defined]
+        delivery._housekeeping.cancel()  # type: ignore[attr-defined]  # the loop that beats
         now[0] += scheduler_stale_after(running.bot.settings.poll_interval_seconds) + 1
         status, body = await healthz(running)
     assert status == 503

@@ -504,9 +504,9 @@ async def test_cancel_is_not_offered_once_the_job_is_sent(
 async def test_cards_show_estimates_once_there_is_history(
     start_bot: StartBot, world: World
 ) -> None:
-    """With five finished jobs of the kind, a queued card says when it should start and be
-    ready, and a running card when it should be ready."""
-    async with start_bot() as running:
+    """Once the learned completion model has enough history (five jobs here), a queued card
+    says when it should start and be ready, and a running card when it should be ready."""
+    async with start_bot(poll_min_history=5) as running:
         await set_limits(running, member_running=1)
         for n in range(5):
             await card(await ask(world, world.bob, f"history {n}"))

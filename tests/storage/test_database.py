@@ -160,6 +160,28 @@ async def test_transaction_rolls_back_on_error(db_path: Path) -> None:
         await db.close()
 
 
+async def test_statements_sent_together_commit_together_but_fail_alone(db_path: Path) -> None:
+    """Statements queued at once share one commit; one that fails is undone alone and its
+    caller gets the error, the others are committed and answered."""
+    db = await Database.open(db_path)
+    try:
+        results = await asyncio.gather(
+            db.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (1, 0)"),
+            db.execute("INSERT INTO allowed_channels (guild_id, channel_id) VALUES (99, 2)"),
+            db.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (2, 0)"),
+            db.fetch_all("SELECT guild_id FROM guild_settings ORDER BY guild_id"),
+            return_exceptions=True,
+        )
+        assert results[0] == 1 and results[2] == 1
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        assert [row["guild_id"] for row in results[3]] == [1, 2]  # type: ignore[index]
+    finally:
+        await db.close()
+    assert {
+        row for row in sqlite3.connect(db_path).execute("SELECT guild_id FROM guild_settings")
+    } == {(1,), (2,)}
+
+
 def test_storage_imports_neither_discord_nor_happyhorse() -> None:
     """The storage package stays Discord-free and API-free."""
     code = (

@@ -186,13 +186,11 @@ async def test_stale_reserved_counts_from_the_claim_not_the_request(
     assert [j.id for j in await store.jobs.stale_reserved(300)] == [job.id]
 
 
-async def test_completion_seconds_and_last_request(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_last_request_is_the_members_latest_job(store: SQLiteStore, clock: FakeClock) -> None:
     assert await store.jobs.last_request_at(GUILD, USER) is None
     job = await job_in_state(store, JobState.SUBMITTED)
     clock.advance(seconds=42)
     assert await store.jobs.mark_completed(job.id, "https://x/v.mp4")
-    assert await store.jobs.completion_seconds("text-to-video", "std", 5, True) == [42.0]
-    assert await store.jobs.completion_seconds("text-to-video", "pro", 5, True) == []
     assert await store.jobs.last_request_at(GUILD, USER) == job.created_at
 
 

@@ -2,7 +2,8 @@
 --
 -- * jobs.state gains 'queued': accepted and charged, waiting for a free slot. The state
 --   CHECK cannot be altered in place on SQLite, so the table is rebuilt (same columns, same
---   ids, same indexes, those of 0004 included) with the wider CHECK and the new column cancelled_by (who cancelled
+--   ids, same indexes, the columns of 0003 and 0004 and
+--   the indexes of 0004 included) with the wider CHECK and the new column cancelled_by (who cancelled
 --   a queued job), and queue_round (the job's place in the round-robin, fixed on arrival).
 -- * guild_settings gains the queue limits; NULL means "the bot's default".
 -- * role_allowances: credits per period for members holding a role.
@@ -41,6 +42,7 @@ CREATE TABLE jobs_new (
     delivered_at         REAL,
     refunded_at          REAL,
     notified_at          REAL,
+    last_pending_at      REAL,
     last_frame_url       TEXT,
     message_deleted_at   REAL,
     redelivered_at       REAL,
@@ -56,15 +58,15 @@ INSERT INTO jobs_new (
     image_url, duration, aspect_ratio, quality, sound, cost, task_id, state, attempts,
     next_poll_at, delivering_until, delivery_nonce, result_url, delivered_message_id,
     last_error, created_at, updated_at, submitted_at, completed_at, delivered_at,
-    refunded_at, notified_at, last_frame_url, message_deleted_at, redelivered_at,
-    refunded_by, sandbox, erased_at)
+    refunded_at, notified_at, last_pending_at, last_frame_url, message_deleted_at,
+    redelivered_at, refunded_by, sandbox, erased_at)
 SELECT
     id, guild_id, channel_id, user_id, interaction_id, progress_message_id, mode, prompt,
     image_url, duration, aspect_ratio, quality, sound, cost, task_id, state, attempts,
     next_poll_at, delivering_until, delivery_nonce, result_url, delivered_message_id,
     last_error, created_at, updated_at, submitted_at, completed_at, delivered_at,
-    refunded_at, notified_at, last_frame_url, message_deleted_at, redelivered_at,
-    refunded_by, sandbox, erased_at
+    refunded_at, notified_at, last_pending_at, last_frame_url, message_deleted_at,
+    redelivered_at, refunded_by, sandbox, erased_at
 FROM jobs;
 
 DROP TABLE jobs;

@@ -1,0 +1,184 @@
+"""The poll scheduler: one sleeper that polls each submitted job when its poll is due.
+
+Instead of a fixed tick, `PollScheduler.run` sleeps until the earliest due poll, or until
+it is woken: a job was submitted or settled elsewhere (`JobService.notify`), or a poll
+finished and freed a slot. It then starts polls for the due jobs, most likely finished first (see
+`core.poll_policy`), each in its own task, at most `POLL_BATCH_SIZE` in flight. Every
+status call still waits for the client's shared rate limiter, so the budget is never
+exceeded; keeping few calls in flight keeps the choice of which job goes next fresh
+instead of queueing hundreds of calls first come, first served inside the limiter.
+
+A poll never waits for anything but its status call: what it found goes to `on_outcome`,
+which must not block (the delivery cog starts a delivery task or queues a card edit).
+A 429 pauses the limiter, so it delays polls only.
+
+The store stays the truth: every decision is written there (`next_poll_at`,
+`last_pending_at`) before it is acted on, and `start()` rebuilds the in-memory view from
+it, so a restart resumes where the last run stopped. `close()` cancels and awaits every
+task the scheduler owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from core.jobs import JobService, PollOutcome
+from storage.models import Job, JobState
+
+log = logging.getLogger(__name__)
+
+OutcomeHandler = Callable[[PollOutcome], None]
+
+
+class PollScheduler:
+    """Polls due jobs concurrently through the job service; owns its tasks."""
+
+    def __init__(
+        self,
+        service: JobService,
+        on_outcome: OutcomeHandler,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.service = service
+        self.policy = service.policy
+        self._on_outcome = on_outcome
+        self._clock = clock
+        self._capacity = max(1, service.settings.poll_batch_size)
+        self._jobs: dict[int, Job] = {}
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        service.on_job_changed(self.track)
+
+    # -- the in-memory view --------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Rebuild the view from the store: every submitted job, with its next poll time."""
+        jobs = await self.service.store.jobs.resumable_jobs()
+        self._jobs = {job.id: job for job in jobs if job.state is JobState.SUBMITTED}
+        self._wake.set()
+        return len(self._jobs)
+
+    def track(self, job: Job) -> None:
+        """Schedule a (newly) submitted job, or drop a job that is no longer submitted."""
+        if job.state is JobState.SUBMITTED and job.next_poll_at is not None:
+            self._jobs[job.id] = job
+        else:
+            self._jobs.pop(job.id, None)
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the sleeper task is alive."""
+        return self._runner is not None and not self._runner.done()
+
+    @property
+    def pending(self) -> int:
+        """Submitted jobs the scheduler is looking after."""
+        return len(self._jobs)
+
+    # -- decisions (pure: no I/O, the clock is an argument) ------------------------------
+
+    def due(self, now: datetime, limit: int) -> list[Job]:
+        """Up to `limit` due jobs not being polled, most likely finished first.
+
+        Ties (no history: every job scores 0) go to the longest overdue.
+        """
+        if limit <= 0:
+            return []
+        due = [
+            job
+            for job in self._jobs.values()
+            if job.id not in self._in_flight
+            and job.next_poll_at is not None
+            and job.next_poll_at <= now
+        ]
+        due.sort(key=lambda job: (-self.policy.priority(job, now), job.next_poll_at, job.id))
+        return due[:limit]
+
+    def seconds_until_due(self, now: datetime) -> float | None:
+        """How long until the next poll falls due (0 if one is due); None if none waits."""
+        times = [
+            job.next_poll_at
+            for job in self._jobs.values()
+            if job.id not in self._in_flight and job.next_poll_at is not None
+        ]
+        if not times:
+            return None
+        return max((min(times) - now).total_seconds(), 0.0)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the sleeper task (call `load()` first)."""
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self.run(), name="poll-scheduler")
+
+    async def run(self) -> None:
+        """Poll due jobs until cancelled; a failure in one round is logged, not fatal."""
+        while True:
+            self._wake.clear()
+            try:
+                now = self._clock()
+                for job in self.due(now, self._capacity - len(self._in_flight)):
+                    self._launch(job)
+                wait = (
+                    None
+                    if len(self._in_flight) >= self._capacity
+                    else self.seconds_until_due(self._clock())
+                )
+            except Exception:
+                log.exception("Poll scheduler round failed; continuing")
+                wait = self.service.settings.poll_interval_seconds
+            if wait is None or wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _launch(self, job: Job) -> None:
+        task = asyncio.create_task(self._poll(job), name=f"poll-job-{job.id}")
+        self._in_flight[job.id] = task
+
+    async def _poll(self, job: Job) -> None:
+        try:
+            outcome = await self.service.poll(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Polling job %s failed unexpectedly", job.id)
+            await self._recover(job)
+            return
+        finally:
+            self._in_flight.pop(job.id, None)
+            self._wake.set()
+        self.track(outcome.job)
+        try:
+            self._on_outcome(outcome)
+        except Exception:
+            log.exception("Handling the poll outcome of job %s failed", job.id)
+
+    async def _recover(self, job: Job) -> None:
+        """After an unexpected error, put the job back on the schedule from the store."""
+        try:
+            await self.service.reschedule(job)
+            fresh = await self.service.store.jobs.get_job(job.id)
+        except Exception:
+            log.exception("Rescheduling job %s failed", job.id)
+            return
+        if fresh is not None:
+            self.track(fresh)
+
+    async def close(self) -> None:
+        """Cancel the sleeper and every poll in flight, and wait for them to end."""
+        tasks = list(self._in_flight.values())
+        if self._runner is not None:
+            tasks.append(self._runner)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._in_flight.clear()
+        self._runner = None

@@ -1,1 +1,0 @@
--- Placeholder for another branch's migration 0003 (dropped at merge).
