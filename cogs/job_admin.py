@@ -154,6 +154,9 @@ class RefundButton(
             return
         refunded = await bot.store.jobs.get_job(job.id) or job
         bot.modlog.post(job.guild_id, job_refunded(refunded, interaction.user.id))
+        # The scheduler stops polling it, and a running slot it held is free again.
+        bot.jobs.notify(refunded)
+        bot.queue.wake()
         if job.state is not JobState.DELIVERED:
             # An unfinished job stops here: its card must not keep saying "Generating".
             await bot.cards.update(refunded, note="Refunded by a moderator.", force=True)
