@@ -47,8 +47,14 @@ class Subprocess:
             handle.seek(self._log_offset)
             return handle.read().decode("utf-8", "replace")
 
-    async def start(self, fake: FakeDiscord, timeout: float = 30.0) -> None:
-        """Start the process and wait until it has identified, synced and logged in."""
+    async def start(
+        self, fake: FakeDiscord, timeout: float = 30.0, *, gateway: bool = True
+    ) -> None:
+        """Start the process and wait until it has identified, synced and logged in.
+
+        With `gateway=False` (a bot with `SHARD_IDS=` empty: background work only) wait
+        only until it has logged in over REST; it never identifies.
+        """
         identifies = fake.gateway.identify_count
         syncs = fake.state.sync_count
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -67,8 +73,11 @@ class Subprocess:
             if self.process.returncode is not None:
                 raise RuntimeError(f"{self.args[0]} exited early; its log:\n{self.log()[-3000:]}")
             session = fake.gateway.session
+            if not gateway and READY_LINE in self.log():
+                return
             if (
-                fake.gateway.identify_count > identifies
+                gateway
+                and fake.gateway.identify_count > identifies
                 and fake.state.sync_count > syncs
                 and session is not None
                 and session.connection is not None
