@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -98,6 +99,16 @@ class Subprocess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far; 0 once it has ended."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii")
+        except OSError:
+            return 0.0
+        # The command name (field 2) may hold spaces; utime and stime follow its ")".
+        after = fields.rsplit(")", 1)[1].split()
+        return (int(after[11]) + int(after[12])) / os.sysconf("SC_CLK_TCK")
 
     async def stop(self, grace: float = 15.0) -> int:
         """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""

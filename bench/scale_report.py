@@ -32,6 +32,8 @@ def _run_detail(run: ScaleRun) -> dict[str, float | int | None]:
         "duplicate_posts": run.duplicates,
         "status_requests_per_job": run.status_requests / run.jobs if run.jobs else None,
         "rate_limited": run.rate_limited,
+        "harness_cpu_s": round(run.harness_cpu_seconds, 2),
+        "bots_cpu_s": round(run.bots_cpu_seconds, 2),
     }
 
 

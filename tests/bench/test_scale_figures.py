@@ -1,0 +1,82 @@
+"""The scale-out figures' arithmetic: rates, ratios to one process, duplicates, skipping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.scale import SKIP_NO_POSTGRES, ScalePlan, ScaleResults, ScaleRun, summarize
+from bench.scale_report import scale_figures
+from bench.store_throughput import Result
+
+PLAN = ScalePlan(jobs=100, processes=(1, 2, 4))
+
+
+def run(processes: int, seconds: float | None, *, delivered: int = 100, dupes: int = 0) -> ScaleRun:
+    return ScaleRun(processes, 100, delivered, seconds, dupes, 100 * processes, 0)
+
+
+def test_summary_times_the_last_first_post_and_counts_every_extra_post() -> None:
+    """A job posted twice is delivered once and counted as one duplicate; the clock stops
+    at the last job's first post, not at a late duplicate."""
+    posts = {1: [10.0, 14.0], 2: [11.0], 3: [12.5, 13.0, 13.5]}
+    assert summarize(posts, completed_at=9.5) == (3, 3.0, 3)
+    assert summarize({}, completed_at=9.5) == (0, None, 0)
+
+
+def test_rates_are_reported_as_ratios_to_one_process() -> None:
+    """100 jobs in 2 s, 1 s and 0.8 s: 50, 100 and 125 jobs/s, 2x and 2.5x one process."""
+    results = ScaleResults(
+        runs=[run(1, 2.0), run(2, 1.0), run(4, 0.8)],
+        sqlite_pairs=Result("sqlite", 16, 1000, 0.5),
+        postgres_pairs=Result("postgres", 16, 1000, 2.0),
+    )
+    figures = scale_figures(PLAN, results)
+    assert len(figures) == 5
+    one, two, four, dupes, pairs = figures
+    assert one.value == 50.0 and one.ratio is None and one.met
+    assert two.value == 100.0 and two.baseline == 50.0 and two.ratio == 2.0 and two.met
+    assert four.ratio == pytest.approx(2.5) and four.met
+    assert dupes.value == 0 and dupes.met
+    assert pairs.value == 500.0 and pairs.baseline == 2000.0 and pairs.ratio == 0.25
+    assert all(f.to_json()["value"] is not None for f in figures)
+
+
+def test_a_duplicate_or_a_missing_delivery_fails_its_figure() -> None:
+    """Scaling that posts a job twice, or loses one, is not met, and the note says why."""
+    results = ScaleResults(
+        runs=[run(1, 2.0), run(2, 1.0, dupes=2), run(4, 1.0, delivered=99)],
+        sqlite_pairs=Result("sqlite", 16, 1000, 1.0),
+        postgres_pairs=Result("postgres", 16, 1000, 1.0),
+    )
+    one, two, four, dupes, _ = scale_figures(PLAN, results)
+    assert one.met
+    assert not two.met and "0 duplicate posts (2)" in two.note
+    assert not four.met and "1 missing" in four.note
+    assert dupes.value == 2 and not dupes.met and dupes.detail == {"1": 0, "2": 2, "4": 0}
+
+
+def test_a_run_that_never_finished_has_no_rate() -> None:
+    """No post at all: the rate is not a number and the figure is not met."""
+    plan = ScalePlan(processes=(1,))
+    figures = scale_figures(plan, ScaleResults(runs=[run(1, None, delivered=0)]))
+    assert len(figures) == 3
+    assert math.isnan(figures[0].value) and not figures[0].met
+
+
+def test_without_postgres_every_figure_is_skipped_with_the_reason() -> None:
+    """Missing PostgreSQL binaries skip the figures (not met, value null), never crash."""
+    figures = scale_figures(PLAN, ScaleResults(skipped=SKIP_NO_POSTGRES))
+    assert len(figures) == 5
+    for figure in figures:
+        assert not figure.met
+        assert figure.note == SKIP_NO_POSTGRES and figure.note.startswith("skipped")
+        assert figure.to_json()["value"] is None
+
+
+def test_a_failed_run_is_reported_as_not_measured() -> None:
+    """A step that broke after the 1-process run still reports that run and names the rest."""
+    figures = scale_figures(PLAN, ScaleResults(runs=[run(1, 2.0)]))
+    assert figures[0].met
+    assert all("not measured" in f.note for f in figures[1:])
