@@ -83,6 +83,10 @@ class ScaleRun:
     """CPU the bench's own process (the Discord fake and the sandbox) used meanwhile."""
     bots_cpu_seconds: float = 0.0
     """CPU every bot process used meanwhile, together."""
+    first_seconds: float | None = None
+    """From the common completion to the first post (how soon delivery got going)."""
+    half_seconds: float | None = None
+    """From the common completion until half the jobs were posted."""
 
     @property
     def per_second(self) -> float:
@@ -125,6 +129,16 @@ def summarize(posts: dict[int, list[float]], completed_at: float) -> tuple[int, 
     duplicates = sum(len(times) - 1 for times in posts.values())
     seconds = max(firsts) - completed_at if firsts else None
     return len(firsts), seconds, duplicates
+
+
+def progress(
+    posts: dict[int, list[float]], completed_at: float, jobs: int
+) -> tuple[float | None, float | None]:
+    """Seconds from completion to the first post, and until half of `jobs` were posted."""
+    firsts = sorted(min(times) - completed_at for times in posts.values() if times)
+    first = firsts[0] if firsts else None
+    half = firsts[(jobs + 1) // 2 - 1] if len(firsts) >= (jobs + 1) // 2 and jobs else None
+    return first, half
 
 
 async def _seed(url: str, stage: Stage, sandbox: SandboxServer, channel_id: int, jobs: int) -> None:
@@ -222,6 +236,7 @@ async def one_run(
         rate_limited = sandbox.state.rate_limited["status"] - limited_before
     stage.drop_uploaded_bytes()
     delivered, seconds, duplicates = summarize(posts, completed_at)
+    first, half = progress(posts, completed_at, plan.jobs)
     log.info(
         "scale-out, %d process(es): %d/%d delivered in %s s, %d duplicate posts",
         processes, delivered, plan.jobs, seconds, duplicates,
@@ -236,6 +251,8 @@ async def one_run(
         rate_limited,
         harness_cpu_seconds=harness_cpu,
         bots_cpu_seconds=bots_cpu,
+        first_seconds=first,
+        half_seconds=half,
     )
 
 

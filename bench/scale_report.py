@@ -29,6 +29,8 @@ def _run_detail(run: ScaleRun) -> dict[str, float | int | None]:
         "jobs": run.jobs,
         "delivered": run.delivered,
         "seconds": run.seconds,
+        "first_post_s": run.first_seconds,
+        "half_posted_s": run.half_seconds,
         "duplicate_posts": run.duplicates,
         "status_requests_per_job": run.status_requests / run.jobs if run.jobs else None,
         "rate_limited": run.rate_limited,

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from bench.scale import SKIP_NO_POSTGRES, ScalePlan, ScaleResults, ScaleRun, summarize
+from bench.scale import (
+    SKIP_NO_POSTGRES,
+    ScalePlan,
+    ScaleResults,
+    ScaleRun,
+    progress,
+    summarize,
+)
 from bench.scale_report import scale_figures
 from bench.store_throughput import Result
 
@@ -23,6 +30,15 @@ def test_summary_times_the_last_first_post_and_counts_every_extra_post() -> None
     posts = {1: [10.0, 14.0], 2: [11.0], 3: [12.5, 13.0, 13.5]}
     assert summarize(posts, completed_at=9.5) == (3, 3.0, 3)
     assert summarize({}, completed_at=9.5) == (0, None, 0)
+
+
+def test_progress_gives_the_first_post_and_the_half_way_mark() -> None:
+    """First posts at +0.5, +1.5, +3 s of 4 jobs: the first at 0.5 s, half (2 of 4) at
+    1.5 s; with fewer than half delivered there is no half-way mark."""
+    posts = {1: [10.0, 14.0], 2: [11.0], 3: [12.5]}
+    assert progress(posts, completed_at=9.5, jobs=4) == (0.5, 1.5)
+    assert progress({1: [10.0]}, completed_at=9.5, jobs=4) == (0.5, None)
+    assert progress({}, completed_at=9.5, jobs=4) == (None, None)
 
 
 def test_rates_are_reported_as_ratios_to_one_process() -> None:
