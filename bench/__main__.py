@@ -1,10 +1,11 @@
 """`python -m bench [--json FILE] [--quick] [--scale F]`: measure the delivery pipeline.
 
 Runs the real bot (`bot.py`, real discord.py) as a subprocess against the project's
-Discord fake and the sandbox over loopback, plus a storage micro-benchmark, and prints one
-table. Every API completion time (and with it every timing setting of the bot and every
-time target) is multiplied by the scale factor, 0.1 by default, so the run fits in a few
-minutes; rates grow by the inverse factor.
+Discord fake and the sandbox over loopback, plus a storage micro-benchmark and a
+scale-out step on a throw-away PostgreSQL cluster (1, 2 and 4 bot processes; skipped when
+PostgreSQL is not installed), and prints one table. Every API completion time (and with
+it every timing setting of the bot and every time target) is multiplied by the scale
+factor, 0.1 by default, so the run fits in a few minutes; rates grow by the inverse factor.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ async def run(
             out,
             lambda: scale_out(stage, workdir, scale_plan, plan.scale, scaled),
         )
+        out.errors.extend(scaled.errors)
 
     async def credit_runs() -> None:
         nonlocal crowd, racer

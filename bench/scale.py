@@ -104,6 +104,7 @@ class ScaleResults:
     sqlite_pairs: Result | None = None
     postgres_pairs: Result | None = None
     skipped: str | None = None
+    errors: list[str] = field(default_factory=list)
 
 
 def video_posts(stage: Stage, channel_id: int) -> dict[int, list[float]]:
@@ -276,20 +277,28 @@ async def scale_out(
         )
         async with SandboxServer(config) as sandbox:
             for processes in plan.processes:
-                out.runs.append(
-                    await one_run(
-                        stage, sandbox, cluster, workdir,
-                        processes=processes, plan=plan, scale=scale,
-                    )
-                )  # fmt: skip
-        await asyncio.to_thread(cluster.sql, "CREATE DATABASE pairs")
-        out.sqlite_pairs = await measure(
-            "sqlite", workdir / "pairs.sqlite3", plan.pairs, plan.pairs_in_flight,
-            plan.pairs_members,
-        )  # fmt: skip
-        out.postgres_pairs = await measure(
-            "postgres", cluster.url("pairs"), plan.pairs, plan.pairs_in_flight,
-            plan.pairs_members,
-        )  # fmt: skip
+                try:
+                    out.runs.append(
+                        await one_run(
+                            stage, sandbox, cluster, workdir,
+                            processes=processes, plan=plan, scale=scale,
+                        )
+                    )  # fmt: skip
+                except Exception as exc:  # one broken run must not hide the others
+                    log.exception("scale-out run with %d processes failed", processes)
+                    out.errors.append(f"scale-out, {processes} processes: {exc!r}")
+        try:
+            await asyncio.to_thread(cluster.sql, "CREATE DATABASE pairs")
+            out.sqlite_pairs = await measure(
+                "sqlite", workdir / "pairs.sqlite3", plan.pairs, plan.pairs_in_flight,
+                plan.pairs_members,
+            )  # fmt: skip
+            out.postgres_pairs = await measure(
+                "postgres", cluster.url("pairs"), plan.pairs, plan.pairs_in_flight,
+                plan.pairs_members,
+            )  # fmt: skip
+        except Exception as exc:
+            log.exception("reserve+submit pairs failed")
+            out.errors.append(f"reserve+submit pairs: {exc!r}")
     finally:
         await asyncio.to_thread(cluster.stop)
