@@ -23,25 +23,45 @@ def _skipped(name: str, unit: str, target: str, reason: str) -> Figure:
     )
 
 
-def _run_detail(run: ScaleRun) -> dict[str, float | int | None]:
+def pool(runs: list[ScaleRun]) -> ScaleRun:
+    """Several rounds of one process count as one run: jobs, time and posts added up."""
+    timed = [run.seconds for run in runs if run.seconds is not None]
+    return ScaleRun(
+        processes=runs[0].processes,
+        jobs=sum(run.jobs for run in runs),
+        delivered=sum(run.delivered for run in runs),
+        seconds=sum(timed) if timed else None,
+        duplicates=sum(run.duplicates for run in runs),
+        status_requests=sum(run.status_requests for run in runs),
+        rate_limited=sum(run.rate_limited for run in runs),
+        harness_cpu_seconds=sum(run.harness_cpu_seconds for run in runs),
+        bots_cpu_seconds=sum(run.bots_cpu_seconds for run in runs),
+    )
+
+
+def _detail(pooled: ScaleRun, rounds: list[ScaleRun]) -> dict[str, object]:
     return {
-        "processes": run.processes,
-        "jobs": run.jobs,
-        "delivered": run.delivered,
-        "seconds": run.seconds,
-        "first_post_s": run.first_seconds,
-        "half_posted_s": run.half_seconds,
-        "duplicate_posts": run.duplicates,
-        "status_requests_per_job": run.status_requests / run.jobs if run.jobs else None,
-        "rate_limited": run.rate_limited,
-        "harness_cpu_s": round(run.harness_cpu_seconds, 2),
-        "bots_cpu_s": round(run.bots_cpu_seconds, 2),
+        "processes": pooled.processes,
+        "jobs": pooled.jobs,
+        "delivered": pooled.delivered,
+        "seconds": pooled.seconds,
+        "rounds_per_second": [run.per_second for run in rounds],
+        "rounds_first_post_s": [run.first_seconds for run in rounds],
+        "rounds_half_posted_s": [run.half_seconds for run in rounds],
+        "duplicate_posts": pooled.duplicates,
+        "status_requests_per_job": pooled.status_requests / pooled.jobs if pooled.jobs else None,
+        "rate_limited": pooled.rate_limited,
+        "harness_cpu_s": round(pooled.harness_cpu_seconds, 2),
+        "bots_cpu_s": round(pooled.bots_cpu_seconds, 2),
     }
 
 
 def scale_figures(plan: ScalePlan, results: ScaleResults) -> list[Figure]:
-    """The figures of the scale-out step, in the issue's order."""
-    runs = {run.processes: run for run in results.runs}
+    """The figures of the scale-out step, in the issue's order; rounds of a count pooled."""
+    rounds: dict[int, list[ScaleRun]] = {}
+    for one in results.runs:
+        rounds.setdefault(one.processes, []).append(one)
+    runs = {processes: pool(each) for processes, each in rounds.items()}
     single = runs.get(1)
     base_rate = single.per_second if single is not None else None
     out: list[Figure] = []
@@ -72,7 +92,7 @@ def scale_figures(plan: ScalePlan, results: ScaleResults) -> list[Figure]:
                     ),
                     (run.duplicates == 0, f"0 duplicate posts ({run.duplicates})"),
                 ],
-                detail=_run_detail(run),
+                detail=_detail(run, rounds[processes]),
             )
         )
 
@@ -85,12 +105,12 @@ def scale_figures(plan: ScalePlan, results: ScaleResults) -> list[Figure]:
         out.append(
             at_most(
                 name,
-                float(sum(run.duplicates for run in results.runs)),
+                float(sum(run.duplicates for run in runs.values())),
                 "posts",
                 baseline=None,
                 limit=0.0,
                 target="0",
-                detail={str(run.processes): run.duplicates for run in results.runs},
+                detail={str(n): run.duplicates for n, run in runs.items()},
             )
         )
 

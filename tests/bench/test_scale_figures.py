@@ -59,6 +59,17 @@ def test_rates_are_reported_as_ratios_to_one_process() -> None:
     assert all(f.to_json()["value"] is not None for f in figures)
 
 
+def test_rounds_of_one_count_are_pooled() -> None:
+    """100 jobs in 2 s and 100 in 3 s make 40 jobs/s, whatever the rounds' own rates; a
+    duplicate in either round counts."""
+    results = ScaleResults(runs=[run(1, 2.0), run(2, 1.0), run(1, 3.0, dupes=1), run(2, 1.0)])
+    one, two, dupes, _ = scale_figures(ScalePlan(jobs=100, processes=(1, 2)), results)
+    assert one.value == 40.0 and not one.met
+    assert one.detail["rounds_per_second"] == [50.0, pytest.approx(100 / 3)]
+    assert two.value == 100.0 and two.ratio == 2.5
+    assert dupes.value == 1 and dupes.detail == {"1": 1, "2": 0}
+
+
 def test_a_duplicate_or_a_missing_delivery_fails_its_figure() -> None:
     """Scaling that posts a job twice, or loses one, is not met, and the note says why."""
     results = ScaleResults(
