@@ -68,7 +68,8 @@ def scale_figures(plan: ScalePlan, results: ScaleResults) -> list[Figure]:
     for processes in plan.processes:
         noun = "process" if processes == 1 else "processes"
         name = (
-            f"deliveries/s, {plan.jobs} jobs completing together, {processes} {noun} on PostgreSQL"
+            f"deliveries/s, {plan.rounds} x {plan.jobs} jobs completing together, "
+            f"{processes} {noun} on PostgreSQL"
         )
         if results.skipped:
             out.append(_skipped(name, "jobs/s", SCALING_TARGET, results.skipped))
