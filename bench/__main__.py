@@ -1,10 +1,11 @@
 """`python -m bench [--json FILE] [--quick] [--scale F]`: measure the delivery pipeline.
 
 Runs the real bot (`bot.py`, real discord.py) as a subprocess against the project's
-Discord fake and the sandbox over loopback, plus a storage micro-benchmark, and prints one
-table. Every API completion time (and with it every timing setting of the bot and every
-time target) is multiplied by the scale factor, 0.1 by default, so the run fits in a few
-minutes; rates grow by the inverse factor.
+Discord fake and the sandbox over loopback, plus a storage micro-benchmark and a
+scale-out step on a throw-away PostgreSQL cluster (1, 2 and 4 bot processes; skipped when
+PostgreSQL is not installed), and prints one table. Every API completion time (and with
+it every timing setting of the bot and every time target) is multiplied by the scale
+factor, 0.1 by default, so the run fits in a few minutes; rates grow by the inverse factor.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from bench.credits import CreditRun, crowd_and_racer
 from bench.figures import Figure, render_markdown, render_table, write_json
 from bench.harness import Stage
 from bench.report import figures
+from bench.scale import ScalePlan, ScaleResults, scale_out
+from bench.scale_report import scale_figures
 from bench.scenarios import (
     MIB,
     Measurements,
@@ -66,9 +69,13 @@ async def _step(name: str, out: Measurements, work: Callable[[], Awaitable[None]
     log.info("bench step %s took %.1f s", name, time.monotonic() - started)
 
 
-async def run(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
+async def run(
+    plan: Plan, workdir: Path, scale_plan: ScalePlan | None = None
+) -> tuple[list[Figure], Measurements]:
     """Every scenario in turn; return the figures and the raw measurements."""
     out = Measurements()
+    scale_plan = scale_plan or ScalePlan()
+    scaled = ScaleResults()
     crowd: CreditRun | None = None
     racer: CreditRun | None = None
     async with FakeDiscord(token="bench-token") as fake:
@@ -79,6 +86,12 @@ async def run(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
         await _step("minimal bot", out, lambda: minimal_burst(stage, workdir, plan, out))
         await _step("warm run", out, lambda: warm_run(stage, workdir, plan, out))
         await _step("many pending", out, lambda: many_pending(stage, workdir, plan, out))
+        await _step(
+            "scale-out on PostgreSQL",
+            out,
+            lambda: scale_out(stage, workdir, scale_plan, plan.scale, scaled),
+        )
+        out.errors.extend(scaled.errors)
 
     async def credit_runs() -> None:
         nonlocal crowd, racer
@@ -92,7 +105,7 @@ async def run(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
         )
 
     await _step("credits", out, credit_runs)
-    return figures(plan, out, crowd, racer), out
+    return figures(plan, out, crowd, racer) + scale_figures(scale_plan, scaled), out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
         async def bounded() -> tuple[list[Figure], Measurements]:
             async with asyncio.timeout(OVERALL_TIMEOUT_SECONDS):
-                return await run(plan, workdir)
+                return await run(plan, workdir, ScalePlan.quick() if args.quick else ScalePlan())
 
         results, out = asyncio.run(bounded())
     elapsed = time.monotonic() - started

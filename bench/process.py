@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -47,8 +48,14 @@ class Subprocess:
             handle.seek(self._log_offset)
             return handle.read().decode("utf-8", "replace")
 
-    async def start(self, fake: FakeDiscord, timeout: float = 30.0) -> None:
-        """Start the process and wait until it has identified, synced and logged in."""
+    async def start(
+        self, fake: FakeDiscord, timeout: float = 30.0, *, gateway: bool = True
+    ) -> None:
+        """Start the process and wait until it has identified, synced and logged in.
+
+        With `gateway=False` (a bot with `SHARD_IDS=` empty: background work only) wait
+        only until it has logged in over REST; it never identifies.
+        """
         identifies = fake.gateway.identify_count
         syncs = fake.state.sync_count
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -67,8 +74,11 @@ class Subprocess:
             if self.process.returncode is not None:
                 raise RuntimeError(f"{self.args[0]} exited early; its log:\n{self.log()[-3000:]}")
             session = fake.gateway.session
+            if not gateway and READY_LINE in self.log():
+                return
             if (
-                fake.gateway.identify_count > identifies
+                gateway
+                and fake.gateway.identify_count > identifies
                 and fake.state.sync_count > syncs
                 and session is not None
                 and session.connection is not None
@@ -89,6 +99,16 @@ class Subprocess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far; 0 once it has ended."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii")
+        except OSError:
+            return 0.0
+        # The command name (field 2) may hold spaces; utime and stime follow its ")".
+        after = fields.rsplit(")", 1)[1].split()
+        return (int(after[11]) + int(after[12])) / os.sysconf("SC_CLK_TCK")
 
     async def stop(self, grace: float = 15.0) -> int:
         """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""

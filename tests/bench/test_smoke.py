@@ -34,7 +34,9 @@ def test_quick_bench_runs_every_scenario_and_writes_the_figures(tmp_path: Path) 
     for figure in figures:
         assert figure.keys() >= KEYS
         assert isinstance(figure["met"], bool)
-        assert figure["value"] is not None, figure
+        # A figure may lack a value only when it says why (the scale-out figures without
+        # PostgreSQL installed).
+        assert figure["value"] is not None or figure["note"].startswith("skipped"), figure
     assert "Time scale x" in done.stdout
     for figure in figures:
         assert figure["name"] in done.stdout
