@@ -70,7 +70,7 @@ class SQLJobClaims:
     async def poll_candidates(
         self, claimant: Claimant, now: datetime | None = None, limit: int = 50
     ) -> list[Job]:
-        """Due submitted jobs the claimant may take, fair between guilds.
+        """Due submitted jobs nobody holds a live lease on, fair between guilds.
 
         Round-robin by guild: every guild's earliest due job comes before any guild's
         second (``ROW_NUMBER() OVER (PARTITION BY guild_id ...)``), so one guild with a
@@ -82,7 +82,7 @@ class SQLJobClaims:
                    SELECT jobs.*, ROW_NUMBER() OVER (
                        PARTITION BY guild_id ORDER BY next_poll_at, id) AS turn
                    FROM jobs
-                   WHERE state = 'submitted' AND next_poll_at <= :now AND {FREE_FOR_OWNER}
+                   WHERE state = 'submitted' AND next_poll_at <= :now AND {VOID_LEASE}
                ) AS due
                ORDER BY turn, next_poll_at, id LIMIT :limit""",  # noqa: S608 - constant
             {**params, "limit": _limit(limit)},
@@ -98,15 +98,16 @@ class SQLJobClaims:
     ) -> list[Job]:
         """Lease these jobs' next poll to the claimant; return those it won, in order.
 
-        A job is won if it is still submitted, due, and free for the claimant; another
-        process's claim of the same moment makes it skip the job, never wait for it.
+        A job is won if it is still submitted, due, and nobody (the claimant included:
+        its poll is in flight) holds a live lease on it; another process's claim of the
+        same moment makes it skip the job, never wait for it.
         """
         if not job_ids:
             return []
         _positive(lease_seconds)
         marks, ids = _ids(job_ids)
         params = self._claim_params(claimant, None if now is None else _ts(now))
-        guard = f"state = 'submitted' AND next_poll_at <= :now AND {FREE_FOR_OWNER}"
+        guard = f"state = 'submitted' AND next_poll_at <= :now AND {VOID_LEASE}"
         rows = await self._db.fetch_all(
             f"""UPDATE jobs SET lease_owner = :owner, lease_until = :until
                WHERE id IN (SELECT id FROM jobs WHERE id IN ({marks}) AND {guard}
