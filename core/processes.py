@@ -10,12 +10,14 @@ liveness window (a restarted bot on the same machine resumes at once).
 
 One API budget for all processes
 --------------------------------
-``HAPPYHORSE_STATUS_RATE`` is the budget of every process together. At each beat a
-process counts the live processes ``n`` and sets its own status limiter, in place, to
-``rate / n`` requests per second with a burst of ``max(1, burst // n)``. With a burst of
-1, consecutive status calls of one process are at least ``n / rate`` seconds apart, so
-in any one second the processes together send at most ``rate`` calls (when ``n``
-divides ``rate``; otherwise at most ``rate + n - 1``).
+``HAPPYHORSE_STATUS_RATE`` (R) is the budget of every process together. At each beat a
+process counts the live processes ``n`` and sets its own status limiter, in place (see
+``share``): alone, R with the configured burst, as before; with others, ``R / n - 1``
+requests per second (at least ``R / 2n``) with a burst of 1. A burst of 1 spaces one
+process's calls at least ``1 / (R/n - 1)`` seconds apart, so it sends fewer than ``R / n``
+in any second *at the API*: the one call of headroom per process absorbs calls that
+cross the network with different delays (a late call landing in the next second), which
+independent senders cannot coordinate. The processes together stay under R.
 
 Why shares and not a token bucket in the database: a shared bucket costs a database
 round trip (and a contended row lock) per status call and stops every poll when the
@@ -51,6 +53,13 @@ FORGET_AFTER_LIVENESS = 10
 """Rows of processes silent for this many liveness windows are deleted (housekeeping)."""
 JOIN_MARGIN = 1.25
 """A joining process waits this many heartbeats before its first status call."""
+
+
+def share(rate: float, burst: int, live: int) -> tuple[float, int]:
+    """One process's (rate, burst) of a status budget shared by ``live`` processes."""
+    if live <= 1:
+        return rate, burst
+    return max(rate / live - 1.0, rate / (2 * live)), 1
 
 
 def new_process_id() -> str:
@@ -136,7 +145,7 @@ class ProcessRegistry:
             log.info("%d bot processes share the work and the status budget", live)
         self.live_count = live
         if self._limiter is not None:
-            self._limiter.set_rate(self._rate / live, max(1, self._burst // live))
+            self._limiter.set_rate(*share(self._rate, self._burst, live))
         return live
 
     def start(self) -> None:
