@@ -248,3 +248,78 @@ async def test_three_processes_share_the_work_exactly_once(
         f"{len(sandbox.state.status_log)} status calls, at most "
         f"{max(per_second.values())} in one second (budget {RATE}/s)"
     )
+
+
+BIG_VIDEO = 12 * 1024 * 1024
+"""Over the 10 MiB default upload limit, under a boost tier 2 guild's 50 MiB."""
+
+
+async def test_a_process_without_the_guild_uploads_within_its_recorded_limit(
+    fake_discord: FakeDiscord,
+    pg_database: str,
+    processes: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    """The upload limit travels with the job: the background process, which has no guild
+    in its cache, still uploads a 12 MiB video to a boosted guild instead of a link."""
+    fake = fake_discord
+    guild = fake.add_guild_on_shard("Boosted Club", 0, 1)
+    fake.set_premium_tier(guild, 2)
+    channel = fake.add_text_channel(guild, "videos")
+    member = fake.add_member(guild, "rider")
+    config = SandboxConfig(api_key=API_KEY, processing_after=0.2, complete_after=4.0)
+    async with SandboxServer(config, shutdown_timeout=0.1) as sandbox:
+        sandbox.state.result_size = BIG_VIDEO
+
+        def env(shard_ids: str, **overrides: str) -> dict[str, str]:
+            return bot_env(
+                fake, sandbox, API_KEY, tmp_path / "unused.sqlite3", 0,
+                DEV_GUILD_ID="", SHARD_COUNT="1", SHARD_IDS=shard_ids,
+                DATABASE_URL=pg_database, PROCESS_HEARTBEAT_SECONDS="0.5",
+                POLL_INTERVAL_SECONDS="0.5", POLL_FIRST_DELAY_SECONDS="0.5",
+                LOG_LEVEL="INFO", **overrides,
+            )  # fmt: skip
+
+        gateway = BotProcess(env("0"), tmp_path / "gateway.log")
+        background = BotProcess(env("", SYNC_COMMANDS="false"), tmp_path / "background.log")
+        processes.extend([gateway, background])
+        await gateway.start(fake, timeout=30)
+        await background.start(fake, timeout=30, gateway=False)
+        record = await fake.invoke_slash(guild, channel, member, "video", {"prompt": "a horse"})
+        assert await record.wait_for_ack() == 5
+
+        async def submitted() -> bool:
+            store = await open_store(pg_database, default_daily_credits=CREDITS)
+            try:
+                jobs = await store.jobs.recent_jobs(guild.id, member.id)
+            finally:
+                await store.close()
+            return bool(jobs) and jobs[0].state is JobState.SUBMITTED
+
+        deadline = time.monotonic() + 20
+        while not await submitted():
+            assert time.monotonic() < deadline, gateway.log()
+            await asyncio.sleep(0.1)
+        assert await gateway.stop(timeout=15) == 0  # only the background process is left
+
+        def posted() -> list[dict[str, Any]]:
+            return [
+                m
+                for m in fake.channel_messages(channel)
+                if job_of(m) is not None and not is_card(m)
+            ]
+
+        await fake.wait_for(lambda: posted(), timeout=30, what="the video post")
+        [post] = posted()
+        [attachment] = post["attachments"]
+        assert attachment["filename"].endswith(".mp4")
+        assert attachment["size"] >= BIG_VIDEO
+        store = await open_store(pg_database, default_daily_credits=CREDITS)
+        try:
+            [job] = await store.jobs.recent_jobs(guild.id, member.id)
+        finally:
+            await store.close()
+        assert job.state is JobState.DELIVERED
+        assert job.upload_limit == 50 * 1024 * 1024
+        assert "downloaded" in background.log()  # by the process without the guild
+        assert await background.stop(timeout=15) == 0
