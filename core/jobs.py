@@ -362,9 +362,19 @@ class JobService:
 
         For tools and tests; the bot's scheduler (`core.scheduler`) polls job by job.
         Status calls go through the client's shared rate limiter; one failing job never
-        stops the others.
+        stops the others. The polls are claimed first, so another process polling at
+        the same time takes other jobs.
         """
-        jobs = await self.store.jobs.due_jobs(self._clock(), self.settings.poll_batch_size)
+        now = self._clock()
+        window = await self.store.jobs.poll_candidates(
+            self.claimant, now, self.settings.poll_batch_size
+        )
+        jobs = await self.store.jobs.claim_polls(
+            [job.id for job in window],
+            self.claimant,
+            poll_lease_seconds(self.settings.client),
+            now,
+        )
         if not jobs:
             return []
         polls = (job_logging(job.id, self.poll(job)) for job in jobs)

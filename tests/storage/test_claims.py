@@ -171,6 +171,15 @@ async def test_candidates_take_turns_between_guilds(store: SQLStore, clock: Fake
     assert batch == [busy[0], quiet[0], busy[1], quiet[1]]
 
 
+async def test_the_upload_limit_is_kept_with_the_job(store: SQLStore) -> None:
+    """Recorded where the request arrived, read back wherever it is delivered."""
+    job = await reserve(store)
+    assert job.upload_limit is None
+    assert await store.jobs.set_upload_limit(job.id, 50 * 1024 * 1024)
+    stored = await store.jobs.get_job(job.id)
+    assert stored is not None and stored.upload_limit == 50 * 1024 * 1024
+
+
 async def test_process_registry(store: SQLStore, clock: FakeClock) -> None:
     """Beats register and refresh; silent processes drop out of ``live`` and can be swept."""
     await store.processes.beat(A.process_id)
