@@ -208,7 +208,8 @@ class CancelButton(
 
 CANCEL_REFUSALS = {
     CancelOutcome.NOT_ALLOWED: (
-        "Only the person who asked for this video, or a moderator (Manage Server), can cancel it."
+        "Only the person who asked for this video, or a moderator (Manage Server), can "
+        "cancel it."
     ),
     CancelOutcome.ALREADY_SENT: (
         "This video was already sent to the video service, which has no way to cancel a "

@@ -14,7 +14,8 @@ FOOTER_PREFIX = "HappyHorse job #"
 SANDBOX_BANNER = "Sandbox test clip: no API key is configured"
 BRAND = discord.Colour.from_rgb(233, 120, 52)
 NO_CANCEL_NOTE = (
-    "Sent to the video service, which has no way to cancel a job, so it can no longer be cancelled."
+    "Sent to the video service, which has no way to cancel a job, so it can no longer be "
+    "cancelled."
 )
 ESTIMATING = "estimating…"
 _STATE_LINES = {
@@ -126,7 +127,9 @@ def delivery_embed(job: Job, *, link_only: bool) -> discord.Embed:
     return embed
 
 
-def job_line(job: Job, guild_id: int | None, position: tuple[int, int] | None = None) -> str:
+def job_line(
+    job: Job, guild_id: int | None, position: tuple[int, int] | None = None
+) -> str:
     """One line of /jobs: state, settings, prompt and the best link we have."""
     icon, label = _STATE_LINES.get(job.state, ("•", job.state.value))
     prompt = short(discord.utils.escape_markdown(job.prompt or "(no prompt)"), 60)

@@ -355,3 +355,4 @@ class Generation(commands.Cog):
 async def setup(bot: HappyHorseBot) -> None:
     """Load the cog."""
     await bot.add_cog(Generation(bot))
+

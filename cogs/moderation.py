@@ -191,7 +191,9 @@ class Moderation(commands.Cog):
         updated = dataclasses.replace(current, **given)
         await self.bot.store.guilds.set_limits(interaction.guild_id, updated, interaction.user.id)
         self.bot.queue.wake()  # higher limits may let queued jobs start now
-        await reply_private(interaction, "Limits updated:\n" + limits_text(Limits.resolve(updated)))
+        await reply_private(
+            interaction, "Limits updated:\n" + limits_text(Limits.resolve(updated))
+        )
 
     @config.command(
         name="allow-channel", description="Allow videos in a channel (limits to the list)"

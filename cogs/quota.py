@@ -238,7 +238,8 @@ def audit_line(entry: AuditEntry) -> str:
         values = "credits restored"
     elif entry.action is AuditAction.SET_ROLE_ALLOWANCE:
         values = (
-            f"<@&{entry.target_role_id}> {entry.old_value or 'none'} → {entry.new_value or 'none'}"
+            f"<@&{entry.target_role_id}> {entry.old_value or 'none'} → "
+            f"{entry.new_value or 'none'}"
         )
     return f"<t:{int(entry.created_at.timestamp())}:R> <@{entry.moderator_id}> {action}: {values}"
 

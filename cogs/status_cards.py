@@ -199,7 +199,9 @@ class StatusCards:
             deadline = interaction.expires_at - TOKEN_SAFETY_MARGIN
             if discord.utils.utcnow() < deadline:
                 try:
-                    await interaction.edit_original_response(content=None, embed=embed, view=view)
+                    await interaction.edit_original_response(
+                        content=None, embed=embed, view=view
+                    )
                     return
                 except discord.HTTPException as exc:
                     # Discord says the token is dead (401/50027) sooner than we computed:

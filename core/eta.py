@@ -15,7 +15,9 @@ from core.completion import CompletionKey, CompletionModel
 class CompletionEstimator(Protocol):
     """Expected seconds from submitting a job of this kind until the API has its video."""
 
-    def expected_seconds(self, mode: str, quality: str, duration: int, sound: bool) -> float | None:
+    def expected_seconds(
+        self, mode: str, quality: str, duration: int, sound: bool
+    ) -> float | None:
         """``None`` while there is too little history to say."""
         ...
 
@@ -26,7 +28,9 @@ class LearnedEstimator:
     def __init__(self, model: CompletionModel) -> None:
         self._model = model
 
-    def expected_seconds(self, mode: str, quality: str, duration: int, sound: bool) -> float | None:
+    def expected_seconds(
+        self, mode: str, quality: str, duration: int, sound: bool
+    ) -> float | None:
         """The model's mean completion time for this kind (pooled while the kind has
         little history); ``None`` until there is enough history."""
         return self._model.expected_seconds(CompletionKey(mode, quality, duration, sound))

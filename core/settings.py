@@ -346,7 +346,9 @@ class BotSettings:
             poll_skip_probability=_fraction(env, "POLL_SKIP_PROBABILITY", 0.05),
             delivery_concurrency=_int(env, "DELIVERY_CONCURRENCY", 4, minimum=1),
             delivery_lease_seconds=_float(env, "DELIVERY_LEASE_SECONDS", 300.0, minimum=1.0),
-            download_deadline_seconds=_float(env, "DOWNLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01),
+            download_deadline_seconds=_float(
+                env, "DOWNLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01
+            ),
             upload_deadline_seconds=_float(env, "UPLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01),
             stale_sweep_interval_seconds=_float(
                 env, "STALE_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.01

@@ -95,7 +95,9 @@ class HappyHorseClient:
         self.settings = settings
         self._observer = observer
         self.dialect: Dialect = get_dialect(settings.resolved_dialect)
-        self.status_limiter = RateLimiter(settings.status_rate_per_second, settings.status_burst)
+        self.status_limiter = RateLimiter(
+            settings.status_rate_per_second, settings.status_burst
+        )
         self._session = session
         self._owns_session = session is None
         self._sleep = sleep
@@ -105,7 +107,8 @@ class HappyHorseClient:
 
     def __repr__(self) -> str:
         return (
-            f"HappyHorseClient(base_url={self.settings.base_url!r}, dialect={self.dialect.name!r})"
+            f"HappyHorseClient(base_url={self.settings.base_url!r}, "
+            f"dialect={self.dialect.name!r})"
         )
 
     async def __aenter__(self) -> HappyHorseClient:
@@ -460,3 +463,4 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> str:
         return b"".join(chunks).decode(charset, errors="replace")
     except LookupError:
         return b"".join(chunks).decode("utf-8", errors="replace")
+

@@ -42,8 +42,12 @@ JSONObject = dict[str, Any]
 
 _STATE_SYNONYMS: Final[dict[str, TaskState]] = {
     **dict.fromkeys(("pending", "queued", "waiting", "submitted"), TaskState.QUEUED),
-    **dict.fromkeys(("running", "in_progress", "processing", "generating"), TaskState.PROCESSING),
-    **dict.fromkeys(("success", "succeeded", "done", "completed", "finished"), TaskState.COMPLETED),
+    **dict.fromkeys(
+        ("running", "in_progress", "processing", "generating"), TaskState.PROCESSING
+    ),
+    **dict.fromkeys(
+        ("success", "succeeded", "done", "completed", "finished"), TaskState.COMPLETED
+    ),
     **dict.fromkeys(
         ("error", "failure", "failed", "cancelled", "canceled", "timeout"), TaskState.FAILED
     ),
@@ -236,7 +240,8 @@ def parse_task(payload: object) -> Task:
         said = api_message(body)
         hint = f"; the API said: {said}" if said else ""
         raise InvalidResponseError(
-            f"generate answer has no task id (task_id, taskId or id, top-level or under data){hint}"
+            f"generate answer has no task id (task_id, taskId or id, top-level or under data)"
+            f"{hint}"
         )
     state, _ = _find_state(body)
     if state is None:

@@ -172,7 +172,9 @@ class GenerationRequest:
         if not isinstance(self.image_url, str) or not self.image_url.strip():
             raise ValidationError("image_url", "is required for image-to-video")
         if len(self.image_url) > MAX_IMAGE_URL_LENGTH:
-            raise ValidationError("image_url", f"is longer than {MAX_IMAGE_URL_LENGTH} characters")
+            raise ValidationError(
+                "image_url", f"is longer than {MAX_IMAGE_URL_LENGTH} characters"
+            )
         if not is_http_url(self.image_url):
             raise ValidationError("image_url", "must be an http or https URL")
 

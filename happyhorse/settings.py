@@ -184,3 +184,4 @@ class _EnvReader:
             bound = "greater than 0" if positive else "0 or more"
             raise ValueError(f"{name} must be a whole number {bound}, got {raw!r}")
         return value
+

@@ -234,3 +234,4 @@ async def _write_audit(
     )
     assert row is not None  # INSERT ... RETURNING always yields the inserted row
     return _audit(row)
+

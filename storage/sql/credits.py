@@ -159,7 +159,9 @@ class SQLCreditStore:
             role_id=role_id,
         )
 
-    async def balance(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Balance:
+    async def balance(
+        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
+    ) -> Balance:
         """Allowance, used and remaining credits, and when the allowance resets.
 
         ``role_ids`` are the member's roles: the highest allowance among them applies

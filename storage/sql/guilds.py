@@ -40,6 +40,7 @@ def _limits_text(limits: GuildLimits) -> str:
     )
 
 
+
 class SQLGuildSettingsStore:
     """``GuildSettingsStore`` on either engine; each change and its audit row commit together."""
 
@@ -99,7 +100,9 @@ class SQLGuildSettingsStore:
                 None if channel_id is None else str(channel_id),
             )
 
-    async def set_limits(self, guild_id: int, limits: GuildLimits, moderator_id: int) -> AuditEntry:
+    async def set_limits(
+        self, guild_id: int, limits: GuildLimits, moderator_id: int
+    ) -> AuditEntry:
         """Replace the guild's queue limits (``None`` fields: the bot's default); audited."""
         for name in LIMIT_FIELDS:
             value = getattr(limits, name)

@@ -45,6 +45,7 @@ again it looks for a recent message carrying that nonce and, if there is one, on
 ``mark_delivered``.
 """
 
+
 from __future__ import annotations
 
 from pathlib import Path

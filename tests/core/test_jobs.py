@@ -327,10 +327,7 @@ async def test_completions_are_recorded_with_their_bracket(
     assert [o.kind for o in await service.poll_due()] == [PollKind.COMPLETED]
     [sample] = await store.jobs.completion_times(10)
     assert (sample.mode, sample.quality, sample.duration, sample.sound) == (
-        TEXT_TO_VIDEO,
-        "std",
-        5,
-        True,
+        TEXT_TO_VIDEO, "std", 5, True,
     )
     assert sample.lower_seconds == pytest.approx(3.0)
     assert sample.upper_seconds == pytest.approx(7.0)

@@ -58,7 +58,6 @@ async def test_estimates_come_from_the_learned_completion_model(
     assert expected is not None and 40 < expected < 1000
     assert estimator.expected_seconds("text-to-video", "pro", 5, True) == expected  # pooled
 
-
 async def test_queued_card_says_estimating_until_there_is_history(
     queue: QueueService, store: SQLiteStore, clock: Clock
 ) -> None:

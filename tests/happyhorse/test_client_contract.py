@@ -567,7 +567,9 @@ async def test_sandbox_behind_a_path_prefix(dialect: str) -> None:
         await runner.cleanup()
 
 
-async def test_download_sends_no_api_key(recording_server: RecordingServer, tmp_path: Path) -> None:
+async def test_download_sends_no_api_key(
+    recording_server: RecordingServer, tmp_path: Path
+) -> None:
     """The API key is never sent to a result URL (a third-party CDN)."""
 
     async def video(request: web.Request) -> web.StreamResponse:

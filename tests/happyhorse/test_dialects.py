@@ -417,22 +417,8 @@ def test_junk_never_escapes_as_a_bare_exception() -> None:
     """Random JSON-ish junk raises only HappyHorseError subclasses, never KeyError/TypeError."""
     rng = random.Random(1234)
     atoms: list[Any] = [None, True, 0, 200, 401, -1, 1.5, "", "completed", "x", [], {}, [1, "a"]]
-    keys = [
-        "task_id",
-        "taskId",
-        "id",
-        "status",
-        "state",
-        "data",
-        "response",
-        "code",
-        "message",
-        "error",
-        "resultUrls",
-        "video_url",
-        "url",
-        "error_message",
-    ]
+    keys = ["task_id", "taskId", "id", "status", "state", "data", "response", "code",
+            "message", "error", "resultUrls", "video_url", "url", "error_message"]
 
     def junk(depth: int) -> Any:
         if depth == 0 or rng.random() < 0.3:
