@@ -17,7 +17,10 @@ requests per second (at least ``R / 2n``) with a burst of 1. A burst of 1 spaces
 process's calls at least ``1 / (R/n - 1)`` seconds apart, so it sends fewer than ``R / n``
 in any second *at the API*: the one call of headroom per process absorbs calls that
 cross the network with different delays (a late call landing in the next second), which
-independent senders cannot coordinate. The processes together stay under R.
+independent senders cannot coordinate. The processes together stay under R (as long as
+each share is at least 2 per second; below that, under R on average over a few seconds).
+The price is up to ``n`` calls per second of the budget left unused; with a small budget
+and many processes, raise ``HAPPYHORSE_STATUS_RATE`` only if the API allows it.
 
 Why shares and not a token bucket in the database: a shared bucket costs a database
 round trip (and a contended row lock) per status call and stops every poll when the
