@@ -46,6 +46,7 @@ import os
 import secrets
 import socket
 
+from core import metrics
 from happyhorse.ratelimit import RateLimiter
 from storage.models import Claimant
 from storage.store import Store
@@ -147,8 +148,10 @@ class ProcessRegistry:
         if live != self.live_count:
             log.info("%d bot processes share the work and the status budget", live)
         self.live_count = live
+        rate, burst = share(self._rate, self._burst, live)
         if self._limiter is not None:
-            self._limiter.set_rate(*share(self._rate, self._burst, live))
+            self._limiter.set_rate(rate, burst)
+        metrics.observe_processes(live, rate)
         return live
 
     def start(self) -> None:

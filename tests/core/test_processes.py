@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from core.processes import ProcessRegistry, new_process_id, share
+from core import metrics
+from core.processes import ProcessRegistry, _local_pid, new_process_id, share
 from happyhorse.ratelimit import RateLimiter
 from storage import SQLStore
 from storage.models import Claimant
@@ -48,6 +49,8 @@ async def test_processes_divide_the_budget_as_they_join_and_leave(
     assert limiters[1].paused_for > 0  # the first has not shrunk its share yet
     assert await first.beat() == 2
     assert limiters[0].rate == 14
+    assert metrics.REGISTRY.get_sample_value("happyhorse_processes_live") == 2
+    assert metrics.REGISTRY.get_sample_value("happyhorse_status_rate_share") == 14
     await second.leave()
     assert await first.beat() == 1
     assert (limiters[0].rate, limiters[0].burst) == (30, 10)
@@ -85,7 +88,5 @@ async def test_the_heartbeat_task_is_owned(store: SQLStore) -> None:
 @pytest.mark.parametrize("text", ["no-colons", "host:notanumber:x"])
 def test_odd_ids_are_never_taken_for_local_pids(text: str) -> None:
     """Only host:pid:random ids of this host are checked against local pids."""
-    from core.processes import _local_pid
-
     assert _local_pid(text) is None
     assert _local_pid(f"{socket.gethostname()}:123:x") == 123
