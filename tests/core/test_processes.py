@@ -9,11 +9,13 @@ import sys
 import pytest
 
 from core import metrics
+from core.jobs import JobService
 from core.processes import ProcessRegistry, _local_pid, new_process_id, share
 from happyhorse.ratelimit import RateLimiter
 from storage import SQLStore
-from storage.models import Claimant
+from storage.models import Claimant, JobState
 from tests.core.conftest import Clock
+from tests.core.test_jobs import draft
 
 
 def test_alone_a_process_keeps_the_whole_budget_and_shares_leave_headroom() -> None:
@@ -90,3 +92,30 @@ def test_odd_ids_are_never_taken_for_local_pids(text: str) -> None:
     """Only host:pid:random ids of this host are checked against local pids."""
     assert _local_pid(text) is None
     assert _local_pid(f"{socket.gethostname()}:123:x") == 123
+
+
+async def test_start_up_recovery_leaves_a_live_processs_work_alone(
+    service: JobService, store: SQLStore, clock: Clock
+) -> None:
+    """A second process starting on the same database refunds nothing the first is still
+    submitting and ends none of its delivery leases; once the first has left, it does."""
+    first = ProcessRegistry(store, service.claimant, heartbeat_seconds=1)
+    await first.register()
+    submitting = await service.reserve(draft())
+    assert await service.store.jobs.claim_queued(
+        submitting.id, claimant=service.claimant, lease_seconds=600
+    )
+    posting = await service.reserve(draft())
+    assert await store.jobs.claim_queued(posting.id)
+    assert await store.jobs.mark_submitted(posting.id, "t1", clock())
+    assert await store.jobs.mark_completed(posting.id, "https://cdn.example/1.mp4")
+    assert await store.jobs.claim_delivery(posting.id, 300, service.claimant)
+    clock.advance(1)
+    second = JobService(store, service.client, service.settings, clock=clock)
+    await ProcessRegistry(store, second.claimant, heartbeat_seconds=1).register()
+    assert await second.recover_interrupted() == []
+    assert not await store.jobs.claim_delivery(posting.id, 300, second.claimant)
+    await first.leave()
+    [refunded] = await second.recover_interrupted()
+    assert refunded.id == submitting.id and refunded.state is JobState.REFUNDED
+    assert await store.jobs.claim_delivery(posting.id, 300, second.claimant)
