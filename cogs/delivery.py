@@ -12,6 +12,13 @@ reservations.
 A job is posted at most once: the store leases it to one poster, and a poster that finds
 an ended lease (a crash, or an attempt that timed out mid-post) first looks in the
 channel for a message carrying the job's marker before posting again.
+
+Several processes may share the database: every poll, delivery and notice is claimed
+under a lease naming this process (`JobService.claimant`), and the recovery that runs
+at start-up and at every sweep touches only the work of processes that are no longer
+live. A video is uploaded within the upload limit recorded with the job where its
+request arrived, so a process without that guild in its cache (another shard's guild)
+still posts the file rather than falling back to a link.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from cogs.permissions import channel_bot_permissions, may_send
 from cogs.runtime import requester_mentions
 from core import metrics
 from core.heartbeat import SCHEDULER
-from core.jobs import PollKind, PollOutcome, stale_reservation_seconds
+from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
@@ -52,6 +59,8 @@ MAX_POST_TRIES = 5
 HISTORY_SCAN_LIMIT = 500
 ENTITY_TOO_LARGE = 40005
 DELIVERABLE_BATCH = 50
+NOTICE_LEASE_SECONDS = 120.0
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 class Delivery(commands.Cog):
@@ -66,8 +75,6 @@ class Delivery(commands.Cog):
         # Jobs Discord asked us to wait for (RateLimited): not retried before then.
         self._not_before: dict[int, float] = {}
         self._last_sweep = time.monotonic()
-        # A reservation can only legitimately stay unsubmitted for one generate call.
-        self._stale_after = stale_reservation_seconds(settings.client)
         self._slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._tmp = Path(tempfile.mkdtemp(prefix="happyhorse-"))
         self.scheduler = PollScheduler(bot.jobs, self._handle_outcome)
@@ -130,9 +137,14 @@ class Delivery(commands.Cog):
         now = time.monotonic()
         if now - self._last_sweep >= settings.stale_sweep_interval_seconds:
             self._last_sweep = now
-            await self.bot.jobs.refund_stale_reservations(self._stale_after)
-        for job in await self.bot.store.jobs.unnotified_refunds(
-            settings.failure_notice_window_seconds
+            # Ends the leases and refunds the reservations of processes that died, and
+            # reservations that leaked; never a live process's work.
+            for job in await self.bot.jobs.recover_interrupted():
+                log.info("Refunded job %s left unfinished by a process that stopped", job.id)
+        for job in await self.bot.store.jobs.claim_notices(
+            self.bot.jobs.claimant,
+            settings.failure_notice_window_seconds,
+            NOTICE_LEASE_SECONDS,
         ):
             self._start_notice(job)
         for job in await self.bot.store.jobs.deliverable_jobs(DELIVERABLE_BATCH):
@@ -206,7 +218,7 @@ class Delivery(commands.Cog):
         """Post one completed job's video in its channel, exactly once."""
         crashed_before = job.delivering_until is not None
         lease = self.bot.settings.delivery_lease_seconds
-        if not await self.bot.store.jobs.claim_delivery(job.id, lease):
+        if not await self.bot.store.jobs.claim_delivery(job.id, lease, self.bot.jobs.claimant):
             return
         channel = self._resolve_channel(job)
         if crashed_before:
@@ -294,7 +306,10 @@ class Delivery(commands.Cog):
         """Fetch the video if it fits the guild's upload limit; None means post a link."""
         assert job.result_url is not None
         guild = getattr(channel, "guild", None)
-        limit = guild.filesize_limit if isinstance(guild, discord.Guild) else 10 * 1024 * 1024
+        if isinstance(guild, discord.Guild):
+            limit = guild.filesize_limit
+        else:  # another shard's guild: the limit recorded where the request arrived
+            limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
         dest = self._tmp / f"job-{job.id}.mp4"
         try:
             await self.bot.api.download(
@@ -387,9 +402,14 @@ class Delivery(commands.Cog):
     async def _notify_failure(self, job: Job) -> None:
         """Tell the requester why a job was refunded: in its channel, else by DM.
 
-        Refunded jobs wait in the store until this has run (`unnotified_refunds`), so a
-        crash between a refund and its notice delays the notice instead of losing it.
+        Refunded jobs wait in the store until this has run (`claim_notices`), so a crash
+        between a refund and its notice delays the notice instead of losing it. The notice
+        is claimed first, so two processes never both send it.
         """
+        if not await self.bot.store.jobs.claim_notice(
+            job.id, self.bot.jobs.claimant, NOTICE_LEASE_SECONDS
+        ):
+            return  # told already, or another process is telling them
         self.bot.modlog.post(job.guild_id, job_failed(job))
         reason = short((job.last_error or "it was interrupted").strip(), 300)
         if not reason.endswith((".", "!", "?", "…")):

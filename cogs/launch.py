@@ -99,6 +99,10 @@ async def start_job(
         if await bot.store.jobs.fail_and_refund(job.id, "the request could not be acknowledged"):
             metrics.count_credits_refunded(job.cost)
         return None
+    if interaction.guild is not None:
+        # Any process may deliver it, maybe one without this guild in its cache (another
+        # shard's): it uploads within the limit recorded here.
+        await bot.store.jobs.set_upload_limit(job.id, interaction.guild.filesize_limit)
     try:
         outcome = await bot.queue.start(job)
     except Refusal as refusal:

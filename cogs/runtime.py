@@ -28,6 +28,7 @@ from core.heartbeat import Heartbeats
 from core.jobs import JobService
 from core.metrics import discord_trace
 from core.modlog import job_cancelled
+from core.processes import ProcessRegistry
 from core.queue import QueueService
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -36,6 +37,7 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 EXTENSIONS: tuple[str, ...] = (
+    "cogs.processes",
     "cogs.errors",
     "cogs.generation",
     "cogs.delivery",
@@ -95,6 +97,8 @@ class HappyHorseBot(commands.AutoShardedBot):
             **options,
         )
         self.settings = settings
+        #: This process in the shared registry (set by `cogs.processes` once registered).
+        self.registry: ProcessRegistry | None = None
         #: Background loops beat here; the health endpoint reads it ("scheduler").
         self.heartbeats = Heartbeats()
         self._logged_in_without_gateway = asyncio.Event()
@@ -169,6 +173,8 @@ class HappyHorseBot(commands.AutoShardedBot):
         """Close discord.py's connections, then release `run_without_gateway`."""
         try:
             await super().close()
+            if self.registry is not None:
+                await self.registry.leave()
         finally:
             self._closed_event.set()
 

@@ -20,6 +20,7 @@ from core.errors import Refusal, describe_submit_error, operator_hint
 from core.fairness import next_round
 from core.logs import job_logging
 from core.poll_policy import PollPolicy
+from core.processes import new_process_id
 from core.prompts import PromptError, check_prompt
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -34,7 +35,7 @@ from happyhorse.errors import (
 )
 from happyhorse.models import GenerationRequest, TaskState, TaskStatus
 from happyhorse.settings import ClientSettings
-from storage.models import Balance, GuildSettings, Job, JobState, NewJob
+from storage.models import Balance, Claimant, GuildSettings, Job, JobState, NewJob
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,13 @@ def stale_reservation_seconds(client: ClientSettings) -> float:
     it), so anything younger than the worst-case generate time, with a margin, may still
     be a live submit and must not be refunded.
     """
+    return STALE_RESERVATION_MARGIN * worst_case_generate_seconds(client)
+
+
+def poll_lease_seconds(client: ClientSettings) -> float:
+    """How long a claimed poll is held: longer than one status call can take, retries
+    and Retry-After waits included (the same worst case as a generate call), with the
+    same margin; a poll that outlives it may be repeated by another process."""
     return STALE_RESERVATION_MARGIN * worst_case_generate_seconds(client)
 
 
@@ -161,8 +169,13 @@ class JobService:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         model: CompletionModel | None = None,
+        claimant: Claimant | None = None,
     ) -> None:
         self.store = store
+        #: This process, as the owner of the work it claims (see ``core.processes``).
+        self.claimant = claimant or Claimant(
+            new_process_id(), live_within=settings.process_liveness_seconds
+        )
         self.client = client
         self.settings = settings
         self._clock = clock
@@ -173,6 +186,11 @@ class JobService:
         self.policy = PollPolicy(settings, self.completion)
         self._listeners: list[Callable[[Job], None]] = []
         self._slot_listeners: list[Callable[[], None]] = []
+
+    @property
+    def reservation_lease_seconds(self) -> float:
+        """How long a reservation is held by this process while it submits it."""
+        return stale_reservation_seconds(self.settings.client)
 
     def on_job_changed(self, listener: Callable[[Job], None]) -> None:
         """Call `listener` with every job submitted here or passed to `notify`."""
@@ -306,7 +324,9 @@ class JobService:
         The client never retries a generate call that may have reached the server, so a
         failure here cannot have created a second task.
         """
-        if job.state is JobState.QUEUED and not await self.store.jobs.claim_queued(job.id):
+        if job.state is JobState.QUEUED and not await self.store.jobs.claim_queued(
+            job.id, claimant=self.claimant, lease_seconds=self.reservation_lease_seconds
+        ):
             raise Refusal("This video was cancelled before it started.")
         try:
             task = await self.client.generate(request_for(job, model=self.settings.client.model))
@@ -342,9 +362,19 @@ class JobService:
 
         For tools and tests; the bot's scheduler (`core.scheduler`) polls job by job.
         Status calls go through the client's shared rate limiter; one failing job never
-        stops the others.
+        stops the others. The polls are claimed first, so another process polling at
+        the same time takes other jobs.
         """
-        jobs = await self.store.jobs.due_jobs(self._clock(), self.settings.poll_batch_size)
+        now = self._clock()
+        window = await self.store.jobs.poll_candidates(
+            self.claimant, now, self.settings.poll_batch_size
+        )
+        jobs = await self.store.jobs.claim_polls(
+            [job.id for job in window],
+            self.claimant,
+            poll_lease_seconds(self.settings.client),
+            now,
+        )
         if not jobs:
             return []
         polls = (job_logging(job.id, self.poll(job)) for job in jobs)
@@ -482,8 +512,13 @@ class JobService:
         expired but not yet refunded is refunded now. Submitted and completed jobs are
         left to the delivery loop; delivery leases held by the dead process are ended (a
         job that was being posted is then checked for a message already posted).
+
+        Only work whose owner is no longer live (or whose lease ran out) is touched:
+        another live process's reservations and delivery leases are left alone, so this
+        may run at every start-up and periodically while several processes share the
+        database.
         """
-        ended = await self.store.jobs.end_stale_leases()
+        ended = await self.store.jobs.end_stale_leases(self.claimant)
         if ended:
             log.info("Ended %d delivery leases left by a previous run", ended)
         recovered = list(
@@ -510,8 +545,8 @@ class JobService:
         bug or a lost interaction); refunding it keeps credits from leaking.
         """
         refunded: list[Job] = []
-        for job in await self.store.jobs.stale_reserved(older_than_seconds):
-            if await self.store.jobs.fail_and_refund(job.id, reason):
+        for job in await self.store.jobs.stale_reserved(older_than_seconds, self.claimant):
+            if await self.store.jobs.refund_stale_reserved(job.id, reason, self.claimant):
                 metrics.count_credits_refunded(job.cost)
                 refunded.append(await self._reload(job))
         if refunded:

@@ -115,6 +115,16 @@ DATABASE_UP = Gauge(
     "1 if the last scrape could read the backlog from the database, else 0.",
     registry=REGISTRY,
 )
+PROCESSES_LIVE = Gauge(
+    "happyhorse_processes_live",
+    "Bot processes sharing the database at this process's last heartbeat (itself included).",
+    registry=REGISTRY,
+)
+STATUS_RATE_SHARE = Gauge(
+    "happyhorse_status_rate_share",
+    "Status calls per second this process may make: its share of HAPPYHORSE_STATUS_RATE.",
+    registry=REGISTRY,
+)
 
 for _operation in ("generate", "status", "download"):
     API_REQUESTS.labels(operation=_operation)
@@ -244,6 +254,12 @@ async def refresh_backlog(store: Store, now: datetime | None = None) -> bool:
         OLDEST_DUE_AGE.labels(work=work).set(age)
     DATABASE_UP.set(1)
     return True
+
+
+def observe_processes(live: int, status_rate: float) -> None:
+    """Record the live processes and this process's status budget share (at each beat)."""
+    PROCESSES_LIVE.set(live)
+    STATUS_RATE_SHARE.set(status_rate)
 
 
 def render() -> bytes:

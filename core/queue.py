@@ -340,7 +340,11 @@ class QueueService:
 
     async def _claim(self, job: Job, limits: Limits) -> bool:
         return await self.store.jobs.claim_queued(
-            job.id, member_running=limits.member_running, server_running=limits.server_running
+            job.id,
+            member_running=limits.member_running,
+            server_running=limits.server_running,
+            claimant=self.jobs.claimant,
+            lease_seconds=self.jobs.reservation_lease_seconds,
         )
 
     async def _submit(self, job: Job, *, tell_now: bool) -> StartOutcome:

@@ -13,9 +13,21 @@ which must not block (the delivery cog starts a delivery task or queues a card e
 A 429 pauses the limiter, so it delays polls only.
 
 The store stays the truth: every decision is written there (`next_poll_at`,
-`last_pending_at`) before it is acted on, and `start()` rebuilds the in-memory view from
-it, so a restart resumes where the last run stopped. `close()` cancels and awaits every
-task the scheduler owns.
+`last_pending_at`) before it is acted on, so a restart resumes where the last run
+stopped. `close()` cancels and awaits every task the scheduler owns.
+
+Several processes, one schedule
+-------------------------------
+Every process runs a scheduler over the same database, and each poll is *claimed* before
+it is made (`JobStore.claim_polls`: a lease naming this process, `FOR UPDATE SKIP
+LOCKED` on PostgreSQL), so no job is ever polled by two processes at once. Each round
+reads a window of due jobs nobody holds (`poll_candidates`, round-robin between guilds so
+one guild's backlog cannot starve the others), orders it here (`due`: most likely
+finished first within each guild, guilds taking turns), and claims what it has room for;
+jobs another process claimed meanwhile are skipped. Recording a poll's answer ends its
+lease, so the next poll of the job goes to whichever process is free first. Between
+rounds the scheduler sleeps until the earliest unclaimed poll time in the store (capped
+by `POLL_INTERVAL_SECONDS`, so jobs submitted by other processes are picked up).
 """
 
 from __future__ import annotations
@@ -26,12 +38,15 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from core.jobs import JobService, PollOutcome
+from core.jobs import JobService, PollOutcome, poll_lease_seconds
 from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
 OutcomeHandler = Callable[[PollOutcome], None]
+
+CANDIDATE_WINDOW = 4
+"""Due jobs read per free poll slot, to choose the likeliest finished among them."""
 
 
 class PollScheduler:
@@ -87,7 +102,8 @@ class PollScheduler:
     def due(self, now: datetime, limit: int) -> list[Job]:
         """Up to `limit` due jobs not being polled, most likely finished first.
 
-        Ties (no history: every job scores 0) go to the longest overdue.
+        Ties (no history: every job scores 0) go to the longest overdue. Guilds take
+        turns: every guild's best job comes before any guild's second best.
         """
         if limit <= 0:
             return []
@@ -99,7 +115,14 @@ class PollScheduler:
             and job.next_poll_at <= now
         ]
         due.sort(key=lambda job: (-self.policy.priority(job, now), job.next_poll_at, job.id))
-        return due[:limit]
+        turns: dict[int, int] = {}
+        ranked = []
+        for index, job in enumerate(due):
+            turn = turns.get(job.guild_id, 0)
+            turns[job.guild_id] = turn + 1
+            ranked.append((turn, index, job))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return [job for _, _, job in ranked[:limit]]
 
     def seconds_until_due(self, now: datetime) -> float | None:
         """How long until the next poll falls due (0 if one is due); None if none waits."""
@@ -121,23 +144,40 @@ class PollScheduler:
 
     async def run(self) -> None:
         """Poll due jobs until cancelled; a failure in one round is logged, not fatal."""
+        refresh = self.service.settings.poll_interval_seconds
         while True:
             self._wake.clear()
             try:
-                now = self._clock()
-                for job in self.due(now, self._capacity - len(self._in_flight)):
-                    self._launch(job)
-                wait = (
-                    None
-                    if len(self._in_flight) >= self._capacity
-                    else self.seconds_until_due(self._clock())
-                )
+                wait = await self.round()
             except Exception:
                 log.exception("Poll scheduler round failed; continuing")
-                wait = self.service.settings.poll_interval_seconds
-            if wait is None or wait > 0:
+                wait = refresh
+            wait = refresh if wait is None else min(wait, refresh)
+            if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def round(self) -> float | None:
+        """Claim and start the due polls there is room for; return the seconds until the
+        next unclaimed poll falls due (None: none waits, or no room until a poll ends)."""
+        jobs = self.service.store.jobs
+        claimant = self.service.claimant
+        free = self._capacity - len(self._in_flight)
+        if free > 0:
+            now = self._clock()
+            window = await jobs.poll_candidates(claimant, now, free * CANDIDATE_WINDOW)
+            # The store is the truth: what other processes polled meanwhile is not due.
+            self._jobs = {job.id: job for job in window}
+            picks = self.due(now, free)
+            lease = poll_lease_seconds(self.service.settings.client)
+            for job in await jobs.claim_polls([j.id for j in picks], claimant, lease, now):
+                self._launch(job)
+        if len(self._in_flight) >= self._capacity:
+            return None
+        next_at = await jobs.next_free_poll_at(claimant)
+        if next_at is None:
+            return None
+        return max((next_at - self._clock()).total_seconds(), 0.0)
 
     def _launch(self, job: Job) -> None:
         task = asyncio.create_task(self._poll(job), name=f"poll-job-{job.id}")

@@ -243,6 +243,7 @@ class BotSettings:
         if quality == "pro":
             return self.service_price_pro_sound if sound else self.service_price_pro
         return self.service_price_std_sound if sound else self.service_price_std
+
     # Sharding: None = Discord's recommended count, every shard in this process. With a
     # count, `shard_ids` None = all of them here; () = no gateway, background work only.
     shard_count: int | None = None
@@ -250,6 +251,11 @@ class BotSettings:
     # Operators' HTTP endpoint (/healthz, /metrics); None = off (0, only in tests: any port).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Processes sharing one database (see core/processes.py): how often each one beats in
+    # the `processes` table (and re-reads its share of the status budget), and how long
+    # without a beat before it counts as dead and its leases are void.
+    process_heartbeat_seconds: float = 5.0
+    process_liveness_seconds: float = 20.0
     # "text" (human-readable lines) or "json" (one JSON object per line).
     log_format: str = "text"
 
@@ -257,6 +263,7 @@ class BotSettings:
     def gateway_free(self) -> bool:
         """True for a process that connects no gateway shard and only does background work."""
         return self.shard_ids == ()
+
     # Where to write the event-loop stall report on shutdown; None: no watch.
     loop_watch_report: Path | None = None
 
@@ -312,6 +319,13 @@ class BotSettings:
         if log_format not in {"text", "json"}:
             raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
         shard_count = _optional_positive(env, "SHARD_COUNT")
+        heartbeat = _float(env, "PROCESS_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
+        liveness = _float(env, "PROCESS_LIVENESS_SECONDS", 4 * heartbeat, minimum=0.05)
+        if liveness < 2 * heartbeat:
+            raise SettingsError(
+                "PROCESS_LIVENESS_SECONDS must be at least twice PROCESS_HEARTBEAT_SECONDS "
+                f"({2 * heartbeat:g}), got {liveness:g}: a live process would look dead"
+            )
         return cls(
             discord_token=token,
             client=client,
@@ -372,5 +386,7 @@ class BotSettings:
             metrics_port=_port(env, "METRICS_PORT"),
             metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
             log_format=log_format,
+            process_heartbeat_seconds=heartbeat,
+            process_liveness_seconds=liveness,
             loop_watch_report=_optional_path(env, "LOOP_WATCH_REPORT"),
         )

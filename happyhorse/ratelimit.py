@@ -46,6 +46,23 @@ class RateLimiter:
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
+    def set_rate(self, rate: float, burst: int | None = None) -> None:
+        """Change the rate (and burst) in place, for callers waiting now and later.
+
+        Tokens earned so far are kept (at most the new burst); from now on they accrue at
+        the new rate. A waiter already sleeping re-checks when it wakes, so it is served
+        no earlier than the new rate allows. Used to share one budget among processes.
+        """
+        if not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"rate must be a positive number, got {rate!r}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        self._refill(self._clock())
+        self.rate = float(rate)
+        if burst is not None:
+            self.burst = burst
+            self._tokens = min(self._tokens, float(burst))
+
     @property
     def paused_for(self) -> float:
         """Seconds left of the current penalty (0 when not paused)."""

@@ -143,6 +143,11 @@ class Job:
     queue_round: int | None = None
     last_pending_at: datetime | None = None
     """When the API last answered that the job was still unfinished."""
+    lease_owner: str | None = None
+    """The process holding the job's current background work (see ``Claimant``)."""
+    lease_until: datetime | None = None
+    upload_limit: int | None = None
+    """The guild's upload limit in bytes when the request arrived (``None``: unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,3 +402,30 @@ class Backlog:
     oldest_due_poll: datetime | None
     due_deliveries: int
     oldest_due_delivery: datetime | None
+
+
+DEFAULT_LIVENESS_SECONDS = 30.0
+"""How stale a process's heartbeat may be before it counts as dead (its leases void)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimant:
+    """Who claims background work: a process id, and how stale another process's
+    heartbeat may grow before that process counts as dead and its leases as void.
+
+    A lease (``Job.lease_owner``/``lease_until``) is *live* while its end time has not
+    passed and its owner is live (a ``processes`` row seen within ``live_within``).
+    Claims take work that is free (no live lease) or already this claimant's.
+    """
+
+    process_id: str
+    live_within: float = DEFAULT_LIVENESS_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One registered bot process (a ``processes`` row)."""
+
+    id: str
+    started: datetime
+    last_seen: datetime

@@ -26,6 +26,7 @@ from storage.models import (
     AuditEntry,
     Backlog,
     Balance,
+    Claimant,
     CompletionTime,
     CostTable,
     GuildLimits,
@@ -33,6 +34,7 @@ from storage.models import (
     GuildStats,
     Job,
     NewJob,
+    ProcessInfo,
     QueueRounds,
     UsageSummary,
 )
@@ -90,11 +92,18 @@ class JobStore(Protocol):
         ...
 
     async def claim_queued(
-        self, job_id: int, *, member_running: int = 0, server_running: int = 0
+        self,
+        job_id: int,
+        *,
+        member_running: int = 0,
+        server_running: int = 0,
+        claimant: Claimant | None = None,
+        lease_seconds: float | None = None,
     ) -> bool:
         """queued -> reserved, only while fewer than ``member_running`` jobs of the member
         and fewer than ``server_running`` jobs of the guild are reserved or submitted
-        (0: no limit). The counts and the change are one atomic step."""
+        (0: no limit). The counts and the change are one atomic step. With a
+        ``claimant`` the reservation is leased to it for ``lease_seconds``."""
         ...
 
     async def requeue(self, job_id: int, error: str) -> bool:
@@ -136,8 +145,13 @@ class JobStore(Protocol):
         """Store the last (transient) error without changing the state."""
         ...
 
-    async def claim_delivery(self, job_id: int, lease_seconds: float) -> bool:
+    async def claim_delivery(
+        self, job_id: int, lease_seconds: float, claimant: Claimant | None = None
+    ) -> bool:
         """Lease a completed job for posting; ``False`` if another poster holds a live lease.
+
+        The lease names ``claimant`` as its owner, so recovery never ends it while the
+        claimant is live.
 
         Claim, post, then ``mark_delivered``. A crash after posting but before
         ``mark_delivered`` leaves a lease that runs out; whoever claims the job next must
@@ -145,11 +159,50 @@ class JobStore(Protocol):
         """
         ...
 
-    async def end_stale_leases(self) -> int:
-        """End every live delivery lease (start-up: their holders died); return the count.
+    async def end_stale_leases(self, claimant: Claimant | None = None) -> int:
+        """End every live delivery lease whose owner is not live; return the count.
 
         ``delivering_until`` stays set, so the next poster knows a post may already exist.
+        A live process's lease is never ended.
         """
+        ...
+
+    async def set_upload_limit(self, job_id: int, limit_bytes: int) -> bool:
+        """Record the guild's upload limit (bytes) where the request arrived, for delivery."""
+        ...
+
+    async def poll_candidates(
+        self, claimant: Claimant, now: datetime | None = None, limit: int = 50
+    ) -> list[Job]:
+        """Due submitted jobs free for the claimant, round-robin between guilds."""
+        ...
+
+    async def claim_polls(
+        self,
+        job_ids: Sequence[int],
+        claimant: Claimant,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Lease these jobs' next poll to the claimant; return those it won, in order."""
+        ...
+
+    async def next_free_poll_at(self, claimant: Claimant) -> datetime | None:
+        """The earliest poll time of a submitted job nobody holds a live lease on."""
+        ...
+
+    async def claim_notices(
+        self, claimant: Claimant, within_seconds: float, lease_seconds: float, limit: int = 50
+    ) -> list[Job]:
+        """Lease untold refunds (refunded within the window) to the claimant, oldest first."""
+        ...
+
+    async def claim_notice(self, job_id: int, claimant: Claimant, lease_seconds: float) -> bool:
+        """Lease one untold refund's notice to the claimant; ``False`` if another has it."""
+        ...
+
+    async def refund_stale_reserved(self, job_id: int, error: str, claimant: Claimant) -> bool:
+        """reserved -> refunded, only while the reservation's lease is void."""
         ...
 
     async def release_delivery(self, job_id: int) -> bool:
@@ -188,9 +241,12 @@ class JobStore(Protocol):
         """Every unfinished job (not delivered, not refunded), for start-up recovery."""
         ...
 
-    async def stale_reserved(self, older_than_seconds: float) -> list[Job]:
-        """Reserved jobs unchanged for longer than this: a crash fell between reserve and
-        submit (measured from the last change, as a queued job is reserved when it starts)."""
+    async def stale_reserved(
+        self, older_than_seconds: float, claimant: Claimant | None = None
+    ) -> list[Job]:
+        """Reserved jobs unchanged for longer than this whose lease is void: a crash fell
+        between reserve and submit (measured from the last change, as a queued job is
+        reserved when it starts). A reservation leased to a live process is never listed."""
         ...
 
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
@@ -267,9 +323,7 @@ class CreditStore(Protocol):
         """
         ...
 
-    async def balance(
-        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
-    ) -> Balance:
+    async def balance(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Balance:
         """Allowance, used and remaining credits, when the allowance resets, and its source.
 
         The allowance is the member's override, else the highest allowance among
@@ -343,10 +397,32 @@ class GuildSettingsStore(Protocol):
         """Set (or with ``None`` turn off) the moderator log channel; audited."""
         ...
 
-    async def set_limits(
-        self, guild_id: int, limits: GuildLimits, moderator_id: int
-    ) -> AuditEntry:
+    async def set_limits(self, guild_id: int, limits: GuildLimits, moderator_id: int) -> AuditEntry:
         """Replace the guild's queue limits (``None`` fields: the default); audited."""
+        ...
+
+
+class ProcessStore(Protocol):
+    """The registry of running bot processes (see ``core.processes``)."""
+
+    async def beat(self, process_id: str) -> None:
+        """Register the process, or record that it is still alive."""
+        ...
+
+    async def live(self, within_seconds: float) -> list[ProcessInfo]:
+        """Processes seen within the last ``within_seconds``, oldest first."""
+        ...
+
+    async def all(self) -> list[ProcessInfo]:
+        """Every registered process, live or not."""
+        ...
+
+    async def forget(self, process_id: str) -> bool:
+        """Remove a process (stopped, or known dead): its leases become void at once."""
+        ...
+
+    async def forget_silent(self, older_than_seconds: float) -> int:
+        """Remove processes not seen for ``older_than_seconds``; return how many."""
         ...
 
 
@@ -366,6 +442,11 @@ class Store(Protocol):
     @property
     def guilds(self) -> GuildSettingsStore:
         """Per-guild settings."""
+        ...
+
+    @property
+    def processes(self) -> ProcessStore:
+        """The registry of running bot processes."""
         ...
 
     async def ping(self) -> None:

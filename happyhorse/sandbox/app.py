@@ -46,6 +46,7 @@ from happyhorse.sandbox.state import (
     SandboxConfig,
     SandboxState,
     SandboxTask,
+    StatusCall,
     task_cost,
 )
 from happyhorse.sandbox.video import FRAME_SIZES, VideoCache, pad_mp4
@@ -368,6 +369,14 @@ def _api_endpoint(endpoint: Endpoint, inner: Handler) -> Handler:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         state = _state(request)
+        received = state.clock()
+        response = await counted(request, state)
+        if endpoint == "status":
+            task_id = request.match_info.get("task_id") or request.query.get("task_id", "")
+            state.status_log.append(StatusCall(task_id, received, state.clock(), response.status))
+        return response
+
+    async def counted(request: web.Request, state: SandboxState) -> web.StreamResponse:
         dialect = state.config.dialect
         state.count(endpoint)
         # Take the whole request in before any injected delay: a hung server has still

@@ -291,6 +291,17 @@ class RateWindow:
         return None
 
 
+@dataclass(frozen=True)
+class StatusCall:
+    """One status request as the sandbox saw it: which task, when it arrived and when it
+    was answered (on the state's clock), and the HTTP status of the answer."""
+
+    task_id: str
+    received: float
+    answered: float
+    status: int
+
+
 def task_cost(duration: int, quality: str) -> int:
     """Credits one task costs: 1 per started 5 seconds, doubled for ``pro``."""
     units = max(1, math.ceil(duration / 5))
@@ -309,8 +320,9 @@ class SandboxState:
     ``tasks`` maps task id to task; ``request_counts`` counts every request per endpoint
     (``generate``, ``status``, ``download``), accepted or not; ``rate_limited`` counts the
     429s the rate limits answered, per endpoint; ``status_counts`` counts accepted status
-    calls per task id; ``credits`` is the balance left (``None``: unlimited); ``faults`` is
-    the fault-injection queue.
+    calls per task id; ``status_log`` records every status request with its arrival and
+    answer times (``status_calls_per_second`` counts them); ``credits`` is the balance
+    left (``None``: unlimited); ``faults`` is the fault-injection queue.
 
     For load tests: ``completion_times`` hands each new task, in creation order, its own
     completion time (seconds after creation; the config's once empty), and
@@ -327,6 +339,7 @@ class SandboxState:
     status_window: RateWindow | None = None
     rate_limited: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDPOINTS, 0))
     status_counts: dict[str, int] = field(default_factory=dict)
+    status_log: list[StatusCall] = field(default_factory=list)
     completion_times: deque[float] = field(default_factory=deque)
     result_size: int | None = None
 
@@ -357,6 +370,14 @@ class SandboxState:
         if wait is not None and endpoint is not None:
             self.rate_limited[endpoint] = self.rate_limited.get(endpoint, 0) + 1
         return wait
+
+    def status_calls_per_second(self) -> dict[int, int]:
+        """Status requests (answered or refused) per whole second of the state's clock."""
+        counts: dict[int, int] = {}
+        for call in self.status_log:
+            second = math.floor(call.received)
+            counts[second] = counts.get(second, 0) + 1
+        return counts
 
     def count_status(self, task_id: str) -> None:
         """Record one answered status call for ``task_id``."""

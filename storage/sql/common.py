@@ -80,6 +80,9 @@ def _job(row: Row) -> Job:
         cancelled_by=row["cancelled_by"],
         queue_round=row["queue_round"],
         last_pending_at=_dt(row["last_pending_at"]),
+        lease_owner=row["lease_owner"],
+        lease_until=_dt(row["lease_until"]),
+        upload_limit=row["upload_limit"],
     )
 
 

@@ -16,6 +16,7 @@ from storage.models import (
     AuditAction,
     AuditEntry,
     Backlog,
+    Claimant,
     CompletionTime,
     DayOutcomes,
     GuildStats,
@@ -26,6 +27,7 @@ from storage.models import (
     UsageSummary,
     UserUsage,
 )
+from storage.sql.claims import SQLJobClaims
 from storage.sql.common import (
     Clock,
     _dt,
@@ -49,7 +51,7 @@ _RECORD_COMPLETION_SQL = """
 """
 
 
-class SQLJobStore:
+class SQLJobStore(SQLJobClaims):
     """``JobStore`` on either engine: every transition is one guarded ``UPDATE``."""
 
     def __init__(self, db: Database, clock: Clock, period: Period) -> None:
@@ -76,7 +78,8 @@ class SQLJobStore:
         """reserved -> submitted, recording the API task id and the first poll time."""
         return await self._update(
             """UPDATE jobs SET state = 'submitted', task_id = :task_id,
-                   next_poll_at = :next_poll_at, submitted_at = :now, updated_at = :now
+                   next_poll_at = :next_poll_at, submitted_at = :now, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'reserved'""",
             {"id": job_id, "task_id": task_id, "next_poll_at": _ts(next_poll_at)},
         )
@@ -88,7 +91,8 @@ class SQLJobStore:
             if (
                 await tx.execute(
                     """UPDATE jobs SET state = 'completed', result_url = :url,
-                           next_poll_at = NULL, completed_at = :now, updated_at = :now
+                           next_poll_at = NULL, completed_at = :now, updated_at = :now,
+                           lease_owner = NULL, lease_until = NULL
                        WHERE id = :id AND state = 'submitted'""",
                     params,
                 )
@@ -102,7 +106,8 @@ class SQLJobStore:
         """The API says the submitted job is unfinished: remember when, set the next poll."""
         return await self._update(
             """UPDATE jobs SET last_pending_at = :now, next_poll_at = :next_poll_at,
-                   attempts = attempts + 1, updated_at = :now
+                   attempts = attempts + 1, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'submitted'""",
             {"id": job_id, "next_poll_at": _ts(next_poll_at)},
         )
@@ -131,7 +136,8 @@ class SQLJobStore:
         """completed -> delivered, recording the posted message and dropping the lease."""
         return await self._update(
             """UPDATE jobs SET state = 'delivered', delivered_message_id = :message_id,
-                   delivering_until = NULL, delivered_at = :now, updated_at = :now
+                   delivering_until = NULL, delivered_at = :now, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'completed'""",
             {"id": job_id, "message_id": message_id},
         )
@@ -140,7 +146,8 @@ class SQLJobStore:
         """reserved | submitted | completed -> failed (still charged until refunded)."""
         return await self._update(
             """UPDATE jobs SET state = 'failed', last_error = :error, next_poll_at = NULL,
-                   delivering_until = NULL, updated_at = :now
+                   delivering_until = NULL, updated_at = :now, lease_owner = NULL,
+                   lease_until = NULL
                WHERE id = :id AND state IN ('reserved', 'submitted', 'completed')""",
             {"id": job_id, "error": error},
         )
@@ -149,7 +156,7 @@ class SQLJobStore:
         """submitted -> expired: the polling deadline passed (still charged until refunded)."""
         return await self._update(
             """UPDATE jobs SET state = 'expired', last_error = :error, next_poll_at = NULL,
-                   updated_at = :now
+                   updated_at = :now, lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'submitted'""",
             {"id": job_id, "error": error},
         )
@@ -157,7 +164,8 @@ class SQLJobStore:
     async def refund(self, job_id: int) -> bool:
         """failed | expired -> refunded. The second refund of a job returns ``False``."""
         return await self._update(
-            """UPDATE jobs SET state = 'refunded', refunded_at = :now, updated_at = :now
+            """UPDATE jobs SET state = 'refunded', refunded_at = :now, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state IN ('failed', 'expired')""",
             {"id": job_id},
         )
@@ -166,7 +174,8 @@ class SQLJobStore:
         """queued | reserved | submitted | completed -> refunded in one step, with ``error``."""
         return await self._update(
             """UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
-                   delivering_until = NULL, refunded_at = :now, updated_at = :now
+                   delivering_until = NULL, refunded_at = :now, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')""",
             {"id": job_id, "error": error},
         )
@@ -175,7 +184,7 @@ class SQLJobStore:
         """Set the next poll time of a submitted job and count one more attempt."""
         return await self._update(
             """UPDATE jobs SET next_poll_at = :next_poll_at, attempts = attempts + 1,
-                   updated_at = :now
+                   updated_at = :now, lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'submitted'""",
             {"id": job_id, "next_poll_at": _ts(next_poll_at)},
         )
@@ -191,6 +200,13 @@ class SQLJobStore:
             {"id": job_id, "message_id": message_id, "channel_id": channel_id},
         )
 
+    async def set_upload_limit(self, job_id: int, limit_bytes: int) -> bool:
+        """Record the guild's upload limit (bytes) where the request arrived, for delivery."""
+        return await self._update(
+            "UPDATE jobs SET upload_limit = :limit, updated_at = :now WHERE id = :id",
+            {"id": job_id, "limit": int(limit_bytes)},
+        )
+
     async def record_error(self, job_id: int, error: str) -> bool:
         """Store the last (transient) error without changing the state."""
         return await self._update(
@@ -198,7 +214,9 @@ class SQLJobStore:
             {"id": job_id, "error": error},
         )
 
-    async def claim_delivery(self, job_id: int, lease_seconds: float) -> bool:
+    async def claim_delivery(
+        self, job_id: int, lease_seconds: float, claimant: Claimant | None = None
+    ) -> bool:
         """Lease a completed job for posting; ``False`` if another poster holds a live lease.
 
         Claim, post, then ``mark_delivered``. A crash after posting but before
@@ -208,10 +226,15 @@ class SQLJobStore:
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds}")
         return await self._update(
-            """UPDATE jobs SET delivering_until = :now + :lease, updated_at = :now
+            """UPDATE jobs SET delivering_until = :now + :lease, updated_at = :now,
+                   lease_owner = :owner, lease_until = NULL
                WHERE id = :id AND state = 'completed'
                  AND (delivering_until IS NULL OR delivering_until <= :now)""",
-            {"id": job_id, "lease": float(lease_seconds)},
+            {
+                "id": job_id,
+                "lease": float(lease_seconds),
+                "owner": None if claimant is None else claimant.process_id,
+            },
         )
 
     async def release_delivery(self, job_id: int) -> bool:
@@ -230,24 +253,11 @@ class SQLJobStore:
             {"id": job_id},
         )
 
-    async def end_stale_leases(self) -> int:
-        """End every live delivery lease now; return how many there were.
-
-        Called once at start-up, when no poster of this process holds a lease yet: any live
-        lease belonged to a process that died, maybe after posting. The lease is ended, not
-        cleared, so ``delivering_until`` still tells the next poster to look for a message
-        already posted before it posts again.
-        """
-        return await self._db.execute(
-            """UPDATE jobs SET delivering_until = :now, updated_at = :now
-               WHERE state = 'completed' AND delivering_until > :now""",
-            {"now": self._now()},
-        )
-
     async def mark_notified(self, job_id: int) -> bool:
         """Record that the requester of a refunded job was told; ``False`` if already so."""
         return await self._update(
-            """UPDATE jobs SET notified_at = :now, updated_at = :now
+            """UPDATE jobs SET notified_at = :now, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'refunded' AND notified_at IS NULL""",
             {"id": job_id},
         )
@@ -284,21 +294,16 @@ class SQLJobStore:
             "SELECT * FROM jobs WHERE state NOT IN ('delivered', 'refunded') ORDER BY id", ()
         )
 
-    async def stale_reserved(self, older_than_seconds: float) -> list[Job]:
-        """Reserved jobs unchanged for longer than this: a crash fell between reserve and submit.
-
-        Measured from the last change, not creation: a job that waited in the queue is
-        reserved only when it is taken out of it.
-        """
-        return await self._jobs(
-            "SELECT * FROM jobs WHERE state = 'reserved' AND updated_at < ? ORDER BY id",
-            (self._now() - older_than_seconds,),
-        )
-
     # -- the queue -------------------------------------------------------------------
 
     async def claim_queued(
-        self, job_id: int, *, member_running: int = 0, server_running: int = 0
+        self,
+        job_id: int,
+        *,
+        member_running: int = 0,
+        server_running: int = 0,
+        claimant: Claimant | None = None,
+        lease_seconds: float | None = None,
     ) -> bool:
         """queued -> reserved, only while the member and the server are under their limits.
 
@@ -306,12 +311,17 @@ class SQLJobStore:
         the guild's running-slots lock (a no-op on SQLite, whose single writer already
         serialises it; on PostgreSQL, READ COMMITTED would let two claims count the same
         slot free), so two dispatchers, even in two processes, cannot both fill the last slot.
+        With a ``claimant`` the reservation is leased to it for ``lease_seconds``: no
+        other process's recovery refunds it while it is being submitted.
         """
-        owner = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
-        if owner is None:
+        owner = None if claimant is None else claimant.process_id
+        until = None if lease_seconds is None or owner is None else self._now() + lease_seconds
+        row = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
             return False
         changed = await self._db.execute(
-            """UPDATE jobs SET state = 'reserved', updated_at = :now
+            """UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
+                   lease_until = :until
                WHERE id = :id AND state = 'queued'
                  AND (:member_running = 0 OR (
                      SELECT COUNT(*) FROM jobs AS other
@@ -326,15 +336,18 @@ class SQLJobStore:
                 "now": self._now(),
                 "member_running": member_running,
                 "server_running": server_running,
+                "owner": owner,
+                "until": until,
             },
-            lock=("running", owner["guild_id"]),
+            lock=("running", row["guild_id"]),
         )
         return changed == 1
 
     async def requeue(self, job_id: int, error: str) -> bool:
         """reserved -> queued: the API could not take the job yet (429, 402); still charged."""
         return await self._update(
-            """UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now
+            """UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now,
+                   lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'reserved'""",
             {"id": job_id, "error": error},
         )
@@ -344,7 +357,8 @@ class SQLJobStore:
         return await self._update(
             """UPDATE jobs SET state = 'refunded', cancelled_by = :by,
                    last_error = 'cancelled before it started', refunded_at = :now,
-                   notified_at = :now, updated_at = :now
+                   notified_at = :now, updated_at = :now, lease_owner = NULL,
+                   lease_until = NULL
                WHERE id = :id AND state = 'queued'""",
             {"id": job_id, "by": cancelled_by},
         )
@@ -469,6 +483,7 @@ class SQLJobStore:
                 """UPDATE jobs SET state = 'refunded', refunded_at = :now,
                        refunded_by = :moderator_id, notified_at = :now, next_poll_at = NULL,
                        delivering_until = NULL, updated_at = :now,
+                       lease_owner = NULL, lease_until = NULL,
                        last_error = COALESCE(last_error, 'refunded by a moderator')
                    WHERE id = :id AND state <> 'refunded'""",
                 {"id": job_id, "moderator_id": moderator_id, "now": now},
@@ -601,18 +616,19 @@ class SQLJobStore:
         erased = 0
         while True:
             changed = await self._db.execute(
-                """UPDATE jobs SET prompt = '', image_url = NULL, last_frame_url = NULL,
+                f"""UPDATE jobs SET prompt = '', image_url = NULL, last_frame_url = NULL,
                        result_url = NULL, erased_at = :now, updated_at = :now
-                   WHERE id IN (
+                   WHERE erased_at IS NULL AND id IN (
                        SELECT id FROM jobs
                        WHERE erased_at IS NULL AND state IN ('delivered', 'refunded')
                          AND created_at < :before
-                       ORDER BY created_at LIMIT :batch)""",
+                       ORDER BY created_at LIMIT :batch{self._skip_locked()})""",  # noqa: S608
                 {"now": self._now(), "before": _ts(before), "batch": _limit(batch)},
             )
             erased += changed
             if changed < batch:
                 return erased
+
     async def backlog(self, now: datetime | None = None) -> Backlog:
         """Unfinished jobs by state and the due polls and deliveries, for metrics.
 

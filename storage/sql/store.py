@@ -19,6 +19,7 @@ from storage.sql.credits import SQLCreditStore
 from storage.sql.database import Database
 from storage.sql.guilds import SQLGuildSettingsStore
 from storage.sql.jobs import SQLJobStore
+from storage.sql.processes import SQLProcessStore
 
 
 class SQLStore:
@@ -42,6 +43,7 @@ class SQLStore:
             db, clock, period, cost_table or CostTable(), default_daily_credits
         )
         self._guilds = SQLGuildSettingsStore(db, clock)
+        self._processes = SQLProcessStore(db, clock)
 
     @property
     def jobs(self) -> SQLJobStore:
@@ -57,6 +59,11 @@ class SQLStore:
     def guilds(self) -> SQLGuildSettingsStore:
         """Per-guild settings."""
         return self._guilds
+
+    @property
+    def processes(self) -> SQLProcessStore:
+        """The registry of running bot processes."""
+        return self._processes
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot answer (health checks)."""

@@ -85,6 +85,33 @@ async def test_without_history_the_longest_overdue_goes_first(
     assert scheduler.seconds_until_due(now - timedelta(seconds=20)) == pytest.approx(11.0)
 
 
+async def test_guilds_take_turns_when_the_budget_is_short(
+    service: JobService, scheduler: PollScheduler, clock: Clock
+) -> None:
+    """One guild's long overdue backlog does not take every slot: guilds alternate."""
+    base = await service.reserve(draft())
+    now = clock.now
+    for job_id in range(1, 6):  # the busy guild, all more overdue than the quiet one
+        scheduler.track(
+            dataclasses.replace(
+                submitted(base, now - timedelta(seconds=60)),
+                id=job_id,
+                next_poll_at=now - timedelta(seconds=30 - job_id),
+            )
+        )
+    for job_id in (10, 11):
+        scheduler.track(
+            dataclasses.replace(
+                submitted(base, now - timedelta(seconds=60)),
+                id=job_id,
+                guild_id=base.guild_id + 1,
+                next_poll_at=now - timedelta(seconds=job_id - 9),
+            )
+        )
+    assert [j.id for j in scheduler.due(now, 4)] == [1, 11, 2, 10]
+    assert [j.id for j in scheduler.due(now, 10)] == [1, 11, 2, 10, 3, 4, 5]
+
+
 async def test_a_short_budget_polls_the_likeliest_finished_first(
     service: JobService, scheduler: PollScheduler, clock: Clock
 ) -> None:

@@ -179,3 +179,24 @@ async def test_cancelled_waiter_does_not_block_others() -> None:
     first.cancel()
     await asyncio.wait_for(second, timeout=1.0)
     assert first.cancelled()
+
+
+async def test_set_rate_changes_the_pace_in_place() -> None:
+    """Tokens earned at the old rate are kept; from then on they accrue at the new one."""
+    now = [100.0]
+    limiter = RateLimiter(rate=10, burst=4, clock=lambda: now[0])
+    for _ in range(4):
+        await limiter.acquire()
+    now[0] += 0.1  # one token at 10/s
+    limiter.set_rate(1, burst=1)
+    assert (limiter.rate, limiter.burst) == (1.0, 1)
+    await limiter.acquire()  # the token earned before the change
+    now[0] += 0.5  # half a token at 1/s: not enough
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(limiter.acquire(), 0.05)
+    now[0] += 0.5
+    await asyncio.wait_for(limiter.acquire(), 1.0)
+    with pytest.raises(ValueError, match="rate"):
+        limiter.set_rate(0)
+    with pytest.raises(ValueError, match="burst"):
+        limiter.set_rate(1, burst=0)

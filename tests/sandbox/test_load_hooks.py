@@ -116,3 +116,25 @@ async def test_stalled_download_waits_before_the_first_byte(
     else:
         stalled = False
     assert stalled
+
+
+async def test_status_calls_are_logged_and_counted_per_second(
+    session: aiohttp.ClientSession, make_sandbox: MakeSandbox
+) -> None:
+    """Every status request is logged (task, arrival, answer, HTTP status), refused ones
+    included, and counted per whole second of the sandbox clock."""
+    server = await make_sandbox(status_rate_limit=2, status_rate_window=30)
+    first = await generate(session, server)
+    await status(session, server, first)
+    await status(session, server, first)
+    async with session.get(
+        f"{server.base_url}/api/status", params={"task_id": first}, headers=AUTH
+    ) as r:
+        assert r.status == 429
+    log = server.state.status_log
+    assert [(call.task_id, call.status) for call in log] == [
+        (first, 200), (first, 200), (first, 429),
+    ]  # fmt: skip
+    assert all(call.received <= call.answered for call in log)
+    assert sorted(call.received for call in log) == [call.received for call in log]
+    assert sum(server.state.status_calls_per_second().values()) == 3

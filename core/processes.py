@@ -1,0 +1,195 @@
+"""The processes sharing one database: registration, heartbeats, and the status budget.
+
+Every bot process registers in the ``processes`` table under an id naming its host and
+pid (``host:pid:random``), beats every ``PROCESS_HEARTBEAT_SECONDS`` and removes itself
+when it stops. A process not heard from for ``PROCESS_LIVENESS_SECONDS`` is dead: its
+leases are void and the work they held is claimed by the others (``storage.sql.claims``).
+A process on the same host whose pid no longer exists is known dead at once and removed,
+so a crashed process's work is taken over at the next beat rather than after the
+liveness window (a restarted bot on the same machine resumes at once).
+
+One API budget for all processes
+--------------------------------
+``HAPPYHORSE_STATUS_RATE`` (R) is the budget of every process together. At each beat a
+process counts the live processes ``n`` and sets its own status limiter, in place (see
+``share``): alone, R with the configured burst, as before; with others, ``R / n - 1``
+requests per second (at least ``R / 2n``) with a burst of 1. A burst of 1 spaces one
+process's calls at least ``1 / (R/n - 1)`` seconds apart, so it sends fewer than ``R / n``
+in any second *at the API*: the one call of headroom per process absorbs calls that
+cross the network with different delays (a late call landing in the next second), which
+independent senders cannot coordinate. The processes together stay under R (as long as
+each share is at least 2 per second; below that, under R on average over a few seconds).
+The price is up to ``n`` calls per second of the budget left unused; with a small budget
+and many processes, raise ``HAPPYHORSE_STATUS_RATE`` only if the API allows it.
+
+Why shares and not a token bucket in the database: a shared bucket costs a database
+round trip (and a contended row lock) per status call and stops every poll when the
+database is slow; shares cost one query per heartbeat and keep working from the last
+known share if the database is briefly unreachable. The price is the moment membership
+changes:
+
+* **A process joins**: the others keep their larger shares until their next beat (at
+  most one heartbeat). So the newcomer sends no status call for one heartbeat interval
+  (its limiter starts paused) when other processes are live: by the time it spends its
+  share, the others have shrunk theirs, and the total never exceeds the budget.
+* **A process leaves or dies**: the others keep their smaller shares until they see it
+  gone (at once for a clean stop or a dead pid on the same host, else after the
+  liveness window): the budget is under-used for that long, never exceeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+
+from core import metrics
+from happyhorse.ratelimit import RateLimiter
+from storage.models import Claimant
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+FORGET_AFTER_LIVENESS = 10
+"""Rows of processes silent for this many liveness windows are deleted (housekeeping)."""
+JOIN_MARGIN = 1.25
+"""A joining process waits this many heartbeats before its first status call."""
+
+
+def share(rate: float, burst: int, live: int) -> tuple[float, int]:
+    """One process's (rate, burst) of a status budget shared by ``live`` processes."""
+    if live <= 1:
+        return rate, burst
+    return max(rate / live - 1.0, rate / (2 * live)), 1
+
+
+def new_process_id() -> str:
+    """A fresh id for this process: ``host:pid:random`` (unique across restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _local_pid(process_id: str) -> int | None:
+    """The pid of a process id on this host, or ``None`` (another host, or not ours)."""
+    parts = process_id.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname():
+        return None
+    try:
+        return int(parts[1])
+    except ValueError:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ProcessRegistry:
+    """This process's row in the registry, its heartbeat, and its share of the budget."""
+
+    def __init__(
+        self,
+        store: Store,
+        claimant: Claimant,
+        *,
+        heartbeat_seconds: float,
+        limiter: RateLimiter | None = None,
+        rate: float | None = None,
+        burst: int = 1,
+    ) -> None:
+        """``limiter`` (with the total ``rate`` and ``burst``) gets this process's share."""
+        self.store = store
+        self.claimant = claimant
+        self.heartbeat_seconds = heartbeat_seconds
+        self._limiter = limiter
+        self._rate = rate if rate is not None else (limiter.rate if limiter else 1.0)
+        self._burst = burst
+        self.live_count = 1
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def process_id(self) -> str:
+        """This process's id."""
+        return self.claimant.process_id
+
+    async def register(self) -> int:
+        """Join the registry; return how many processes are live (this one included).
+
+        When others are live, hold status calls for one heartbeat so that they shrink
+        their shares before this process spends its own (see the module docstring).
+        """
+        await self.store.processes.beat(self.process_id)
+        live = await self.beat()
+        if live > 1 and self._limiter is not None:
+            self._limiter.penalize(self.heartbeat_seconds * JOIN_MARGIN)
+        log.info("Registered as process %s; %d processes live", self.process_id, live)
+        return live
+
+    async def beat(self) -> int:
+        """Record that this process is alive, drop dead ones, re-divide the budget."""
+        store = self.store.processes
+        await store.beat(self.process_id)
+        for process in await store.all():
+            pid = _local_pid(process.id)
+            gone = process.id != self.process_id and pid is not None and not pid_alive(pid)
+            if gone and await store.forget(process.id):
+                log.info("Process %s is gone (no such pid); its work is free", process.id)
+        await store.forget_silent(self.claimant.live_within * FORGET_AFTER_LIVENESS)
+        live = max(1, len(await store.live(self.claimant.live_within)))
+        if live != self.live_count:
+            log.info("%d bot processes share the work and the status budget", live)
+        self.live_count = live
+        rate, burst = share(self._rate, self._burst, live)
+        if self._limiter is not None:
+            self._limiter.set_rate(rate, burst)
+        metrics.observe_processes(live, rate)
+        return live
+
+    def start(self) -> None:
+        """Beat every heartbeat interval in an owned task (``stop`` ends it)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="process-heartbeat")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Process heartbeat failed; keeping the last budget share")
+
+    @property
+    def running(self) -> bool:
+        """Whether the heartbeat task is alive."""
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        """Stop beating (the process stays registered until ``leave``)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def leave(self) -> None:
+        """Stop beating and leave the registry: this process's leases are void at once.
+
+        Call it once every task holding a lease has ended (the bot does, after its cogs
+        unloaded), so no other process takes over work still in progress here.
+        """
+        await self.stop()
+        try:
+            await self.store.processes.forget(self.process_id)
+        except Exception:
+            log.exception("Could not remove process %s from the registry", self.process_id)

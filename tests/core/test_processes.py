@@ -1,0 +1,121 @@
+"""The process registry: registration, dead processes, and the shared status budget."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+import pytest
+
+from core import metrics
+from core.jobs import JobService
+from core.processes import ProcessRegistry, _local_pid, new_process_id, share
+from happyhorse.ratelimit import RateLimiter
+from storage import SQLStore
+from storage.models import Claimant, JobState
+from tests.core.conftest import Clock
+from tests.core.test_jobs import draft
+
+
+def test_alone_a_process_keeps_the_whole_budget_and_shares_leave_headroom() -> None:
+    """One process: the configured rate and burst. Several: under rate / n each, burst 1,
+    so together they stay under the budget whatever the network does to the timing."""
+    assert share(30, 10, 1) == (30, 10)
+    assert share(30, 10, 3) == (9, 1)
+    assert share(30, 10, 2) == (14, 1)
+    rate, burst = share(4, 1, 4)
+    assert (rate, burst) == (0.5, 1) and rate * 4 < 4
+    for live in range(2, 12):
+        assert share(30, 5, live)[0] * live < 30
+
+
+async def test_processes_divide_the_budget_as_they_join_and_leave(
+    store: SQLStore, clock: Clock
+) -> None:
+    """Each beat re-divides the rate among the live processes; a joining process waits
+    for the others to shrink their shares first; leaving frees the share at once."""
+    limiters = [RateLimiter(30, 10) for _ in range(2)]
+    first, second = (
+        ProcessRegistry(
+            store, Claimant(new_process_id(), 20), heartbeat_seconds=1,
+            limiter=limiter, rate=30, burst=10,
+        )
+        for limiter in limiters
+    )  # fmt: skip
+    assert await first.register() == 1
+    assert (limiters[0].rate, limiters[0].burst) == (30, 10)
+    assert limiters[0].paused_for == 0
+    assert await second.register() == 2
+    assert (limiters[1].rate, limiters[1].burst) == (14, 1)
+    assert limiters[1].paused_for > 0  # the first has not shrunk its share yet
+    assert await first.beat() == 2
+    assert limiters[0].rate == 14
+    assert metrics.REGISTRY.get_sample_value("happyhorse_processes_live") == 2
+    assert metrics.REGISTRY.get_sample_value("happyhorse_status_rate_share") == 14
+    await second.leave()
+    assert await first.beat() == 1
+    assert (limiters[0].rate, limiters[0].burst) == (30, 10)
+    clock.advance(21)
+    await store.processes.beat("elsewhere:1:abcd")
+    clock.advance(21)
+    assert await first.beat() == 1  # the silent first counted itself back in
+
+
+async def test_a_dead_process_on_this_host_is_forgotten_at_once(store: SQLStore) -> None:
+    """A process whose pid is gone holds nothing; one on another host waits for silence."""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()
+    dead = f"{socket.gethostname()}:{child.pid}:0000"
+    other_host = "some-other-host:1:0000"
+    await store.processes.beat(dead)
+    await store.processes.beat(other_host)
+    me = ProcessRegistry(store, Claimant(new_process_id()), heartbeat_seconds=1)
+    assert await me.register() == 2
+    assert {p.id for p in await store.processes.all()} == {me.process_id, other_host}
+
+
+async def test_the_heartbeat_task_is_owned(store: SQLStore) -> None:
+    """start() beats in a task; leave() ends it and removes the row."""
+    me = ProcessRegistry(store, Claimant(new_process_id()), heartbeat_seconds=0.01)
+    await me.register()
+    me.start()
+    assert me.running
+    await asyncio.sleep(0.05)
+    await me.leave()
+    assert not me.running
+    assert await store.processes.all() == []
+
+
+@pytest.mark.parametrize("text", ["no-colons", "host:notanumber:x"])
+def test_odd_ids_are_never_taken_for_local_pids(text: str) -> None:
+    """Only host:pid:random ids of this host are checked against local pids."""
+    assert _local_pid(text) is None
+    assert _local_pid(f"{socket.gethostname()}:123:x") == 123
+
+
+async def test_start_up_recovery_leaves_a_live_processs_work_alone(
+    service: JobService, store: SQLStore, clock: Clock
+) -> None:
+    """A second process starting on the same database refunds nothing the first is still
+    submitting and ends none of its delivery leases; once the first has left, it does."""
+    first = ProcessRegistry(store, service.claimant, heartbeat_seconds=1)
+    await first.register()
+    submitting = await service.reserve(draft())
+    assert await service.store.jobs.claim_queued(
+        submitting.id, claimant=service.claimant, lease_seconds=600
+    )
+    posting = await service.reserve(draft())
+    assert await store.jobs.claim_queued(posting.id)
+    assert await store.jobs.mark_submitted(posting.id, "t1", clock())
+    assert await store.jobs.mark_completed(posting.id, "https://cdn.example/1.mp4")
+    assert await store.jobs.claim_delivery(posting.id, 300, service.claimant)
+    clock.advance(1)
+    second = JobService(store, service.client, service.settings, clock=clock)
+    await ProcessRegistry(store, second.claimant, heartbeat_seconds=1).register()
+    assert await second.recover_interrupted() == []
+    assert not await store.jobs.claim_delivery(posting.id, 300, second.claimant)
+    await first.leave()
+    [refunded] = await second.recover_interrupted()
+    assert refunded.id == submitting.id and refunded.state is JobState.REFUNDED
+    assert await store.jobs.claim_delivery(posting.id, 300, second.claimant)
