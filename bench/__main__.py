@@ -1,4 +1,4 @@
-"""`python -m bench [--json FILE] [--quick] [--scale F]`: measure the delivery pipeline.
+"""`python -m bench [--json FILE] [--quick] [--scale F] [--only scale]`: measure the pipeline.
 
 Runs the real bot (`bot.py`, real discord.py) as a subprocess against the project's
 Discord fake and the sandbox over loopback, plus a storage micro-benchmark and a
@@ -69,6 +69,23 @@ async def _step(name: str, out: Measurements, work: Callable[[], Awaitable[None]
     log.info("bench step %s took %.1f s", name, time.monotonic() - started)
 
 
+async def run_scale_only(
+    plan: Plan, workdir: Path, scale_plan: ScalePlan
+) -> tuple[list[Figure], Measurements]:
+    """Only the scale-out step on PostgreSQL; return its figures and any errors."""
+    out = Measurements()
+    scaled = ScaleResults()
+    async with FakeDiscord(token="bench-token") as fake:
+        stage = Stage.build(fake, members=max(plan.burst, 50))
+        await _step(
+            "scale-out on PostgreSQL",
+            out,
+            lambda: scale_out(stage, workdir, scale_plan, plan.scale, scaled),
+        )
+        out.errors.extend(scaled.errors)
+    return scale_figures(scale_plan, scaled), out
+
+
 async def run(
     plan: Plan, workdir: Path, scale_plan: ScalePlan | None = None
 ) -> tuple[list[Figure], Measurements]:
@@ -116,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (no real figures)")
     parser.add_argument("--scale", type=float, help=f"time scale (default {DEFAULT_SCALE})")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep logs and databases here")
+    parser.add_argument(
+        "--only",
+        choices=["scale"],
+        help="run only this step (scale: the scale-out runs on PostgreSQL)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     args = parser.parse_args(argv)
     if args.scale is not None and not 0.01 <= args.scale <= 1.0:
@@ -136,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
 
         async def bounded() -> tuple[list[Figure], Measurements]:
             async with asyncio.timeout(OVERALL_TIMEOUT_SECONDS):
-                return await run(plan, workdir, ScalePlan.quick() if args.quick else ScalePlan())
+                scale_plan = ScalePlan.quick() if args.quick else ScalePlan()
+                if args.only == "scale":
+                    return await run_scale_only(plan, workdir, scale_plan)
+                return await run(plan, workdir, scale_plan)
 
         results, out = asyncio.run(bounded())
     elapsed = time.monotonic() - started

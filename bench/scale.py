@@ -91,6 +91,10 @@ class ScaleRun:
     """From the common completion to the first post (how soon delivery got going)."""
     half_seconds: float | None = None
     """From the common completion until half the jobs were posted."""
+    max_status_per_second: int = 0
+    """The most status calls that reached the sandbox within any one second of the run."""
+    status_budget: float = 0.0
+    """The status calls per second every process together was told it may make."""
 
     @property
     def per_second(self) -> float:
@@ -134,6 +138,17 @@ def summarize(posts: dict[int, list[float]], completed_at: float) -> tuple[int, 
     duplicates = sum(len(times) - 1 for times in posts.values())
     seconds = max(firsts) - completed_at if firsts else None
     return len(firsts), seconds, duplicates
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most arrivals within any one-second window (sliding, not whole clock seconds)."""
+    times = sorted(arrivals)
+    most = start = 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def progress(
@@ -207,6 +222,11 @@ async def one_run(
         stage, sandbox, workdir / f"{name}.sqlite3", scale=scale, status_rate=plan.status_rate
     )
     env.update(DATABASE_URL=url, SHARD_COUNT="1", SHARD_IDS="0", LOOP_WATCH_REPORT="")
+    # The registry's timings scale like every other timing setting (defaults 5 s and 20 s):
+    # unscaled, a joining process's hold (1.25 heartbeats) would be ten times too long.
+    env.update(
+        PROCESS_HEARTBEAT_SECONDS=f"{5.0 * scale:g}", PROCESS_LIVENESS_SECONDS=f"{20.0 * scale:g}"
+    )
     background_env = {**env, "SHARD_IDS": "", "SYNC_COMMANDS": "false"}
     async with contextlib.AsyncExitStack() as stack:
         gateway = await stack.enter_async_context(
@@ -221,6 +241,7 @@ async def one_run(
         ]
         await asyncio.gather(*(h.start(stage.fake, gateway=False) for h in helpers))
 
+        log_before = len(sandbox.state.status_log)
         status_before = sandbox.state.request_counts["status"]
         limited_before = sandbox.state.rate_limited["status"]
         bots = [gateway, *helpers]
@@ -240,6 +261,7 @@ async def one_run(
         posts = video_posts(stage, channel.id)
         status_requests = sandbox.state.request_counts["status"] - status_before
         rate_limited = sandbox.state.rate_limited["status"] - limited_before
+        arrivals = [call.received for call in sandbox.state.status_log[log_before:]]
     stage.drop_uploaded_bytes()
     delivered, seconds, duplicates = summarize(posts, completed_at)
     first, half = progress(posts, completed_at, plan.jobs)
@@ -259,6 +281,8 @@ async def one_run(
         bots_cpu_seconds=bots_cpu,
         first_seconds=first,
         half_seconds=half,
+        max_status_per_second=busiest_second(arrivals),
+        status_budget=plan.status_rate / scale,
     )
 
 

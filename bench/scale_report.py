@@ -14,7 +14,9 @@ from bench.figures import Figure, at_least, at_most
 from bench.scale import ScalePlan, ScaleResults, ScaleRun
 
 NAN = float("nan")
-SCALING_TARGET = "reported (ratio to 1 process); all delivered, 0 duplicate posts"
+SCALING_TARGET = (
+    "reported (ratio to 1 process); all delivered, 0 duplicate posts, status budget kept"
+)
 
 
 def _skipped(name: str, unit: str, target: str, reason: str) -> Figure:
@@ -36,6 +38,8 @@ def pool(runs: list[ScaleRun]) -> ScaleRun:
         rate_limited=sum(run.rate_limited for run in runs),
         harness_cpu_seconds=sum(run.harness_cpu_seconds for run in runs),
         bots_cpu_seconds=sum(run.bots_cpu_seconds for run in runs),
+        max_status_per_second=max(run.max_status_per_second for run in runs),
+        status_budget=min(run.status_budget for run in runs),
     )
 
 
@@ -51,6 +55,8 @@ def _detail(pooled: ScaleRun, rounds: list[ScaleRun]) -> dict[str, object]:
         "duplicate_posts": pooled.duplicates,
         "status_requests_per_job": pooled.status_requests / pooled.jobs if pooled.jobs else None,
         "rate_limited": pooled.rate_limited,
+        "max_status_per_second": pooled.max_status_per_second,
+        "status_budget_per_second": pooled.status_budget,
         "harness_cpu_s": round(pooled.harness_cpu_seconds, 2),
         "bots_cpu_s": round(pooled.bots_cpu_seconds, 2),
     }
@@ -92,6 +98,11 @@ def scale_figures(plan: ScalePlan, results: ScaleResults) -> list[Figure]:
                         f"all delivered ({run.jobs - run.delivered} missing)",
                     ),
                     (run.duplicates == 0, f"0 duplicate posts ({run.duplicates})"),
+                    (
+                        run.max_status_per_second <= run.status_budget,
+                        f"status calls within the budget (at most {run.status_budget:g}/s; "
+                        f"busiest second {run.max_status_per_second})",
+                    ),
                 ],
                 detail=_detail(run, rounds[processes]),
             )

@@ -25,7 +25,10 @@ reads a window of due jobs nobody holds (`poll_candidates`, round-robin between 
 one guild's backlog cannot starve the others), orders it here (`due`: most likely
 finished first within each guild, guilds taking turns), and claims what it has room for;
 jobs another process claimed meanwhile are skipped. Recording a poll's answer ends its
-lease, so the next poll of the job goes to whichever process is free first. Between
+lease, so the next poll of the job goes to whichever process is free first. While this
+process's status limiter is paused (the hold after joining, see `core.processes`, or a
+429's Retry-After) it claims nothing, so no job waits on a process that may not poll it
+while other processes could. Between
 rounds the scheduler sleeps until the earliest unclaimed poll time in the store (capped
 by `POLL_INTERVAL_SECONDS`, so jobs submitted by other processes are picked up).
 """
@@ -162,6 +165,12 @@ class PollScheduler:
         next unclaimed poll falls due (None: none waits, or no room until a poll ends)."""
         jobs = self.service.store.jobs
         claimant = self.service.claimant
+        paused = self.service.client.status_limiter.paused_for
+        if paused > 0:
+            # No status call may leave this process yet (it just joined others, or the
+            # API said 429): a poll claimed now would hold its job, which another process
+            # could poll at once, until the pause ends. Claim nothing; look again then.
+            return paused
         free = self._capacity - len(self._in_flight)
         if free > 0:
             now = self._clock()

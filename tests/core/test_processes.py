@@ -11,6 +11,9 @@ import pytest
 from core import metrics
 from core.jobs import JobService
 from core.processes import ProcessRegistry, _local_pid, new_process_id, share
+from core.scheduler import PollScheduler
+from core.settings import BotSettings
+from happyhorse.client import HappyHorseClient
 from happyhorse.ratelimit import RateLimiter
 from storage import SQLStore
 from storage.models import Claimant, JobState
@@ -119,3 +122,21 @@ async def test_start_up_recovery_leaves_a_live_processs_work_alone(
     [refunded] = await second.recover_interrupted()
     assert refunded.id == submitting.id and refunded.state is JobState.REFUNDED
     assert await store.jobs.claim_delivery(posting.id, 300, second.claimant)
+
+
+async def test_a_process_that_may_not_poll_yet_leaves_due_polls_to_the_others(
+    service: JobService, store: SQLStore, clock: Clock, settings: BotSettings
+) -> None:
+    """A process whose status calls are on hold (just joined, or after a 429) claims no
+    poll it could not make: the due job stays free for a process that can poll it now."""
+    job = await service.submit(await service.reserve(draft()))
+    clock.advance(5)
+    async with HappyHorseClient(settings.client) as client:
+        joining = JobService(store, client, settings, clock=clock)
+        for process in (service, joining):
+            await store.processes.beat(process.claimant.process_id)
+        client.status_limiter.penalize(30)
+        wait = await PollScheduler(joining, lambda outcome: None, clock=clock).round()
+        assert wait is not None and 0 < wait <= 30
+        [claimed] = await store.jobs.claim_polls([job.id], service.claimant, 60, clock())
+        assert claimed.lease_owner == service.claimant.process_id
