@@ -92,7 +92,7 @@ class SQLCreditStore:
         start, end = period_bounds(now, self._period)
         _, roles = role_params(new_job.role_ids)
         row = await self._db.fetch_one(
-            reserve_sql(new_job.role_ids),
+            reserve_sql(new_job.role_ids, self._db.engine),
             {
                 **roles,
                 "state": "queued" if new_job.queued else "reserved",
@@ -159,16 +159,15 @@ class SQLCreditStore:
             role_id=role_id,
         )
 
-    async def balance(
-        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
-    ) -> Balance:
+    async def balance(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Balance:
         """Allowance, used and remaining credits, and when the allowance resets.
 
         ``role_ids`` are the member's roles: the highest allowance among them applies
         when the member has no override of their own.
         """
         row = await self._db.fetch_one(
-            allowance_sql(role_ids), self._allowance_params(guild_id, user_id, role_ids)
+            allowance_sql(role_ids, self._db.engine),
+            self._allowance_params(guild_id, user_id, role_ids),
         )
         assert row is not None  # a SELECT without FROM always yields one row
         return self._balance(guild_id, user_id, row)
@@ -246,7 +245,9 @@ class SQLCreditStore:
         """
         now = self._now()
         async with self._db.transaction() as tx:
-            row = await tx.fetch_one(allowance_sql(()), self._allowance_params(guild_id, user_id))
+            row = await tx.fetch_one(
+                allowance_sql((), self._db.engine), self._allowance_params(guild_id, user_id)
+            )
             assert row is not None  # a SELECT without FROM always yields one row
             await tx.execute(
                 """INSERT INTO usage_resets
