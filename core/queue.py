@@ -26,7 +26,7 @@ from core.fairness import Member, fair_order, positions, startable
 from core.jobs import JobDraft, JobService, SubmitHeld
 from core.limits import Limits, cooldown_refusal, queue_full_refusal
 from core.settings import BotSettings
-from storage.models import Job, JobState
+from storage.models import Job, JobState, MemberAdmission
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,16 @@ HELD_OUT_OF_CREDITS = (
 )
 
 
+class _QueueFull(Exception):
+    """The member already has `limit` jobs waiting (becomes a `Refusal` in `QueueService`)."""
+
+    def __init__(self, queued: int, limit: int, oldest_id: int | None) -> None:
+        super().__init__(f"{queued} of {limit} queued")
+        self.queued = queued
+        self.limit = limit
+        self.oldest_id = oldest_id
+
+
 class QueueService:
     """Admits requests, starts queued jobs fairly within the limits, and expires old ones."""
 
@@ -286,30 +296,54 @@ class QueueService:
         """The guild's effective limits."""
         return Limits.resolve((await self.store.guilds.get(guild_id)).limits)
 
+    async def accept(self, draft: JobDraft) -> Job:
+        """Admit and reserve a request: the acknowledgement path's one database transaction.
+
+        The cool-down and the member's queue limit are checked on the same snapshot as the
+        credits and under the same member lock as the charge (see `JobService.reserve`),
+        so two requests of one member at once cannot both pass the cool-down. Raises
+        `Refusal` (nothing charged) to say no.
+        """
+        try:
+            return await self.jobs.reserve(draft, admit=self._admit)
+        except _QueueFull as full:
+            raise await self._queue_full(full) from None
+
     async def admit(self, draft: JobDraft) -> None:
         """Refuse (for free) a request inside the member's cool-down or over their queue
-        limit; say when to try again."""
+        limit; say when to try again. A check only: `accept` checks again atomically."""
         await self.admit_member(draft.guild_id, draft.user_id)
 
     async def admit_member(self, guild_id: int, user_id: int) -> None:
         """`admit` for flows that know only who is asking (the Animate image menu)."""
-        limits = await self.limits(guild_id)
+        try:
+            self._admit(await self.store.credits.admission(guild_id, user_id))
+        except _QueueFull as full:
+            raise await self._queue_full(full) from None
+
+    def _admit(self, admission: MemberAdmission) -> None:
+        """The admission rules on a snapshot: raise the cool-down `Refusal`, or
+        `_QueueFull` (whose refusal needs the queue's estimates, read afterwards)."""
+        limits = Limits.resolve(admission.guild.limits)
+        refusal = cooldown_refusal(
+            admission.last_request_at, limits.cooldown_seconds, self._clock()
+        )
+        if refusal is not None:
+            raise refusal
+        if limits.member_queued and admission.queued >= limits.member_queued:
+            raise _QueueFull(admission.queued, limits.member_queued, admission.oldest_queued_id)
+
+    async def _queue_full(self, full: _QueueFull) -> Refusal:
+        """The queue-limit refusal, saying when the member's oldest waiting job should start."""
+        oldest = None if full.oldest_id is None else await self.store.jobs.get_job(full.oldest_id)
         now = self._clock()
-        if limits.cooldown_seconds:
-            last = await self.store.jobs.last_request_at(guild_id, user_id)
-            refusal = cooldown_refusal(last, limits.cooldown_seconds, now)
-            if refusal is not None:
-                raise refusal
-        if limits.member_queued:
-            queued = [
-                j for j in await self.store.jobs.queued_jobs(guild_id) if j.user_id == user_id
-            ]
-            if len(queued) >= limits.member_queued:
-                info = await self.card_info(queued[0])
-                retry_at = info.starts_at or queued[0].created_at + timedelta(
-                    seconds=self.settings.queue_max_wait_seconds
-                )
-                raise queue_full_refusal(len(queued), limits.member_queued, retry_at, now)
+        retry_at = now + timedelta(seconds=self.settings.queue_max_wait_seconds)
+        if oldest is not None:
+            info = await self.card_info(oldest)
+            retry_at = info.starts_at or oldest.created_at + timedelta(
+                seconds=self.settings.queue_max_wait_seconds
+            )
+        return queue_full_refusal(full.queued, full.limit, retry_at, now)
 
     # -- starting ----------------------------------------------------------------------
 
