@@ -33,6 +33,9 @@ class CreditRun:
     updates_per_second: float
     pairs: int
     overspent: int
+    serial_updates_per_second: float = 0.0
+    """Bare UPDATEs issued one after another (each its own commit), for comparison with
+    earlier runs, whose baseline this was; the pairs run at once and share commits."""
 
 
 def _new_job(user_id: int) -> NewJob:
@@ -65,9 +68,14 @@ async def _prepare_counter(store: SQLiteStore) -> None:
     await db.execute("INSERT OR IGNORE INTO bench_counter (id, n) VALUES (1, 0)")
 
 
-async def _bare_updates(store: SQLiteStore, count: int) -> float:
-    """Seconds taken by `count` single-row UPDATEs issued at once (like the pairs are)."""
+async def _bare_updates(store: SQLiteStore, count: int, *, at_once: bool = True) -> float:
+    """Seconds taken by `count` single-row UPDATEs issued at once (like the pairs are), or
+    one after another."""
     started = time.perf_counter()
+    if not at_once:
+        for _ in range(count):
+            await store.database.execute("UPDATE bench_counter SET n = n + 1 WHERE id = 1")
+        return time.perf_counter() - started
     await asyncio.gather(
         *(
             store.database.execute("UPDATE bench_counter SET n = n + 1 WHERE id = 1")
@@ -94,7 +102,9 @@ async def crowd_and_racer(
         crowd_updates = crowd_update_time = crowd_time = 0.0
         racer_update_time = racer_time = 0.0
         crowd_pairs = racer_pairs = racer_overspent = 0
+        serial_time = 0.0
         for trial in range(rounds):
+            serial_time += await _bare_updates(store, members, at_once=False)
             crowd_update_time += await _bare_updates(store, members)
             crowd_updates += members
             started = time.perf_counter()
@@ -121,12 +131,14 @@ async def crowd_and_racer(
             crowd_updates / crowd_update_time,
             crowd_pairs,
             crowd_overspent,
+            rounds * members / serial_time,
         )
         racing = CreditRun(
             racer_pairs / racer_time,
             rounds * attempts / racer_update_time,
             racer_pairs,
             racer_overspent,
+            rounds * members / serial_time,
         )
         return crowd, racing
     finally:
