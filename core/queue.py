@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 OUT_OF_CREDITS_STATUS = "paused: the video service account is out of credits"
 BUSY_STATUS = "waiting: the video service is busy"
 DEFAULT_RATE_LIMIT_WAIT = 10.0
+ACCEPT_HOLD_SECONDS = 15.0
+"""How long a just-accepted job is left to its own request to start (`QueueService.start`
+right after the acknowledgement) before the dispatcher may start it instead."""
 
 
 def wait_text(seconds: float) -> str:
@@ -228,6 +232,10 @@ class QueueService:
         self._wakeup = asyncio.Event()
         self._dispatching = asyncio.Lock()
         self._cancel_listeners: list[CancelListener] = []
+        # Jobs accepted here whose request is about to start them (job id -> monotonic
+        # time): the dispatcher leaves them alone, so a refusal from the API reaches the
+        # requester in the reply to their command rather than as a later notice.
+        self._accepted: dict[int, float] = {}
         jobs.add_slot_listener(self.wake)
 
     # -- cancelling ----------------------------------------------------------------------
@@ -305,9 +313,20 @@ class QueueService:
         `Refusal` (nothing charged) to say no.
         """
         try:
-            return await self.jobs.reserve(draft, admit=self._admit)
+            job = await self.jobs.reserve(draft, admit=self._admit)
         except _QueueFull as full:
             raise await self._queue_full(full) from None
+        self._accepted[job.id] = time.monotonic()
+        return job
+
+    def _left_to_requester(self, job_id: int) -> bool:
+        accepted = self._accepted.get(job_id)
+        if accepted is None:
+            return False
+        if time.monotonic() - accepted > ACCEPT_HOLD_SECONDS:
+            del self._accepted[job_id]  # its request never started it: the queue does
+            return False
+        return True
 
     async def admit(self, draft: JobDraft) -> None:
         """Refuse (for free) a request inside the member's cool-down or over their queue
@@ -355,9 +374,13 @@ class QueueService:
         already refunded) if the API refused it outright.
         """
         if not self.gate.is_open():
+            self._accepted.pop(job.id, None)  # the dispatcher starts it once the gate opens
             self.wake()
             return StartOutcome(job, StartKind.QUEUED, self._held_message())
         async with self._dispatching:
+            # Only now, under the lock, may the dispatcher take the job (if this start
+            # leaves it queued): a round in progress skipped it.
+            self._accepted.pop(job.id, None)
             ordered, running, limits = await self._snapshot()
             picks = startable(ordered, running, limits.__getitem__)
             if self.gate.out_of_credits:
@@ -424,7 +447,12 @@ class QueueService:
                 picks = startable(ordered, running, limits.__getitem__)
                 if self.gate.out_of_credits:
                     picks = picks[:1]
-                claimed = [job for job in picks if await self._claim(job, limits[job.guild_id])]
+                claimed = [
+                    job
+                    for job in picks
+                    if not self._left_to_requester(job.id)
+                    and await self._claim(job, limits[job.guild_id])
+                ]
         results = await asyncio.gather(
             *(self._submit(job, tell_now=False) for job in claimed), return_exceptions=True
         )

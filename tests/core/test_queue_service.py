@@ -146,6 +146,19 @@ async def test_accept_checks_the_cooldown_atomically_with_the_charge(
     assert balance.used == jobs[0].cost
 
 
+async def test_a_dispatch_round_leaves_a_just_accepted_job_to_its_request(
+    queue: QueueService, store: SQLiteStore
+) -> None:
+    """Between the acknowledgement and `start`, a dispatch round does not take the job: the
+    request starts it, so an outright refusal by the API reaches the requester in the reply
+    to their command (a dispatched job's refusal would only come later, as a notice)."""
+    job = await queue.accept(draft())
+    report = await queue.dispatch()
+    assert report.started == [] and [j.id for j in report.still_queued] == [job.id]
+    assert (await reload(store, job.id)).state is JobState.QUEUED
+    assert (await queue.start(job)).kind is StartKind.STARTED
+
+
 async def test_accept_refuses_a_full_queue_with_the_usual_wording(
     queue: QueueService, store: SQLiteStore
 ) -> None:
