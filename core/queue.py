@@ -316,7 +316,10 @@ class QueueService:
             job = await self.jobs.reserve(draft, admit=self._admit)
         except _QueueFull as full:
             raise await self._queue_full(full) from None
-        self._accepted[job.id] = time.monotonic()
+        now = time.monotonic()
+        for stale in [i for i, at in self._accepted.items() if now - at > ACCEPT_HOLD_SECONDS]:
+            del self._accepted[stale]  # its request never started it (say, the defer failed)
+        self._accepted[job.id] = now
         return job
 
     def _left_to_requester(self, job_id: int) -> bool:
