@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.credits import CreditRun, crowd_and_racer
 from bench.figures import Figure, render_markdown, render_table, write_json
-from bench.harness import Stage
+from bench.harness import TIME_SETTINGS, Stage
 from bench.report import figures
 from bench.scale import ScalePlan, ScaleResults, scale_out
 from bench.scale_report import scale_figures
@@ -169,10 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         f"HappyHorse bench{' (quick smoke run)' if args.quick else ''}: real bot.py vs the "
         f"Discord fake and the sandbox over loopback, {elapsed:.0f} s.\n"
         f"Time scale x{plan.scale:g}: API completion times (median {40 * plan.scale:g} s, "
-        f"{15 * plan.scale:g}-{120 * plan.scale:g} s), the bot's timing settings and the "
+        f"{15 * plan.scale:g}-{120 * plan.scale:g} s), every timing setting of the bot "
+        f"({len(TIME_SETTINGS)} *_SECONDS settings, all but the network timeouts) and the "
         f"time targets are multiplied by {plan.scale:g}; status rate limits by "
         f"{1 / plan.scale:g} (20 req/s -> {20 / plan.scale:g}, bot told "
-        f"{16 / plan.scale:g})."
+        f"{16 / plan.scale:g}).\n"
+        "Queue limits: the bench guild is set to no running or queued limit and no "
+        "cool-down before each run (the fair queue's defaults, 2 running per member and "
+        "10 per server, would hold the bursts back; these figures are the delivery "
+        "pipeline's)."
     )
     print(render_table(results, header))
     if args.markdown:

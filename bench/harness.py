@@ -15,26 +15,57 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import BotSettings
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from happyhorse.sandbox.state import SandboxTask
-from tests.e2e.process import bot_env
+from storage import open_store
+from storage.models import GuildLimits
+from tests.e2e.process import bot_env, setting_names
 from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, FakeMember, InteractionRecord
 
 API_KEY = "hh-bench-key-4b7e0c2a9d"
 CHANNEL_POST = r"^/channels/\d+/messages$"
 BOOST_TIER_50_MIB = 2
-# Default (unscaled) values of the bot's timing settings; the bench multiplies each by the
-# time scale. Names the bot does not know are ignored by it.
-TIME_SETTINGS: dict[str, float] = {
-    "POLL_INTERVAL_SECONDS": 5.0,
-    "POLL_FIRST_DELAY_SECONDS": 5.0,
-    "POLL_MAX_INTERVAL_SECONDS": 60.0,
-    "POLL_TARGET_LAG_SECONDS": 4.0,
-    "STATUS_EDIT_INTERVAL_SECONDS": 5.0,
-    "JOB_DEADLINE_SECONDS": 1800.0,
-    "HAPPYHORSE_RETRY_CAP_SECONDS": 60.0,
-    "HAPPYHORSE_BACKOFF_BASE_SECONDS": 0.5,
+MODERATOR_ID = 1
+NOT_SCALED: dict[str, str] = {
+    "HAPPYHORSE_TIMEOUT_SECONDS": "a network safety timeout (set to 10 s, unscaled)",
+    "HAPPYHORSE_DOWNLOAD_READ_TIMEOUT_SECONDS": "a network safety timeout (10 s, unscaled)",
+    "SANDBOX_COMPLETE_AFTER_SECONDS": "the built-in sandbox, which the bench does not use",
 }
+"""`*_SECONDS` settings the bench leaves unscaled, and why."""
+NO_LIMITS = GuildLimits(member_running=0, member_queued=0, server_running=0, cooldown_seconds=0)
+"""The bench guild's queue limits (0: none): the figures are about the delivery pipeline,
+so the fair queue's default running limits (2 per member, 10 per server) must not hold
+the 200-job bursts back; every job starts the moment it is accepted."""
+
+
+def _default_of(name: str, settings: BotSettings) -> float:
+    attribute = name.lower()
+    if hasattr(settings, attribute):
+        return float(getattr(settings, attribute))
+    client = name.removeprefix("HAPPYHORSE_").lower()
+    if name.startswith("HAPPYHORSE_") and hasattr(settings.client, client):
+        return float(getattr(settings.client, client))
+    raise LookupError(f"{name} is documented in .env.example but the bot has no such setting")
+
+
+def time_settings() -> dict[str, float]:
+    """Every timing setting of the bot (each `*_SECONDS` name in `.env.example`) with its
+    default, unscaled; the bench multiplies each by the time scale.
+
+    Read from the bot's own defaults, so a new setting or a changed default is picked up
+    without editing the bench; the few left unscaled are in `NOT_SCALED`.
+    """
+    defaults = BotSettings.from_env({"DISCORD_TOKEN": "bench"})
+    return {
+        name: _default_of(name, defaults)
+        for name in sorted(setting_names())
+        if name.endswith("_SECONDS") and name not in NOT_SCALED
+    }
+
+
+TIME_SETTINGS: dict[str, float] = time_settings()
+"""Default (unscaled) values of the bot's timing settings."""
 
 
 @dataclass
@@ -186,10 +217,28 @@ class Deliveries:
         return self.status_requests / len(self.lags) if self.lags else float("inf")
 
 
+async def lift_limits(database: Path, guild_id: int) -> None:
+    """Set the bench guild's queue limits to `NO_LIMITS` in the bot's database (created
+    here if new), as a moderator's `/config limits` would, before the bot starts."""
+    store = await open_store(database, default_daily_credits=100000)
+    try:
+        await store.guilds.set_limits(guild_id, NO_LIMITS, MODERATOR_ID)
+    finally:
+        await store.close()
+
+
 def deliveries(
-    stage: Stage, sandbox: SandboxServer, tasks: list[SandboxTask], delivered: dict[str, int]
+    stage: Stage,
+    sandbox: SandboxServer,
+    tasks: list[SandboxTask],
+    delivered: dict[str, int],
+    ordered: int | None = None,
 ) -> Deliveries:
-    """Lag (posted - completed at the API) for each delivered task."""
+    """Lag (posted - completed at the API) for each delivered task.
+
+    `ordered` is how many jobs were asked for: a job whose task was never created counts
+    as missing too, so a run that quietly leaves jobs behind cannot pass.
+    """
     posts = stage.post_times()
     lags: list[float] = []
     for task in tasks:
@@ -199,4 +248,5 @@ def deliveries(
             continue
         lags.append(max(0.0, posts[message_id] - completed))
     requests = sum(sandbox.state.status_counts.get(t.task_id, 0) for t in tasks)
-    return Deliveries(lags, len(tasks) - len(lags), requests)
+    expected = max(len(tasks), ordered or 0)
+    return Deliveries(lags, expected - len(lags), requests)

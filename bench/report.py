@@ -194,7 +194,17 @@ def figures(
                 by_ratio=True,
                 target=">= 40% of bare UPDATEs/s; zero overspend",
                 conditions=[(run is not None and run.overspent == 0, "zero overspend")],
-                detail={"pairs": run.pairs if run else 0},
+                note=(
+                    f"{run.pairs_per_second / run.serial_updates_per_second:.2f}x of bare "
+                    "UPDATEs issued one at a time (each its own commit)"
+                    if run and run.serial_updates_per_second
+                    else ""
+                ),
+                detail={
+                    "pairs": run.pairs if run else 0,
+                    "baseline_is": "bare UPDATEs issued at once, as many as the pairs",
+                    "serial_updates_per_second": run.serial_updates_per_second if run else None,
+                },
             )
         )
 

@@ -22,10 +22,13 @@ from typing import Any
 
 from bench.draws import Spread
 from bench.harness import (
+    MODERATOR_ID,
+    NO_LIMITS,
     Deliveries,
     Stage,
     bot_environment,
     deliveries,
+    lift_limits,
     new_tasks,
     sandbox_config,
     wait_acks,
@@ -112,6 +115,7 @@ async def real_bot(
 ) -> AsyncIterator[tuple[Subprocess, Path]]:
     """`python bot.py` on a fresh database `name`.sqlite3, ended when the block ends."""
     database = workdir / f"{name}.sqlite3"
+    await lift_limits(database, stage.guild.id)
     env = bot_environment(
         stage,
         sandbox,
@@ -139,7 +143,7 @@ async def cold_burst(stage: Stage, workdir: Path, plan: Plan, out: Measurements)
             tasks = await new_tasks(sandbox, 0, plan.burst, ACK_WAIT_SECONDS)
             timeout = plan.delivery_timeout(plan.burst, plan.status_rate)
             delivered = await wait_delivered(database, [t.task_id for t in tasks], timeout)
-            out.cold = deliveries(stage, sandbox, tasks, delivered)
+            out.cold = deliveries(stage, sandbox, tasks, delivered, plan.burst)
             out.cold_rate_limited = sandbox.state.rate_limited["status"]
         report = workdir / "cold-loop.json"
         if report.exists():
@@ -176,7 +180,7 @@ async def _jobs(
     tasks = await new_tasks(sandbox, before, len(draws), ACK_WAIT_SECONDS)
     timeout = plan.delivery_timeout(len(draws), plan.status_rate)
     delivered = await wait_delivered(database, [t.task_id for t in tasks], timeout)
-    return deliveries(stage, sandbox, tasks, delivered)
+    return deliveries(stage, sandbox, tasks, delivered, len(draws))
 
 
 async def warm_run(stage: Stage, workdir: Path, plan: Plan, out: Measurements) -> None:
@@ -300,6 +304,7 @@ async def many_pending(stage: Stage, workdir: Path, plan: Plan, out: Measurement
                 )
                 task.complete_after = 1e9  # completes only when forced, all together
                 await store.jobs.mark_submitted(job.id, task.task_id, datetime.now(UTC))
+            await store.guilds.set_limits(stage.guild.id, NO_LIMITS, MODERATOR_ID)
         finally:
             await store.close()
         env = bot_environment(

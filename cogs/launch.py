@@ -71,7 +71,8 @@ async def start_job(
 ) -> Job | None:
     """Run a request from the interaction to a started (or queued) job with a live card.
 
-    The checks (limits, cool-down, credits) and the credit reservation are local and fast,
+    The checks (permissions, channel, prompt, cool-down, queue limit, credits) are local,
+    and the database work before the acknowledgement is one transaction (`QueueService.accept`),
     so a refusal is answered ephemerally before anything is acknowledged. Only then is
     the interaction deferred (publicly: the card is for the channel to see) and the job
     started, or left in the queue if it is not its turn. A submit error refunds the
@@ -83,8 +84,7 @@ async def start_job(
         await reply_private(interaction, cannot_post_message(missing))
         return None
     try:
-        await bot.queue.admit(draft)
-        job = await bot.jobs.reserve(draft)
+        job = await bot.queue.accept(draft)
     except Refusal as refusal:
         await reply_private(interaction, refusal.message)
         return None

@@ -138,13 +138,16 @@ class StatusCards:
     def track(self, job_id: int, interaction: discord.Interaction) -> None:
         """Remember the interaction whose response is this job's card.
 
-        An edit asked for before this (a quick job can complete, or even be posted,
-        before its card is shown) is sent now, so the card does not stay behind.
+        A final edit asked for before this (a quick job can complete, or even be posted,
+        before its card is shown) is sent now, so the card does not stay behind; any other
+        waits for the throttle like every edit (the card was drawn just now).
         """
         self._cards[job_id] = _Card(interaction=interaction, last_edit=time.monotonic())
         missed = self._unplaced.pop(job_id, None)
         if missed is not None:
-            self.request(missed.job, api_state=missed.api_state, note=missed.note, final=True)
+            self.request(
+                missed.job, api_state=missed.api_state, note=missed.note, final=missed.final
+            )
 
     def lock(self, job_id: int) -> asyncio.Lock:
         """Held around "read the job, edit its card" so two editors of one card cannot

@@ -35,7 +35,15 @@ from happyhorse.errors import (
 )
 from happyhorse.models import GenerationRequest, TaskState, TaskStatus
 from happyhorse.settings import ClientSettings
-from storage.models import Balance, Claimant, GuildSettings, Job, JobState, NewJob
+from storage.models import (
+    Balance,
+    Claimant,
+    GuildSettings,
+    Job,
+    JobState,
+    MemberAdmission,
+    NewJob,
+)
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -224,16 +232,45 @@ class JobService:
         """Credits a request of this duration and quality costs."""
         return self.store.credits.cost(duration, quality)
 
-    async def reserve(self, draft: JobDraft) -> Job:
+    async def reserve(
+        self, draft: JobDraft, *, admit: Callable[[MemberAdmission], None] | None = None
+    ) -> Job:
         """Check a draft and reserve its credits atomically; raise Refusal to say no.
 
         The job is created ``queued``, with its round in the fair queue; the queue starts
-        it (at once, if it is its turn and a slot is free).
+        it (at once, if it is its turn and a slot is free). ``admit`` (the queue's
+        cool-down and queue limit, see `QueueService.accept`) is checked first, by
+        raising, on the same snapshot.
 
-        Every check here is local and fast (no API call), so the cogs may call this before
-        acknowledging the interaction.
+        The checks are local and the database work is one transaction (the guild's rules,
+        the member's state, the rounds and the charge, under the member's lock), so the
+        cogs call this before acknowledging the interaction, and two requests of one
+        member at once cannot both pass a check the other's job would fail.
         """
-        guild = await self.store.guilds.get(draft.guild_id)
+
+        def decide(admission: MemberAdmission) -> NewJob:
+            if admit is not None:
+                admit(admission)
+            return replace(
+                self._new_job(draft, admission.guild), queue_round=next_round(admission.rounds)
+            )
+
+        reservation = await self.store.credits.admit_and_reserve(
+            draft.guild_id, draft.user_id, draft.role_ids, decide
+        )
+        if reservation.job is None:
+            assert reservation.balance is not None  # short of credits: it says how short
+            cost = self.cost_of(draft.duration, draft.quality)
+            raise _not_enough_credits(cost, reservation.balance)
+        metrics.count_credits_reserved(reservation.job.cost)
+        return reservation.job
+
+    def _new_job(self, draft: JobDraft, guild: GuildSettings) -> NewJob:
+        """The job a draft stands for under the guild's rules, or the Refusal saying why not.
+
+        Plain checks without I/O (channel, prompt, the API's own limits, the cost), so they
+        can run inside the reservation's transaction.
+        """
         _check_channel(guild, draft.channel_id)
         try:
             prompt = check_prompt(
@@ -263,37 +300,26 @@ class JobService:
         except ValidationError as exc:
             raise Refusal(f"That request is not valid: {exc.message}") from None
         try:
-            cost = self.cost_of(draft.duration, draft.quality)
+            self.cost_of(draft.duration, draft.quality)
         except ValueError as exc:
             raise Refusal(f"That request is not valid: {exc}") from None
-        rounds = await self.store.jobs.queue_rounds(draft.guild_id, draft.user_id)
-        job = await self.store.credits.reserve(
-            NewJob(
-                guild_id=draft.guild_id,
-                channel_id=draft.channel_id,
-                user_id=draft.user_id,
-                mode=draft.mode,
-                prompt=prompt,
-                image_url=draft.image_url,
-                duration=draft.duration,
-                aspect_ratio=draft.aspect_ratio,
-                quality=draft.quality,
-                sound=draft.sound,
-                interaction_id=draft.interaction_id,
-                last_frame_url=draft.last_frame_url,
-                sandbox=self.settings.sandbox,
-                role_ids=draft.role_ids,
-                queued=True,
-                queue_round=next_round(rounds),
-            )
+        return NewJob(
+            guild_id=draft.guild_id,
+            channel_id=draft.channel_id,
+            user_id=draft.user_id,
+            mode=draft.mode,
+            prompt=prompt,
+            image_url=draft.image_url,
+            duration=draft.duration,
+            aspect_ratio=draft.aspect_ratio,
+            quality=draft.quality,
+            sound=draft.sound,
+            interaction_id=draft.interaction_id,
+            last_frame_url=draft.last_frame_url,
+            sandbox=self.settings.sandbox,
+            role_ids=draft.role_ids,
+            queued=True,
         )
-        if job is None:
-            balance = await self.store.credits.balance(
-                draft.guild_id, draft.user_id, draft.role_ids
-            )
-            raise _not_enough_credits(cost, balance)
-        metrics.count_credits_reserved(job.cost)
-        return job
 
     async def precheck(
         self,

@@ -11,13 +11,16 @@ of poll ages (seconds after submission):
 1. **Nothing while completion is very unlikely.** The first poll is at the quantile
    F⁻¹(ε), ε = `POLL_SKIP_PROBABILITY` (5 %): the fastest ε of jobs wait a little longer,
    and nobody pays for polls that almost never find anything.
-2. **Evenly dense where most jobs finish**, from F⁻¹(ε) to F⁻¹(1 − ε), at the widest
+2. **Evenly dense where most jobs finish**, from F⁻¹(ε) to F⁻¹(1 − τ), at the widest
    spacing Δ whose expected lag under F stays within `POLL_TARGET_LAG_SECONDS` (L).
    Δ is found by bisection between `POLL_MIN_INTERVAL_SECONDS` and 2L (2L is what a
    uniform spacing gives when the lag is spread evenly over each gap).
-3. **Backing off in the tail**: after F⁻¹(1 − ε) the spacing grows ×1.5 per poll up to
-   `POLL_MAX_INTERVAL_SECONDS`, so a job slower than almost all history still gets
-   caught without costing a dense schedule forever.
+3. **Backing off in the tail**: after F⁻¹(1 − τ), τ = `POLL_TAIL_SKIP_PROBABILITY`
+   (2 %), the spacing grows ×1.5 per poll up to `POLL_MAX_INTERVAL_SECONDS`, so a job
+   slower than almost all history still gets caught without costing a dense schedule
+   forever. τ is smaller than ε because tail jobs wait longest: with 5 % in the tail, the
+   95th percentile of the lag would be a tail job's (and sampling noise puts more than 5 %
+   of any 40 jobs there), so a few more polls of the slowest jobs buy a p95 near Δ.
 
 Until a key (or, pooled, all keys) has `POLL_MIN_HISTORY` completions, polls follow a
 plain cadence: `POLL_FIRST_DELAY_SECONDS` after submission, then every
@@ -26,7 +29,7 @@ plain cadence: `POLL_FIRST_DELAY_SECONDS` after submission, then every
 The trade-off: compared with polling every job every few seconds, this spends far fewer
 requests (none during the early stretch where almost no job finishes) for about the same
 typical lag, at the price of a longer wait for the rare jobs faster than F⁻¹(ε) and for
-those slower than F⁻¹(1 − ε). Even spacing (rather than spacing that follows the density)
+those slower than F⁻¹(1 − τ). Even spacing (rather than spacing that follows the density)
 keeps the worst lag of the bulk of jobs at about Δ, which is what users notice; spacing by
 the square root of the density would shave a few more requests off the mean and lengthen
 the 95th percentile.
@@ -144,10 +147,12 @@ class PollPolicy:
 def build_schedule(distribution: CompletionDistribution, settings: BotSettings) -> PollSchedule:
     """The schedule for one distribution under the settings (see the module docstring)."""
     skip = settings.poll_skip_probability
+    tail_skip = settings.poll_tail_skip_probability
     min_interval = settings.poll_min_interval_seconds
     max_interval = max(settings.poll_max_interval_seconds, min_interval)
     start = distribution.quantile(skip) if skip > 0 else min_interval
-    dense_end = max(distribution.quantile(1.0 - skip) if skip > 0 else start, start)
+    last = distribution.quantile(1.0 - tail_skip if tail_skip > 0 else TAIL_END_PROBABILITY)
+    dense_end = max(last, start)
     tail_end = max(distribution.quantile(TAIL_END_PROBABILITY), dense_end)
     target = settings.poll_target_lag_seconds
 

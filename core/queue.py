@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from core.fairness import Member, fair_order, positions, startable
 from core.jobs import JobDraft, JobService, SubmitHeld
 from core.limits import Limits, cooldown_refusal, queue_full_refusal
 from core.settings import BotSettings
-from storage.models import Job, JobState
+from storage.models import Job, JobState, MemberAdmission
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 OUT_OF_CREDITS_STATUS = "paused: the video service account is out of credits"
 BUSY_STATUS = "waiting: the video service is busy"
 DEFAULT_RATE_LIMIT_WAIT = 10.0
+ACCEPT_HOLD_SECONDS = 15.0
+"""How long a just-accepted job is left to its own request to start (`QueueService.start`
+right after the acknowledgement) before the dispatcher may start it instead."""
 
 
 def wait_text(seconds: float) -> str:
@@ -193,6 +197,16 @@ HELD_OUT_OF_CREDITS = (
 )
 
 
+class _QueueFull(Exception):
+    """The member already has `limit` jobs waiting (becomes a `Refusal` in `QueueService`)."""
+
+    def __init__(self, queued: int, limit: int, oldest_id: int | None) -> None:
+        super().__init__(f"{queued} of {limit} queued")
+        self.queued = queued
+        self.limit = limit
+        self.oldest_id = oldest_id
+
+
 class QueueService:
     """Admits requests, starts queued jobs fairly within the limits, and expires old ones."""
 
@@ -218,6 +232,10 @@ class QueueService:
         self._wakeup = asyncio.Event()
         self._dispatching = asyncio.Lock()
         self._cancel_listeners: list[CancelListener] = []
+        # Jobs accepted here whose request is about to start them (job id -> monotonic
+        # time): the dispatcher leaves them alone, so a refusal from the API reaches the
+        # requester in the reply to their command rather than as a later notice.
+        self._accepted: dict[int, float] = {}
         jobs.add_slot_listener(self.wake)
 
     # -- cancelling ----------------------------------------------------------------------
@@ -286,30 +304,68 @@ class QueueService:
         """The guild's effective limits."""
         return Limits.resolve((await self.store.guilds.get(guild_id)).limits)
 
+    async def accept(self, draft: JobDraft) -> Job:
+        """Admit and reserve a request: the acknowledgement path's one database transaction.
+
+        The cool-down and the member's queue limit are checked on the same snapshot as the
+        credits and under the same member lock as the charge (see `JobService.reserve`),
+        so two requests of one member at once cannot both pass the cool-down. Raises
+        `Refusal` (nothing charged) to say no.
+        """
+        try:
+            job = await self.jobs.reserve(draft, admit=self._admit)
+        except _QueueFull as full:
+            raise await self._queue_full(full) from None
+        now = time.monotonic()
+        for stale in [i for i, at in self._accepted.items() if now - at > ACCEPT_HOLD_SECONDS]:
+            del self._accepted[stale]  # its request never started it (say, the defer failed)
+        self._accepted[job.id] = now
+        return job
+
+    def _left_to_requester(self, job_id: int) -> bool:
+        accepted = self._accepted.get(job_id)
+        if accepted is None:
+            return False
+        if time.monotonic() - accepted > ACCEPT_HOLD_SECONDS:
+            del self._accepted[job_id]  # its request never started it: the queue does
+            return False
+        return True
+
     async def admit(self, draft: JobDraft) -> None:
         """Refuse (for free) a request inside the member's cool-down or over their queue
-        limit; say when to try again."""
+        limit; say when to try again. A check only: `accept` checks again atomically."""
         await self.admit_member(draft.guild_id, draft.user_id)
 
     async def admit_member(self, guild_id: int, user_id: int) -> None:
         """`admit` for flows that know only who is asking (the Animate image menu)."""
-        limits = await self.limits(guild_id)
+        try:
+            self._admit(await self.store.credits.admission(guild_id, user_id))
+        except _QueueFull as full:
+            raise await self._queue_full(full) from None
+
+    def _admit(self, admission: MemberAdmission) -> None:
+        """The admission rules on a snapshot: raise the cool-down `Refusal`, or
+        `_QueueFull` (whose refusal needs the queue's estimates, read afterwards)."""
+        limits = Limits.resolve(admission.guild.limits)
+        refusal = cooldown_refusal(
+            admission.last_request_at, limits.cooldown_seconds, self._clock()
+        )
+        if refusal is not None:
+            raise refusal
+        if limits.member_queued and admission.queued >= limits.member_queued:
+            raise _QueueFull(admission.queued, limits.member_queued, admission.oldest_queued_id)
+
+    async def _queue_full(self, full: _QueueFull) -> Refusal:
+        """The queue-limit refusal, saying when the member's oldest waiting job should start."""
+        oldest = None if full.oldest_id is None else await self.store.jobs.get_job(full.oldest_id)
         now = self._clock()
-        if limits.cooldown_seconds:
-            last = await self.store.jobs.last_request_at(guild_id, user_id)
-            refusal = cooldown_refusal(last, limits.cooldown_seconds, now)
-            if refusal is not None:
-                raise refusal
-        if limits.member_queued:
-            queued = [
-                j for j in await self.store.jobs.queued_jobs(guild_id) if j.user_id == user_id
-            ]
-            if len(queued) >= limits.member_queued:
-                info = await self.card_info(queued[0])
-                retry_at = info.starts_at or queued[0].created_at + timedelta(
-                    seconds=self.settings.queue_max_wait_seconds
-                )
-                raise queue_full_refusal(len(queued), limits.member_queued, retry_at, now)
+        retry_at = now + timedelta(seconds=self.settings.queue_max_wait_seconds)
+        if oldest is not None:
+            info = await self.card_info(oldest)
+            retry_at = info.starts_at or oldest.created_at + timedelta(
+                seconds=self.settings.queue_max_wait_seconds
+            )
+        return queue_full_refusal(full.queued, full.limit, retry_at, now)
 
     # -- starting ----------------------------------------------------------------------
 
@@ -321,9 +377,13 @@ class QueueService:
         already refunded) if the API refused it outright.
         """
         if not self.gate.is_open():
+            self._accepted.pop(job.id, None)  # the dispatcher starts it once the gate opens
             self.wake()
             return StartOutcome(job, StartKind.QUEUED, self._held_message())
         async with self._dispatching:
+            # Only now, under the lock, may the dispatcher take the job (if this start
+            # leaves it queued): a round in progress skipped it.
+            self._accepted.pop(job.id, None)
             ordered, running, limits = await self._snapshot()
             picks = startable(ordered, running, limits.__getitem__)
             if self.gate.out_of_credits:
@@ -394,7 +454,12 @@ class QueueService:
                 picks = startable(ordered, running, limits.__getitem__)
                 if self.gate.out_of_credits:
                     picks = picks[:1]
-                claimed = [job for job in picks if await self._claim(job, limits[job.guild_id])]
+                claimed = [
+                    job
+                    for job in picks
+                    if not self._left_to_requester(job.id)
+                    and await self._claim(job, limits[job.guild_id])
+                ]
         results = await asyncio.gather(
             *(self._submit(job, tell_now=False) for job in claimed), return_exceptions=True
         )

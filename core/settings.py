@@ -190,12 +190,15 @@ class BotSettings:
     job_deadline_seconds: float = 1800.0
     # Polls placed from learned completion times: the expected lag they aim under, the
     # closest two polls of one job may be, how many completions a distribution needs and
-    # keeps, and the probability mass at each end left to sparse polls.
-    poll_target_lag_seconds: float = 4.0
+    # keeps, and the probability mass left to sparse polls before the dense stretch (the
+    # fastest jobs) and after it (the slowest). The tail share is smaller: its jobs wait
+    # for backed-off polls, and at 5 % they would set the 95th percentile of the lag.
+    poll_target_lag_seconds: float = 3.0
     poll_min_interval_seconds: float = 0.5
     poll_min_history: int = 20
     poll_history_size: int = 200
     poll_skip_probability: float = 0.05
+    poll_tail_skip_probability: float = 0.02
     # Deliveries: how many run at once, the lease that keeps a second poster off a job,
     # and the total time a download and an upload may take (both well inside the lease).
     delivery_concurrency: int = 4
@@ -339,11 +342,12 @@ class BotSettings:
             poll_max_interval_seconds=_float(env, "POLL_MAX_INTERVAL_SECONDS", 60.0, minimum=0.05),
             poll_batch_size=_int(env, "POLL_BATCH_SIZE", 8, minimum=1),
             job_deadline_seconds=_float(env, "JOB_DEADLINE_SECONDS", 1800.0, minimum=1.0),
-            poll_target_lag_seconds=_float(env, "POLL_TARGET_LAG_SECONDS", 4.0, minimum=0.01),
+            poll_target_lag_seconds=_float(env, "POLL_TARGET_LAG_SECONDS", 3.0, minimum=0.01),
             poll_min_interval_seconds=_float(env, "POLL_MIN_INTERVAL_SECONDS", 0.5, minimum=0.01),
             poll_min_history=_int(env, "POLL_MIN_HISTORY", 20, minimum=1),
             poll_history_size=_int(env, "POLL_HISTORY_SIZE", 200, minimum=1),
             poll_skip_probability=_fraction(env, "POLL_SKIP_PROBABILITY", 0.05),
+            poll_tail_skip_probability=_fraction(env, "POLL_TAIL_SKIP_PROBABILITY", 0.02),
             delivery_concurrency=_int(env, "DELIVERY_CONCURRENCY", 4, minimum=1),
             delivery_lease_seconds=_float(env, "DELIVERY_LEASE_SECONDS", 300.0, minimum=1.0),
             download_deadline_seconds=_float(

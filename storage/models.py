@@ -271,6 +271,30 @@ class QueueRounds:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberAdmission:
+    """What admitting a member's request is decided from (the guild's rules, the member's
+    latest request and queued jobs, the queue's rounds), read in one transaction."""
+
+    guild: GuildSettings
+    last_request_at: datetime | None
+    """When the member's latest request that was not refunded was accepted."""
+    queued: int
+    """How many of the member's jobs wait in the queue."""
+    oldest_queued_id: int | None
+    """The member's job that has waited longest, if any."""
+    rounds: QueueRounds
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The outcome of ``CreditStore.admit_and_reserve``: the charged job, or, when the
+    member's credits were short, ``job`` is ``None`` and ``balance`` says why."""
+
+    job: Job | None
+    balance: Balance | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GuildLimits:
     """A guild's queue limits as moderators set them; ``None`` means the bot's default."""
 

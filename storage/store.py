@@ -17,7 +17,7 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -33,9 +33,11 @@ from storage.models import (
     GuildSettings,
     GuildStats,
     Job,
+    MemberAdmission,
     NewJob,
     ProcessInfo,
     QueueRounds,
+    Reservation,
     UsageSummary,
 )
 
@@ -321,6 +323,26 @@ class CreditStore(Protocol):
         Returns ``None``, changing nothing, if the user's remaining credits in the current
         period are below the job's cost.
         """
+        ...
+
+    async def admit_and_reserve(
+        self,
+        guild_id: int,
+        user_id: int,
+        role_ids: Sequence[int],
+        decide: Callable[[MemberAdmission], NewJob],
+    ) -> Reservation:
+        """Admit and charge a member's request in one transaction, under the member's lock.
+
+        ``decide`` gets what the admission rests on (guild rules, the member's latest
+        request and queued jobs, the queue's rounds) and raises to refuse (nothing
+        changes; the exception propagates) or returns the job to reserve. When credits are
+        short, ``Reservation.job`` is ``None`` and ``Reservation.balance`` says why.
+        """
+        ...
+
+    async def admission(self, guild_id: int, user_id: int) -> MemberAdmission:
+        """What admitting a request of the member would be decided from, now (a read)."""
         ...
 
     async def balance(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Balance:

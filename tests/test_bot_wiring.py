@@ -40,6 +40,7 @@ def test_missing_token_says_where_to_get_one() -> None:
         ("QUEUE_PAUSE_BACKOFF_SECONDS", "later"),
         ("POLL_TARGET_LAG_SECONDS", "0"),
         ("POLL_SKIP_PROBABILITY", "0.7"),
+        ("POLL_TAIL_SKIP_PROBABILITY", "-0.1"),
         ("DOWNLOAD_DEADLINE_SECONDS", "500"),
     ],
 )
@@ -75,6 +76,7 @@ def test_every_pipeline_time_is_a_setting() -> None:
         "POLL_TARGET_LAG_SECONDS": "0.4",
         "POLL_MIN_INTERVAL_SECONDS": "0.05",
         "POLL_SKIP_PROBABILITY": "0.06",
+        "POLL_TAIL_SKIP_PROBABILITY": "0.01",
         "DELIVERY_LEASE_SECONDS": "30",
         "DOWNLOAD_DEADLINE_SECONDS": "9",
         "UPLOAD_DEADLINE_SECONDS": "9",
@@ -85,6 +87,10 @@ def test_every_pipeline_time_is_a_setting() -> None:
     assert settings.poll_target_lag_seconds == 0.4
     assert settings.poll_min_interval_seconds == 0.05
     assert settings.poll_skip_probability == 0.06
+    assert settings.poll_tail_skip_probability == 0.01
+    defaults = BotSettings.from_env({"DISCORD_TOKEN": TOKEN})
+    assert (defaults.poll_target_lag_seconds, defaults.poll_skip_probability) == (3.0, 0.05)
+    assert defaults.poll_tail_skip_probability == 0.02
     assert settings.delivery_time_limit_seconds == 22.5 < settings.delivery_lease_seconds
     assert settings.stale_sweep_interval_seconds == 6
     assert settings.failure_notice_window_seconds == 8640

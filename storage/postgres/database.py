@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -36,7 +36,15 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from storage.sql.database import Engine, LockKey, Params, StoreUnavailableError
+from storage.sql.database import (
+    Engine,
+    LockKey,
+    Params,
+    Program,
+    StoreUnavailableError,
+    T,
+    drive,
+)
 from storage.sqlite.database import (
     Migration,
     MigrationError,
@@ -301,6 +309,12 @@ class PostgresDatabase:
         ):
             await _take_locks(conn, lock)
             yield _Connection(conn)
+
+    async def run(self, program: Callable[[], Program[T]], *, lock: LockKey | None = None) -> T:
+        """Run a transaction program (see ``storage.sql.database``) as one transaction
+        under ``lock``: one pooled connection, rolled back if the program raises."""
+        async with self.transaction(lock=lock) as tx:
+            return await drive(program(), tx)
 
     @asynccontextmanager
     async def _statement(self, lock: LockKey | None) -> AsyncIterator[asyncpg.Connection]:

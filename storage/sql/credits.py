@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,13 +19,17 @@ from storage.models import (
     Balance,
     CostTable,
     Job,
+    MemberAdmission,
     NewJob,
+    QueueRounds,
+    Reservation,
 )
 from storage.sql.common import (
     _ENSURE_GUILD_SQL,
     Clock,
     _audit,
     _credits_text,
+    _dt,
     _job,
     _limit,
     _ts,
@@ -34,7 +38,36 @@ from storage.sql.common import (
     reserve_sql,
     role_params,
 )
-from storage.sql.database import Database, LockKey, Row
+from storage.sql.database import Database, Engine, LockKey, Program, Row, drive
+from storage.sql.guilds import read_guild
+
+
+def _admission_sql(engine: Engine) -> str:
+    """The member's side of an admission, and the queue's rounds, in one statement.
+
+    SQLite is told which index serves the member's rows (see ``used_sql``): without
+    statistics it would scan the guild's ``/stats`` index instead.
+    """
+    member = " INDEXED BY jobs_user_period" if engine == "sqlite" else ""
+    return f"""
+    SELECT
+        (SELECT MAX(created_at) FROM jobs{member}
+          WHERE guild_id = :guild_id AND user_id = :user_id
+            AND state <> 'refunded') AS last_request_at,
+        (SELECT COUNT(*) FROM jobs{member}
+          WHERE guild_id = :guild_id AND user_id = :user_id
+            AND state = 'queued') AS queued,
+        (SELECT id FROM jobs{member}
+          WHERE guild_id = :guild_id AND user_id = :user_id AND state = 'queued'
+          ORDER BY created_at, id LIMIT 1) AS oldest_queued_id,
+        (SELECT MIN(queue_round) FROM jobs
+          WHERE guild_id = :guild_id
+            AND state IN ('queued', 'reserved', 'submitted')) AS lowest_unfinished,
+        (SELECT MAX(queue_round) FROM jobs WHERE guild_id = :guild_id) AS highest,
+        (SELECT MAX(queue_round) FROM jobs{member}
+          WHERE guild_id = :guild_id AND user_id = :user_id
+            AND state IN ('queued', 'reserved', 'submitted')) AS member_unfinished
+"""  # noqa: S608 - only an index name is formatted in
 
 
 def member_lock(guild_id: int, user_id: int) -> LockKey:
@@ -88,38 +121,99 @@ class SQLCreditStore:
         Returns ``None``, changing nothing, if the user's remaining credits in the current
         period are below the job's cost.
         """
-        now = self._clock()
-        start, end = period_bounds(now, self._period)
-        _, roles = role_params(new_job.role_ids)
         row = await self._db.fetch_one(
-            reserve_sql(new_job.role_ids),
-            {
-                **roles,
-                "state": "queued" if new_job.queued else "reserved",
-                "queue_round": new_job.queue_round,
-                "guild_id": new_job.guild_id,
-                "channel_id": new_job.channel_id,
-                "user_id": new_job.user_id,
-                "interaction_id": new_job.interaction_id,
-                "mode": new_job.mode,
-                "prompt": new_job.prompt,
-                "image_url": new_job.image_url,
-                "last_frame_url": new_job.last_frame_url,
-                "sandbox": int(new_job.sandbox),
-                "duration": new_job.duration,
-                "aspect_ratio": new_job.aspect_ratio,
-                "quality": new_job.quality,
-                "sound": int(new_job.sound),
-                "cost": self.cost(new_job.duration, new_job.quality),
-                "nonce": secrets.token_hex(12),
-                "now": _ts(now),
-                "period_start": _ts(start),
-                "period_end": _ts(end),
-                "default_credits": self._default_credits,
-            },
+            reserve_sql(new_job.role_ids, self._db.engine),
+            self._reserve_params(new_job),
             lock=member_lock(new_job.guild_id, new_job.user_id),
         )
         return None if row is None else _job(row)
+
+    def _reserve_params(self, new_job: NewJob) -> dict[str, Any]:
+        now = self._clock()
+        start, end = period_bounds(now, self._period)
+        _, roles = role_params(new_job.role_ids)
+        return {
+            **roles,
+            "state": "queued" if new_job.queued else "reserved",
+            "queue_round": new_job.queue_round,
+            "guild_id": new_job.guild_id,
+            "channel_id": new_job.channel_id,
+            "user_id": new_job.user_id,
+            "interaction_id": new_job.interaction_id,
+            "mode": new_job.mode,
+            "prompt": new_job.prompt,
+            "image_url": new_job.image_url,
+            "last_frame_url": new_job.last_frame_url,
+            "sandbox": int(new_job.sandbox),
+            "duration": new_job.duration,
+            "aspect_ratio": new_job.aspect_ratio,
+            "quality": new_job.quality,
+            "sound": int(new_job.sound),
+            "cost": self.cost(new_job.duration, new_job.quality),
+            "nonce": secrets.token_hex(12),
+            "now": _ts(now),
+            "period_start": _ts(start),
+            "period_end": _ts(end),
+            "default_credits": self._default_credits,
+        }
+
+    async def admission(self, guild_id: int, user_id: int) -> MemberAdmission:
+        """What admitting a request of the member would be decided from, now (a read)."""
+        return await drive(self._read_admission(guild_id, user_id), self._db)
+
+    async def admit_and_reserve(
+        self,
+        guild_id: int,
+        user_id: int,
+        role_ids: Sequence[int],
+        decide: Callable[[MemberAdmission], NewJob],
+    ) -> Reservation:
+        """Admit and charge a request in ONE transaction, under the member's lock.
+
+        Reads the guild's rules, the member's latest request and queued jobs and the
+        queue's rounds; ``decide`` (plain Python, no I/O) refuses by raising, which
+        changes nothing and propagates, or returns the job to create; then the job is
+        reserved as ``reserve`` would. So a cool-down, a queue limit and the credits are
+        checked atomically with the charge: two requests of one member at once cannot both
+        pass a check the first one's job would fail. ``role_ids`` are the member's roles
+        (for the balance of a refusal); ``decide``'s job must be the member's.
+        """
+
+        def program() -> Program[Reservation]:
+            admission = yield from self._read_admission(guild_id, user_id)
+            new_job = decide(admission)
+            if (new_job.guild_id, new_job.user_id) != (guild_id, user_id):
+                raise ValueError("admit_and_reserve: the job must be the admitted member's")
+            rows = yield (
+                reserve_sql(new_job.role_ids, self._db.engine),
+                self._reserve_params(new_job),
+            )
+            if rows:
+                return Reservation(job=_job(rows[0]))
+            balance = yield (
+                allowance_sql(role_ids, self._db.engine),
+                self._allowance_params(guild_id, user_id, role_ids),
+            )
+            return Reservation(job=None, balance=self._balance(guild_id, user_id, balance[0]))
+
+        return await self._db.run(program, lock=member_lock(guild_id, user_id))
+
+    def _read_admission(self, guild_id: int, user_id: int) -> Program[MemberAdmission]:
+        guild = yield from read_guild(guild_id)
+        rows = yield (
+            _admission_sql(self._db.engine),
+            {"guild_id": guild_id, "user_id": user_id},
+        )
+        row = rows[0]  # a SELECT without FROM always yields one row
+        return MemberAdmission(
+            guild=guild,
+            last_request_at=_dt(row["last_request_at"]),
+            queued=int(row["queued"]),
+            oldest_queued_id=row["oldest_queued_id"],
+            rounds=QueueRounds(
+                row["lowest_unfinished"], row["highest"], row["member_unfinished"]
+            ),
+        )
 
     def _allowance_params(
         self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
@@ -159,16 +253,15 @@ class SQLCreditStore:
             role_id=role_id,
         )
 
-    async def balance(
-        self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()
-    ) -> Balance:
+    async def balance(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Balance:
         """Allowance, used and remaining credits, and when the allowance resets.
 
         ``role_ids`` are the member's roles: the highest allowance among them applies
         when the member has no override of their own.
         """
         row = await self._db.fetch_one(
-            allowance_sql(role_ids), self._allowance_params(guild_id, user_id, role_ids)
+            allowance_sql(role_ids, self._db.engine),
+            self._allowance_params(guild_id, user_id, role_ids),
         )
         assert row is not None  # a SELECT without FROM always yields one row
         return self._balance(guild_id, user_id, row)
@@ -246,7 +339,9 @@ class SQLCreditStore:
         """
         now = self._now()
         async with self._db.transaction() as tx:
-            row = await tx.fetch_one(allowance_sql(()), self._allowance_params(guild_id, user_id))
+            row = await tx.fetch_one(
+                allowance_sql((), self._db.engine), self._allowance_params(guild_id, user_id)
+            )
             assert row is not None  # a SELECT without FROM always yields one row
             await tx.execute(
                 """INSERT INTO usage_resets

@@ -22,6 +22,14 @@ Where the engines' semantics differ, the difference lives behind two hooks:
   while other members' go on in parallel. ``transaction(lock=key)`` does the same for a
   block of statements.
 
+A read-decide-write block that must be ONE transaction and cheap on both engines (the
+acknowledgement path's admission and reservation) is written once as a *program*: a
+generator that yields ``(sql, params)`` and is sent back each statement's rows.
+``Database.run(program, lock=key)`` runs it in one transaction: on SQLite in one trip to
+the database thread inside the group commit (see ``storage.sqlite.database``), on
+PostgreSQL as ``transaction(lock=key)``. An exception the program raises (a refusal)
+rolls the whole of it back and reaches the caller.
+
 Single statements need no lock to be atomic: a guarded ``UPDATE ... WHERE state = ...``
 is atomic on both engines (PostgreSQL re-checks the ``WHERE`` of a row another transaction
 changed meanwhile), and its row count tells the caller whether it won. A lock is needed
@@ -31,13 +39,17 @@ inserting, as a reservation's balance check does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 LockKey: TypeAlias = tuple[str | int, ...]
 Engine: TypeAlias = Literal["sqlite", "postgres"]
+T = TypeVar("T")
+Query: TypeAlias = tuple[str, Params]
+Program: TypeAlias = Generator[Query, list[Any], T]
+"""A transaction body: yields each statement, is sent its rows, returns the result."""
 
 
 class StoreUnavailableError(RuntimeError):
@@ -72,6 +84,36 @@ class Transaction(Executor, Protocol):
     """Statements inside one open transaction (see ``Database.transaction``)."""
 
 
+def drive_sync(program: Program[T], fetch_all: Callable[[str, Params], list[Any]]) -> T:
+    """Run ``program`` to its result, answering each statement with ``fetch_all``."""
+    try:
+        query = next(program)
+        while True:
+            query = program.send(fetch_all(*query))
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    finally:
+        program.close()
+
+
+async def drive(program: Program[T], executor: Executor) -> T:
+    """Run ``program`` statement by statement on ``executor`` (a database or a transaction).
+
+    On a database (not a transaction) each statement commits by itself: use this only for
+    programs that read, where no single snapshot is needed.
+    """
+    try:
+        query = next(program)
+        while True:
+            query = program.send(await executor.fetch_all(*query))
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    finally:
+        program.close()
+
+
 class Database(Protocol):
     """An open, migrated database of either engine."""
 
@@ -102,6 +144,17 @@ class Database(Protocol):
 
         See the module docstring for what it excludes, with and without ``lock``. Not
         re-entrant: inside the block use the yielded transaction, not the database.
+        """
+        ...
+
+    async def run(
+        self, program: Callable[[], Program[T]], *, lock: LockKey | None = None
+    ) -> T:
+        """Run ``program()`` in one transaction (under ``lock``) and return its result.
+
+        See the module docstring; the program must only yield statements and decide in
+        plain Python (no awaiting, no other database calls). Whatever it raises rolls it
+        back and is raised here.
         """
         ...
 

@@ -17,7 +17,7 @@ from storage.sql.common import (
     _ts,
     _write_audit,
 )
-from storage.sql.database import Database, Row
+from storage.sql.database import Database, Program, Row, drive
 
 LIMIT_FIELDS = ("member_running", "member_queued", "server_running", "cooldown_seconds")
 LIMIT_MAXIMA = {
@@ -40,6 +40,29 @@ def _limits_text(limits: GuildLimits) -> str:
     )
 
 
+def read_guild(guild_id: int) -> Program[GuildSettings]:
+    """Read a guild's settings (defaults if it never configured anything): a program
+    (see ``storage.sql.database``), so a transaction can read them among its statements."""
+    guild = (
+        yield (
+            """SELECT default_credits, log_channel_id, member_running, member_queued,
+                      server_running, cooldown_seconds
+               FROM guild_settings WHERE guild_id = ?""",
+            (guild_id,),
+        )
+    )
+    channels = yield ("SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,))
+    words = yield ("SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word", (guild_id,))
+    row = guild[0] if guild else None
+    return GuildSettings(
+        guild_id=guild_id,
+        default_credits=None if row is None else row["default_credits"],
+        allowed_channel_ids=frozenset(r["channel_id"] for r in channels),
+        blocked_words=tuple(r["word"] for r in words),
+        log_channel_id=None if row is None else row["log_channel_id"],
+        limits=GuildLimits() if row is None else _limits(row),
+    )
+
 
 class SQLGuildSettingsStore:
     """``GuildSettingsStore`` on either engine; each change and its audit row commit together."""
@@ -51,26 +74,7 @@ class SQLGuildSettingsStore:
 
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults if it never configured anything)."""
-        guild = await self._db.fetch_one(
-            """SELECT default_credits, log_channel_id, member_running, member_queued,
-                      server_running, cooldown_seconds
-               FROM guild_settings WHERE guild_id = ?""",
-            (guild_id,),
-        )
-        channels = await self._db.fetch_all(
-            "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
-        )
-        words = await self._db.fetch_all(
-            "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word", (guild_id,)
-        )
-        return GuildSettings(
-            guild_id=guild_id,
-            default_credits=None if guild is None else guild["default_credits"],
-            allowed_channel_ids=frozenset(row["channel_id"] for row in channels),
-            blocked_words=tuple(row["word"] for row in words),
-            log_channel_id=None if guild is None else guild["log_channel_id"],
-            limits=GuildLimits() if guild is None else _limits(guild),
-        )
+        return await drive(read_guild(guild_id), self._db)
 
     async def set_log_channel(
         self, guild_id: int, channel_id: int | None, moderator_id: int

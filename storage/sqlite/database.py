@@ -37,7 +37,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import aiosqlite
 
-from storage.sql.database import Engine, LockKey
+from storage.sql.database import Engine, LockKey, Program, drive_sync
 
 DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
 """Where the bot keeps its database unless the ``DATABASE_PATH`` setting says otherwise."""
@@ -260,6 +260,17 @@ class Database:
         """
         result: T = await self._submit(work)
         return result
+
+    async def run(self, program: Callable[[], Program[T]], *, lock: LockKey | None = None) -> T:
+        """Run a transaction program (see ``storage.sql.database``) in one trip to the
+        database thread, in its own savepoint of the group commit (``run_sync``)."""
+
+        def work(conn: sqlite3.Connection) -> T:
+            return drive_sync(
+                program(), lambda sql, params: _fetch_all_sync(conn, sql=sql, params=params)
+            )
+
+        return await self.run_sync(work)
 
     async def _submit(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Queue `work` for the next batch and wait for its result (see the docstring)."""

@@ -57,3 +57,22 @@ def test_met_follows_the_measurement_and_every_condition() -> None:
     assert not blocked.met and "0 429s" in blocked.note
     missing = at_least("pairs", math.nan, "pairs/s", baseline=10.0, limit=0.4, target="x")
     assert not missing.met
+
+
+def test_every_timing_setting_of_the_bot_is_scaled_from_its_default() -> None:
+    """The bench scales every `*_SECONDS` setting documented in `.env.example` (but the
+    named exceptions), starting from the bot's own default, so no timing of the bot runs
+    at full size in a scaled run."""
+    from bench.harness import NOT_SCALED, TIME_SETTINGS
+    from core.settings import BotSettings
+    from tests.e2e.process import setting_names
+
+    timings = {n for n in setting_names() if n.endswith("_SECONDS")}
+    assert timings - set(NOT_SCALED) == set(TIME_SETTINGS)
+    assert {"POLL_MIN_INTERVAL_SECONDS", "DELIVERY_LEASE_SECONDS"} <= set(TIME_SETTINGS)
+    defaults = BotSettings.from_env({"DISCORD_TOKEN": "t"})
+    assert TIME_SETTINGS["POLL_TARGET_LAG_SECONDS"] == defaults.poll_target_lag_seconds
+    assert TIME_SETTINGS["HAPPYHORSE_RETRY_CAP_SECONDS"] == defaults.client.retry_cap_seconds
+    scaled = {name: f"{seconds * 0.1:g}" for name, seconds in TIME_SETTINGS.items()}
+    settings = BotSettings.from_env({"DISCORD_TOKEN": "t", **scaled})  # still consistent
+    assert settings.delivery_lease_seconds == pytest.approx(defaults.delivery_lease_seconds / 10)

@@ -3,6 +3,7 @@ ledger, cancels and their listeners, and wait timeouts."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -57,6 +58,7 @@ async def test_estimates_come_from_the_learned_completion_model(
     expected = estimator.expected_seconds("text-to-video", "std", 5, True)
     assert expected is not None and 40 < expected < 1000
     assert estimator.expected_seconds("text-to-video", "pro", 5, True) == expected  # pooled
+
 
 async def test_queued_card_says_estimating_until_there_is_history(
     queue: QueueService, store: SQLiteStore, clock: Clock
@@ -123,6 +125,53 @@ async def test_cooldown_and_queue_limit_refusals(
     with pytest.raises(Refusal) as full:
         await queue.admit(draft(BOB))
     assert "1 video waiting" in full.value.message and "<t:" in full.value.message
+
+
+async def test_accept_checks_the_cooldown_atomically_with_the_charge(
+    queue: QueueService, store: SQLiteStore, clock: Clock
+) -> None:
+    """Two requests of one member at the same moment inside a cool-down: the acknowledgement
+    path admits and charges in one transaction, so one job is made and the other is told
+    about the cool-down (nothing charged)."""
+    await store.guilds.set_limits(GUILD, GuildLimits(cooldown_seconds=60), MOD)
+    results = await asyncio.gather(
+        queue.accept(draft()), queue.accept(draft()), return_exceptions=True
+    )
+    jobs = [r for r in results if isinstance(r, Job)]
+    refusals = [r for r in results if isinstance(r, Refusal)]
+    assert len(jobs) == 1 and len(refusals) == 1
+    assert "cool-down of 60 s" in refusals[0].message
+    assert len(await store.jobs.recent_jobs(GUILD, ALICE)) == 1
+    balance = await store.credits.balance(GUILD, ALICE)
+    assert balance.used == jobs[0].cost
+
+
+async def test_a_dispatch_round_leaves_a_just_accepted_job_to_its_request(
+    queue: QueueService, store: SQLiteStore
+) -> None:
+    """Between the acknowledgement and `start`, a dispatch round does not take the job: the
+    request starts it, so an outright refusal by the API reaches the requester in the reply
+    to their command (a dispatched job's refusal would only come later, as a notice)."""
+    job = await queue.accept(draft())
+    report = await queue.dispatch()
+    assert report.started == [] and [j.id for j in report.still_queued] == [job.id]
+    assert (await reload(store, job.id)).state is JobState.QUEUED
+    assert (await queue.start(job)).kind is StartKind.STARTED
+
+
+async def test_accept_refuses_a_full_queue_with_the_usual_wording(
+    queue: QueueService, store: SQLiteStore
+) -> None:
+    await store.guilds.set_limits(
+        GUILD, GuildLimits(member_running=1, member_queued=1, cooldown_seconds=0), MOD
+    )
+    await queue.start(await queue.accept(draft()))
+    waiting = await queue.accept(draft())
+    assert (await queue.start(waiting)).kind is StartKind.QUEUED
+    with pytest.raises(Refusal) as full:
+        await queue.accept(draft())
+    assert "1 video waiting" in full.value.message and "<t:" in full.value.message
+    assert len(await store.jobs.recent_jobs(GUILD, ALICE)) == 2
 
 
 async def test_cancel_rules_and_listeners(queue: QueueService, store: SQLiteStore) -> None:

@@ -181,8 +181,28 @@ def test_learned_schedule_skips_the_unlikely_start_and_is_dense_in_the_middle(
     tail_gaps = [b - a for a, b in zip(schedule.tail, schedule.tail[1:], strict=False)]
     assert tail_gaps == sorted(tail_gaps) and max(tail_gaps) <= 60.0
     # Polls requested from the middle land on the dense grid, min interval respected.
-    assert schedule.next_age(40.0, 0.5) - 40.0 <= schedule.spacing
+    assert schedule.next_age(40.0, 0.5) - 40.0 <= schedule.spacing + 0.5
     assert schedule.next_age(0.0, 0.5) == schedule.start
+
+
+def test_the_tail_backs_off_only_after_all_but_the_tail_share(settings: BotSettings) -> None:
+    """Dense polls last until all but POLL_TAIL_SKIP_PROBABILITY of jobs have finished (not
+    POLL_SKIP_PROBABILITY): the slowest 5 % are still polled densely, so they do not set
+    the lag's 95th percentile."""
+    model = CompletionModel(min_history=20, history_size=200)
+    teach(model)
+    distribution = model.distribution(KEY)
+    assert distribution is not None
+    settings = dataclasses.replace(
+        settings, poll_skip_probability=0.05, poll_tail_skip_probability=0.01
+    )
+    schedule = PollPolicy(settings, model).schedule(KEY)
+    assert schedule is not None
+    assert schedule.dense_end == pytest.approx(distribution.quantile(0.99))
+    assert schedule.dense_end > distribution.quantile(0.95)
+    assert schedule.start == pytest.approx(distribution.quantile(0.05))
+    age = distribution.quantile(0.96)
+    assert schedule.next_age(age, 0.0) - age <= schedule.spacing + 1e-9
 
 
 def test_fewer_polls_than_a_fixed_cadence_for_the_same_typical_lag(settings: BotSettings) -> None:
@@ -191,7 +211,10 @@ def test_fewer_polls_than_a_fixed_cadence_for_the_same_typical_lag(settings: Bot
     model = CompletionModel(min_history=20, history_size=200)
     teach(model, 80, seed=5)
     settings = dataclasses.replace(
-        settings, poll_target_lag_seconds=3.0, poll_skip_probability=0.06
+        settings,
+        poll_target_lag_seconds=3.0,
+        poll_skip_probability=0.06,
+        poll_tail_skip_probability=0.06,
     )
     schedule = PollPolicy(settings, model).schedule(KEY)
     assert schedule is not None

@@ -465,3 +465,24 @@ async def test_cost_uses_the_configured_table(db_path: Path, clock: FakeClock) -
         assert (await store.credits.balance(GUILD, USER)).used == 12
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])
+async def test_usage_reads_only_the_members_jobs_on_sqlite(store: SQLiteStore) -> None:
+    """The reservation's and the balance's usage sum searches the member's index, not the
+    guild's whole period: without statistics SQLite would otherwise pick the covering
+    /stats index and read every job of the guild on each reservation."""
+    from storage.sql.common import allowance_sql, reserve_sql
+
+    for sql in (reserve_sql((), "sqlite"), allowance_sql((9,), "sqlite")):
+        params = {
+            "guild_id": GUILD, "user_id": USER, "period_start": 0.0, "period_end": 1.0,
+            "role_0": 9, "state": "queued", "queue_round": 0, "channel_id": 1,
+            "interaction_id": None, "mode": "text-to-video", "prompt": "p",
+            "image_url": None, "last_frame_url": None, "sandbox": 0, "duration": 5,
+            "aspect_ratio": "16:9", "quality": "std", "sound": 0, "cost": 1, "nonce": "n",
+            "now": 0.5, "default_credits": 10,
+        }  # fmt: skip
+        plan = await store.database.fetch_all("EXPLAIN QUERY PLAN " + sql, params)
+        searches = [row["detail"] for row in plan if "jobs" in row["detail"]]
+        assert searches and all("jobs_user_period" in s for s in searches), searches

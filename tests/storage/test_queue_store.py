@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from storage import (
     GuildLimits,
     Job,
     JobState,
+    MemberAdmission,
+    NewJob,
     SQLiteStore,
     open_store,
 )
@@ -219,3 +222,76 @@ async def test_migration_keeps_existing_jobs_and_ids(tmp_path: Path, clock: Fake
     with sqlite3.connect(path) as conn:
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"jobs_due", "jobs_unnotified", "jobs_state_created"} <= indexes
+
+
+# -- admission and reservation in one transaction ------------------------------------------
+
+
+class _CoolingDown(Exception):
+    """The test's stand-in for a cool-down refusal."""
+
+
+def _cooldown_rule(seconds: float, clock: FakeClock) -> Callable[[MemberAdmission], NewJob]:
+    """A `decide` refusing a member whose latest request is younger than `seconds`."""
+
+    def decide(admission: MemberAdmission) -> NewJob:
+        last = admission.last_request_at
+        if last is not None and (clock() - last).total_seconds() < seconds:
+            raise _CoolingDown
+        return new_job(queued=True)
+
+    return decide
+
+
+async def test_simultaneous_requests_inside_a_cooldown_make_one_job(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """Ten requests of one member at once, with a cool-down: the checks and the charge are
+    one transaction under the member's lock, so exactly one passes (on PostgreSQL the ten
+    run on separate pooled connections; without the lock several would read "no recent
+    request" before any inserted)."""
+    decide = _cooldown_rule(60, clock)
+    results = await asyncio.gather(
+        *(store.credits.admit_and_reserve(GUILD, USER, (), decide) for _ in range(10)),
+        return_exceptions=True,
+    )
+    made = [r for r in results if not isinstance(r, BaseException)]
+    assert len(made) == 1 and made[0].job is not None
+    assert all(isinstance(r, _CoolingDown) for r in results if isinstance(r, BaseException))
+    assert len(await store.jobs.recent_jobs(GUILD, USER)) == 1
+    clock.advance(seconds=61)
+    later = await store.credits.admit_and_reserve(GUILD, USER, (), decide)
+    assert later.job is not None
+
+
+async def test_admission_snapshot_and_refusals_change_nothing(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """`decide` sees the guild's rules and the member's queue; a refusal rolls back, and
+    short credits give the balance instead of a job."""
+    await store.guilds.set_limits(
+        GUILD, GuildLimits(member_queued=2, cooldown_seconds=5), MODERATOR
+    )
+    first = await reserve(store, queued=True)
+    seen: list[MemberAdmission] = []
+
+    def refuse(admission: MemberAdmission) -> NewJob:
+        seen.append(admission)
+        raise _CoolingDown
+
+    with pytest.raises(_CoolingDown):
+        await store.credits.admit_and_reserve(GUILD, USER, (), refuse)
+    (admission,) = seen
+    assert admission.guild.limits == GuildLimits(member_queued=2, cooldown_seconds=5)
+    assert (admission.queued, admission.oldest_queued_id) == (1, first.id)
+    assert admission.last_request_at == first.created_at
+    assert admission.rounds.member_unfinished == first.queue_round
+    assert await store.credits.admission(GUILD, USER) == admission
+    assert len(await store.jobs.recent_jobs(GUILD, USER)) == 1
+
+    for _ in range(DEFAULT_CREDITS - 1):
+        await reserve(store)
+    short = await store.credits.admit_and_reserve(GUILD, USER, (), lambda _: new_job())
+    assert short.job is None and short.balance is not None
+    assert short.balance.remaining == 0
+    assert len(await store.jobs.recent_jobs(GUILD, USER, limit=50)) == DEFAULT_CREDITS
