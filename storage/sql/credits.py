@@ -38,7 +38,7 @@ from storage.sql.common import (
     reserve_sql,
     role_params,
 )
-from storage.sql.database import Database, Engine, LockKey, Program, Row, drive
+from storage.sql.database import Database, Engine, LockKey, Program, Row, Transaction, drive
 from storage.sql.guilds import read_guild
 
 
@@ -81,6 +81,38 @@ def member_lock(guild_id: int, user_id: int) -> LockKey:
     (with sequences, a lower id may commit after a higher one, but not around the reset).
     """
     return ("member", guild_id, user_id)
+
+
+
+# (table, key column) of a per-member and a per-role allowance: constants, never user input.
+_USER_ALLOWANCE = ("user_allowances", "user_id")
+_ROLE_ALLOWANCE = ("role_allowances", "role_id")
+
+
+async def _replace_allowance(
+    tx: Transaction,
+    where: tuple[str, str],
+    guild_id: int,
+    key: int,
+    credits: int | None,
+    now: float,
+) -> int | None:
+    """Set (or with ``None`` delete) one allowance row inside ``tx``; return the old credits."""
+    table, column = where
+    match = f"FROM {table} WHERE guild_id = ? AND {column} = ?"
+    old = await tx.fetch_one(f"SELECT credits {match}", (guild_id, key))
+    if credits is None:
+        await tx.execute(f"DELETE {match}", (guild_id, key))
+    else:
+        await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
+        await tx.execute(
+            f"""INSERT INTO {table} (guild_id, {column}, credits, updated_at)
+                VALUES (?, ?, ?, ?)
+                ON CONFLICT (guild_id, {column})
+                DO UPDATE SET credits = excluded.credits, updated_at = excluded.updated_at""",  # noqa: S608
+            (guild_id, key, credits, now),
+        )
+    return None if old is None else int(old["credits"])
 
 
 class SQLCreditStore:
@@ -274,25 +306,7 @@ class SQLCreditStore:
             validate_credits(credits)
         now = self._now()
         async with self._db.transaction() as tx:
-            old = await tx.fetch_one(
-                "SELECT credits FROM user_allowances WHERE guild_id = ? AND user_id = ?",
-                (guild_id, user_id),
-            )
-            if credits is None:
-                await tx.execute(
-                    "DELETE FROM user_allowances WHERE guild_id = ? AND user_id = ?",
-                    (guild_id, user_id),
-                )
-            else:
-                await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
-                await tx.execute(
-                    """INSERT INTO user_allowances (guild_id, user_id, credits, updated_at)
-                       VALUES (?, ?, ?, ?)
-                       ON CONFLICT (guild_id, user_id)
-                       DO UPDATE SET credits = excluded.credits,
-                                     updated_at = excluded.updated_at""",
-                    (guild_id, user_id, credits, now),
-                )
+            old = await _replace_allowance(tx, _USER_ALLOWANCE, guild_id, user_id, credits, now)
             return await _write_audit(
                 tx,
                 now,
@@ -300,7 +314,7 @@ class SQLCreditStore:
                 moderator_id,
                 user_id,
                 AuditAction.SET_USER_ALLOWANCE,
-                None if old is None else str(old["credits"]),
+                _credits_text(old),
                 _credits_text(credits),
             )
 
@@ -369,25 +383,7 @@ class SQLCreditStore:
             validate_credits(credits)
         now = self._now()
         async with self._db.transaction() as tx:
-            old = await tx.fetch_one(
-                "SELECT credits FROM role_allowances WHERE guild_id = ? AND role_id = ?",
-                (guild_id, role_id),
-            )
-            if credits is None:
-                await tx.execute(
-                    "DELETE FROM role_allowances WHERE guild_id = ? AND role_id = ?",
-                    (guild_id, role_id),
-                )
-            else:
-                await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
-                await tx.execute(
-                    """INSERT INTO role_allowances (guild_id, role_id, credits, updated_at)
-                       VALUES (?, ?, ?, ?)
-                       ON CONFLICT (guild_id, role_id)
-                       DO UPDATE SET credits = excluded.credits,
-                                     updated_at = excluded.updated_at""",
-                    (guild_id, role_id, credits, now),
-                )
+            old = await _replace_allowance(tx, _ROLE_ALLOWANCE, guild_id, role_id, credits, now)
             entry = await _write_audit(
                 tx,
                 now,
@@ -395,7 +391,7 @@ class SQLCreditStore:
                 moderator_id,
                 None,
                 AuditAction.SET_ROLE_ALLOWANCE,
-                None if old is None else str(old["credits"]),
+                _credits_text(old),
                 _credits_text(credits),
             )
             await tx.execute(
