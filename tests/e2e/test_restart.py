@@ -234,7 +234,7 @@ async def ask(
     return inter
 
 
-async def card(inter: InteractionRecord, title: str = "", timeout: float = 5.0) -> int:
+async def card(inter: InteractionRecord, title: str = "", timeout: float = 15.0) -> int:
     """Wait until the request's status card shows `title`; return its job id."""
 
     def shows(message: dict[str, Any]) -> bool:
