@@ -515,7 +515,7 @@ class FakeDiscord:
         await self.state.wait_until(resumed, timeout, f"gateway resume #{count}")
 
     async def wait_for(
-        self, condition: Callable[[], Any], timeout: float = 5.0, what: str = "a condition"
+        self, condition: Callable[[], Any], timeout: float = 15.0, what: str = "a condition"
     ) -> Any:
         """Wait until ``condition()`` is truthy (re-checked on every change and every 50 ms)
         and return its value; raises :class:`FakeDiscordError` on timeout."""
@@ -830,7 +830,7 @@ class FakeDiscord:
         self,
         channel: FakeChannel,
         predicate: Callable[[JSON], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 15.0,
         *,
         include_existing: bool = False,
     ) -> JSON:
@@ -855,7 +855,7 @@ class FakeDiscord:
         self,
         user: Person,
         predicate: Callable[[JSON], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 15.0,
     ) -> JSON:
         """Wait for a DM from the bot to ``user`` matching ``predicate``."""
         target = _user(user)
@@ -876,7 +876,7 @@ class FakeDiscord:
         self,
         method: str,
         path: str,
-        timeout: float = 5.0,
+        timeout: float = 15.0,
         *,
         status: int | None = None,
     ) -> RecordedRequest:

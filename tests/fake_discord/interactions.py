@@ -180,7 +180,7 @@ class InteractionRecord:
         assert self.ack_type is not None
         return self.ack_type
 
-    async def wait_for_followup(self, n: int = 1, timeout: float = 5.0) -> JSON:
+    async def wait_for_followup(self, n: int = 1, timeout: float = 15.0) -> JSON:
         """Wait until there are ``n`` follow-ups and return the ``n``-th (1-based)."""
         await self._state.wait_until(
             lambda: len(self.followup_ids) >= n, timeout, f"follow-up #{n} of {self.id}"
@@ -190,7 +190,7 @@ class InteractionRecord:
         return message
 
     async def wait_for_original(
-        self, predicate: Callable[[JSON], bool] | None = None, timeout: float = 5.0
+        self, predicate: Callable[[JSON], bool] | None = None, timeout: float = 15.0
     ) -> JSON:
         """Wait until ``@original`` exists and satisfies ``predicate``; return it."""
 
