@@ -30,6 +30,9 @@ from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
+# How long shutdown waits for final card edits already asked for.
+FINAL_FLUSH_SECONDS = 2.0
+
 # Stop using a token this long before it expires, so no edit races the deadline.
 TOKEN_SAFETY_MARGIN = datetime.timedelta(seconds=90)
 INVALID_WEBHOOK_TOKEN = 50027
@@ -126,9 +129,20 @@ class StatusCards:
             if req.final:
                 self.forget(job_id)
 
-    async def close(self) -> None:
-        """Drop waiting edits and cancel the workers (at shutdown)."""
+    async def close(self, flush_seconds: float = FINAL_FLUSH_SECONDS) -> None:
+        """At shutdown: send the final edits still waiting (within `flush_seconds`), drop
+        the rest and cancel the workers.
+
+        A final state (posted, failed, refunded) is shown once and never redone after a
+        restart, so it is flushed; an intermediate one is redrawn by the next run anyway.
+        """
         self._closed = True
+        self._queued = {job_id: req for job_id, req in self._queued.items() if req.final}
+        if self._queued and self._workers:
+            # The workers return once nothing is left to edit.
+            _, unfinished = await asyncio.wait(set(self._workers), timeout=flush_seconds)
+            if unfinished:
+                log.warning("Shutting down with %d card edits unsent", len(self._queued))
         self._queued.clear()
         workers = list(self._workers)
         for task in workers:
