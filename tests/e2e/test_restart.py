@@ -303,6 +303,9 @@ async def test_sigkill_while_jobs_are_queued(harness: Harness) -> None:
     second = await h.start()
     await wait_posts(h, 3)
     await wait_settled(h.db, world, 3)
+    # The second run redraws the first run's cards (a moment after settling them).
+    for inter in inters:
+        await card(inter, "Delivered")
     await stop_cleanly(second)
     jobs = await h.books(delivered=3)
     assert sorted(j.cost for j in jobs) == [1, 2, 4]
@@ -345,6 +348,7 @@ async def test_sigkill_with_a_queue_keeps_it_in_order_and_loses_nothing(
     second = await h.start()
     await wait_posts(h, 4, timeout=45)
     await wait_settled(h.db, world, 4, timeout=15)
+    await card(bob, "Delivered")
     await stop_cleanly(second)
     jobs = await h.books(delivered=4)
     started = sorted(jobs, key=lambda j: j.submitted_at or datetime.max.replace(tzinfo=UTC))
@@ -375,6 +379,8 @@ async def test_sigkill_while_jobs_are_processing(harness: Harness) -> None:
     await wait_posts(h, 1)
     await h.fake.wait_for(lambda: notices_for(h.fake, world, world.bob), 10, "bob's notice")
     await wait_settled(h.db, world, 2)
+    await card(good, "Delivered")
+    await card(bad, "Refunded")
     await stop_cleanly(second)
     await h.books(delivered=1, refunded=1)
     assert len(notices_for(h.fake, world, world.bob)) == 1
@@ -424,6 +430,7 @@ async def test_sigkill_after_discord_created_the_post_but_before_it_was_recorded
     second = await h.start()
     await wait_settled(h.db, world, 1)
     await second.wait_for_log(f"Job {job_id} was already posted")
+    await card(inter, "Delivered")
     await stop_cleanly(second)
     [job] = await h.books(delivered=1)
     assert job.delivered_message_id == int(posted.response["id"])
