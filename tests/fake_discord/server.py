@@ -222,6 +222,11 @@ class FakeServer:
             return await handler(request)
         try:
             return await self._handle(request, handler)
+        except ConnectionResetError:
+            # The client went away mid-request (a bot process killed while uploading):
+            # Discord sees the same and drops the request; it is not a fault of the fake.
+            log.info("fake discord: client left during %s %s", request.method, request.path)
+            raise
         except Exception as exc:
             log.exception("fake discord: internal error on %s %s", request.method, request.path)
             self.internal_errors.append(exc)
