@@ -351,7 +351,10 @@ class JobService:
         failure here cannot have created a second task.
         """
         if job.state is JobState.QUEUED and not await self.store.jobs.claim_queued(
-            job.id, claimant=self.claimant, lease_seconds=self.reservation_lease_seconds
+            job.id,
+            claimant=self.claimant,
+            lease_seconds=self.reservation_lease_seconds,
+            guild_id=job.guild_id,
         ):
             raise Refusal("This video was cancelled before it started.")
         try:

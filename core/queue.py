@@ -405,6 +405,7 @@ class QueueService:
             server_running=limits.server_running,
             claimant=self.jobs.claimant,
             lease_seconds=self.jobs.reservation_lease_seconds,
+            guild_id=job.guild_id,
         )
 
     async def _submit(self, job: Job, *, tell_now: bool) -> StartOutcome:

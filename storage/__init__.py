@@ -10,7 +10,6 @@ Discord-free and API-free: nothing here imports ``discord`` or ``happyhorse``.
 from storage.credits import MAX_CREDITS, Period, period_bounds, validate_credits
 from storage.models import (
     ALLOWED_TRANSITIONS,
-    RUNNING_STATES,
     TERMINAL_STATES,
     UNFINISHED_STATES,
     AllowanceSource,
@@ -50,7 +49,6 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "DEFAULT_DATABASE_PATH",
     "MAX_CREDITS",
-    "RUNNING_STATES",
     "TERMINAL_STATES",
     "UNFINISHED_STATES",
     "AllowanceSource",

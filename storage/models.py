@@ -64,9 +64,6 @@ back (``requeue``). A queued job leaves the queue unstarted only by being refund
 (``cancel_queued``) or waiting too long (``fail_and_refund``).
 """
 
-RUNNING_STATES: frozenset[JobState] = frozenset({JobState.RESERVED, JobState.SUBMITTED})
-"""States that occupy a slot: being sent to the API, or being made by it."""
-
 
 @dataclass(frozen=True, slots=True)
 class NewJob:

@@ -101,11 +101,13 @@ class JobStore(Protocol):
         server_running: int = 0,
         claimant: Claimant | None = None,
         lease_seconds: float | None = None,
+        guild_id: int | None = None,
     ) -> bool:
         """queued -> reserved, only while fewer than ``member_running`` jobs of the member
         and fewer than ``server_running`` jobs of the guild are reserved or submitted
         (0: no limit). The counts and the change are one atomic step. With a
-        ``claimant`` the reservation is leased to it for ``lease_seconds``."""
+        ``claimant`` the reservation is leased to it for ``lease_seconds``. ``guild_id``
+        (the job's, when the caller has it) saves looking it up."""
         ...
 
     async def requeue(self, job_id: int, error: str) -> bool:

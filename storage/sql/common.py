@@ -123,28 +123,34 @@ MAX_ROLES = 250
 """Most roles a member can hold (Discord's limit); more are ignored."""
 
 
+def _role_placeholders(role_ids: Sequence[int]) -> tuple[str, dict[str, int]]:
+    """`:role_0, :role_1, ...` for the distinct roles (at most `MAX_ROLES`), and their values."""
+    roles = list(dict.fromkeys(role_ids))[:MAX_ROLES]
+    names = [f"role_{index}" for index in range(len(roles))]
+    return ", ".join(f":{name}" for name in names), dict(zip(names, roles, strict=True))
+
+
 def role_params(role_ids: Sequence[int]) -> tuple[str, dict[str, int]]:
     """The SQL for "the highest allowance among these roles" and its named parameters.
 
     One placeholder per role keeps the statement parameterised; no roles gives ``NULL``.
     """
-    roles = list(dict.fromkeys(role_ids))[:MAX_ROLES]
-    if not roles:
+    placeholders, params = _role_placeholders(role_ids)
+    if not params:
         return "NULL", {}
-    names = [f"role_{index}" for index in range(len(roles))]
-    placeholders = ", ".join(f":{name}" for name in names)
     sql = (
         "(SELECT MAX(credits) FROM role_allowances"  # noqa: S608 - only placeholders
         f" WHERE guild_id = :guild_id AND role_id IN ({placeholders}))"
     )
-    return sql, dict(zip(names, roles, strict=True))
+    return sql, params
 
 
 def role_source_sql(role_ids: Sequence[int]) -> str:
-    """SQL for the role giving the highest allowance among ``role_ids`` (lowest id on ties)."""
-    if not role_ids:
+    """SQL for the role giving the highest allowance among ``role_ids`` (lowest id on ties),
+    with the same placeholders as ``role_params``."""
+    placeholders, params = _role_placeholders(role_ids)
+    if not params:
         return "NULL"
-    placeholders = ", ".join(f":role_{index}" for index in range(len(role_ids[:MAX_ROLES])))
     return (
         "(SELECT role_id FROM role_allowances"  # noqa: S608 - only placeholders
         f" WHERE guild_id = :guild_id AND role_id IN ({placeholders})"
@@ -221,8 +227,9 @@ _ENSURE_GUILD_SQL = (
 
 _AUDIT_SQL = """
     INSERT INTO audit_log
-        (guild_id, moderator_id, target_user_id, action, old_value, new_value, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+        (guild_id, moderator_id, target_user_id, action, old_value, new_value, created_at,
+         target_role_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     RETURNING *
 """
 
@@ -236,10 +243,21 @@ async def _write_audit(
     action: AuditAction,
     old_value: str | None,
     new_value: str | None,
+    *,
+    target_role_id: int | None = None,
 ) -> AuditEntry:
     row = await tx.fetch_one(
         _AUDIT_SQL,
-        (guild_id, moderator_id, target_user_id, action.value, old_value, new_value, now),
+        (
+            guild_id,
+            moderator_id,
+            target_user_id,
+            action.value,
+            old_value,
+            new_value,
+            now,
+            target_role_id,
+        ),
     )
     assert row is not None  # INSERT ... RETURNING always yields the inserted row
     return _audit(row)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from storage.credits import (
@@ -32,6 +31,7 @@ from storage.sql.common import (
     _dt,
     _job,
     _limit,
+    _req_dt,
     _ts,
     _write_audit,
     allowance_sql,
@@ -222,11 +222,11 @@ class SQLCreditStore:
             )
             if rows:
                 return Reservation(job=_job(rows[0]))
-            balance = yield (
-                allowance_sql(role_ids, self._db.engine),
-                self._allowance_params(guild_id, user_id, role_ids),
+            params = self._allowance_params(guild_id, user_id, role_ids)
+            balance = yield (allowance_sql(role_ids, self._db.engine), params)
+            return Reservation(
+                job=None, balance=self._balance(guild_id, user_id, balance[0], params)
             )
-            return Reservation(job=None, balance=self._balance(guild_id, user_id, balance[0]))
 
         return await self._db.run(program, lock=member_lock(guild_id, user_id))
 
@@ -260,7 +260,10 @@ class SQLCreditStore:
             "period_end": _ts(end),
         }
 
-    def _balance(self, guild_id: int, user_id: int, row: Row) -> Balance:
+    def _balance(
+        self, guild_id: int, user_id: int, row: Row, params: Mapping[str, Any]
+    ) -> Balance:
+        """The balance a row of ``allowance_sql`` read with ``params`` says (the same period)."""
         role_id = None
         if row["user_credits"] is not None:
             allowance, source = int(row["user_credits"]), AllowanceSource.USER
@@ -272,7 +275,7 @@ class SQLCreditStore:
         else:
             allowance, source = self._default_credits, AllowanceSource.DEFAULT
         used = int(row["used"])
-        start, end = period_bounds(self._clock(), self._period)
+        start, end = _req_dt(params["period_start"]), _req_dt(params["period_end"])
         return Balance(
             guild_id=guild_id,
             user_id=user_id,
@@ -291,12 +294,10 @@ class SQLCreditStore:
         ``role_ids`` are the member's roles: the highest allowance among them applies
         when the member has no override of their own.
         """
-        row = await self._db.fetch_one(
-            allowance_sql(role_ids, self._db.engine),
-            self._allowance_params(guild_id, user_id, role_ids),
-        )
+        params = self._allowance_params(guild_id, user_id, role_ids)
+        row = await self._db.fetch_one(allowance_sql(role_ids, self._db.engine), params)
         assert row is not None  # a SELECT without FROM always yields one row
-        return self._balance(guild_id, user_id, row)
+        return self._balance(guild_id, user_id, row, params)
 
     async def set_user_allowance(
         self, guild_id: int, user_id: int, credits: int | None, moderator_id: int
@@ -384,7 +385,7 @@ class SQLCreditStore:
         now = self._now()
         async with self._db.transaction() as tx:
             old = await _replace_allowance(tx, _ROLE_ALLOWANCE, guild_id, role_id, credits, now)
-            entry = await _write_audit(
+            return await _write_audit(
                 tx,
                 now,
                 guild_id,
@@ -393,11 +394,8 @@ class SQLCreditStore:
                 AuditAction.SET_ROLE_ALLOWANCE,
                 _credits_text(old),
                 _credits_text(credits),
+                target_role_id=role_id,
             )
-            await tx.execute(
-                "UPDATE audit_log SET target_role_id = ? WHERE id = ?", (role_id, entry.id)
-            )
-        return replace(entry, target_role_id=role_id)
 
     async def role_allowances(self, guild_id: int) -> dict[int, int]:
         """Every role allowance of the guild: role id -> credits per period."""

@@ -304,6 +304,7 @@ class SQLJobStore(SQLJobClaims):
         server_running: int = 0,
         claimant: Claimant | None = None,
         lease_seconds: float | None = None,
+        guild_id: int | None = None,
     ) -> bool:
         """queued -> reserved, only while the member and the server are under their limits.
 
@@ -316,9 +317,11 @@ class SQLJobStore(SQLJobClaims):
         """
         owner = None if claimant is None else claimant.process_id
         until = None if lease_seconds is None or owner is None else self._now() + lease_seconds
-        row = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
-        if row is None:
-            return False
+        if guild_id is None:
+            row = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+            if row is None:
+                return False
+            guild_id = row["guild_id"]
         changed = await self._db.execute(
             """UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
                    lease_until = :until
@@ -339,7 +342,7 @@ class SQLJobStore(SQLJobClaims):
                 "owner": owner,
                 "until": until,
             },
-            lock=("running", row["guild_id"]),
+            lock=("running", guild_id),
         )
         return changed == 1
 

@@ -27,17 +27,17 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import aiosqlite
 
-from storage.sql.database import Engine, LockKey, Program, drive_sync
+from storage.sql.database import Engine, LockKey, Params, Program, T, drive_sync
 
 DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
 """Where the bot keeps its database unless the ``DATABASE_PATH`` setting says otherwise."""
@@ -45,8 +45,6 @@ DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
 BUSY_TIMEOUT_MS = 5000
 """How long a writer waits for another connection's write lock before giving up."""
 
-T = TypeVar("T")
-Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 Row: TypeAlias = sqlite3.Row
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -169,7 +167,6 @@ class Database:
         self.path = path
         self.schema_version = schema_version
         self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._wakeup = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
     @classmethod
@@ -276,7 +273,6 @@ class Database:
         """Queue `work` for the next batch and wait for its result (see the docstring)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((work, future))
-        self._wakeup.set()
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run_batches(), name="sqlite-batches")
         return await future

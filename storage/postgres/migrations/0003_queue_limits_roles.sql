@@ -19,8 +19,6 @@ ALTER TABLE jobs ADD COLUMN queue_round BIGINT;
 CREATE INDEX jobs_state_created ON jobs (state, created_at);
 -- The next job's round: the member's unfinished jobs and the guild's queue.
 CREATE INDEX jobs_guild_state_round ON jobs (guild_id, state, queue_round);
--- Learned completion times per kind of job.
-CREATE INDEX jobs_kind_completed ON jobs (mode, quality, duration, sound, completed_at);
 
 ALTER TABLE guild_settings ADD COLUMN member_running INTEGER CHECK (member_running BETWEEN 0 AND 1000);
 ALTER TABLE guild_settings ADD COLUMN member_queued INTEGER CHECK (member_queued BETWEEN 0 AND 1000);

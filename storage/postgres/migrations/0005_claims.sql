@@ -18,5 +18,3 @@ CREATE TABLE processes (
 ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
 ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION;
 ALTER TABLE jobs ADD COLUMN upload_limit BIGINT;
-
-CREATE INDEX jobs_lease_owner ON jobs (lease_owner) WHERE lease_owner IS NOT NULL;
