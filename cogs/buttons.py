@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from cogs.cards import credits_text, status_card
+from cogs.cards import status_card
 from cogs.launch import reply_private, start_job
 from cogs.permissions import is_moderator, member_permissions, member_role_ids
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 from core.queue import CancelOutcome
+from core.wording import credits_text
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot

@@ -7,6 +7,7 @@ import datetime
 import discord
 
 from core.queue import CardInfo
+from core.wording import credits_text, kind_label, settings_line, short
 from happyhorse.models import TaskState
 from storage.models import Job, JobState
 
@@ -28,22 +29,6 @@ _STATE_LINES = {
     JobState.EXPIRED: ("⌛", "Timed out"),
     JobState.REFUNDED: ("↩️", "Refunded"),
 }
-
-
-def short(text: str, limit: int) -> str:
-    """Cut text to a length Discord accepts, marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def settings_line(job: Job) -> str:
-    """'16:9 · 5 s · std · sound on' for a job."""
-    sound = "sound on" if job.sound else "no sound"
-    return f"{job.aspect_ratio} · {job.duration} s · {job.quality} · {sound}"
-
-
-def credits_text(amount: int) -> str:
-    """'1 credit' / '2 credits'."""
-    return f"{amount} credit" if amount == 1 else f"{amount} credits"
 
 
 def job_marker(job_id: int) -> str:
@@ -76,11 +61,10 @@ def status_card(
         label = f"Queued: position {info.position} of {info.total}"
     if job.state is JobState.REFUNDED and job.cancelled_by is not None:
         icon, label = "🚫", "Cancelled"
-    kind = "Image to video" if job.mode == "image-to-video" else "Text to video"
     embed = discord.Embed(title=f"{icon} {label}", colour=BRAND)
     if job.prompt:
         embed.description = short(job.prompt, 1000)
-    embed.add_field(name="Type", value=kind, inline=True)
+    embed.add_field(name="Type", value=kind_label(job), inline=True)
     embed.add_field(name="Settings", value=settings_line(job), inline=True)
     embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)

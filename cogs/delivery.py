@@ -37,7 +37,7 @@ import discord
 from discord.ext import commands
 
 from cogs.buttons import result_view
-from cogs.cards import credits_text, delivery_embed, job_marker, short
+from cogs.cards import delivery_embed, job_marker
 from cogs.permissions import channel_bot_permissions, may_send
 from cogs.runtime import requester_mentions
 from core import metrics
@@ -46,6 +46,7 @@ from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
+from core.wording import credits_text, short
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
 

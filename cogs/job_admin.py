@@ -19,10 +19,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.buttons import result_view
-from cogs.cards import BRAND, credits_text, delivery_embed, settings_line, short
+from cogs.cards import BRAND, delivery_embed
 from cogs.launch import reply_private
 from cogs.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
 from core.modlog import job_refunded
+from core.wording import credits_text, kind_label, settings_line, short
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job, JobState
 
@@ -88,10 +89,10 @@ def job_embed(job: Job) -> discord.Embed:
         embed.description = "*(prompt erased by the retention policy)*"
     elif job.prompt:
         embed.description = short(discord.utils.escape_markdown(job.prompt), 1000)
-    kind = "Image to video" if job.mode == "image-to-video" else "Text to video"
     embed.add_field(name="Member", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Channel", value=f"<#{job.channel_id}>", inline=True)
-    embed.add_field(name="Type", value=kind + (" (sandbox)" if job.sandbox else ""), inline=True)
+    kind = kind_label(job) + (" (sandbox)" if job.sandbox else "")
+    embed.add_field(name="Type", value=kind, inline=True)
     embed.add_field(name="Settings", value=settings_line(job), inline=True)
     embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
     embed.add_field(name="Task id", value=f"`{job.task_id}`" if job.task_id else "—", inline=True)

@@ -80,7 +80,7 @@ def poll_lease_seconds(client: ClientSettings) -> float:
     """How long a claimed poll is held: longer than one status call can take, retries
     and Retry-After waits included (the same worst case as a generate call), with the
     same margin; a poll that outlives it may be repeated by another process."""
-    return STALE_RESERVATION_MARGIN * worst_case_generate_seconds(client)
+    return stale_reservation_seconds(client)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from core.jobs import JobService, PollOutcome, poll_lease_seconds
+from core.logs import job_logging
 from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class PollScheduler:
         return max((next_at - self._clock()).total_seconds(), 0.0)
 
     def _launch(self, job: Job) -> None:
-        task = asyncio.create_task(self._poll(job), name=f"poll-job-{job.id}")
+        task = asyncio.create_task(job_logging(job.id, self._poll(job)), name=f"poll-job-{job.id}")
         self._in_flight[job.id] = task
 
     async def _poll(self, job: Job) -> None:
