@@ -193,9 +193,11 @@ class HappyHorseClient:
             async with asyncio.timeout(deadline_seconds):
                 return await self._download(url, dest, max_bytes)
         except TimeoutError:
-            raise APITimeoutError(
-                f"download did not finish within {deadline_seconds:g} s"
-            ) from None
+            # The deadline cancels the attempt inside `_observed`, so it is reported here.
+            error = APITimeoutError(f"download did not finish within {deadline_seconds:g} s")
+            if self._observer is not None:
+                self._observer("download", error)
+            raise error from None
 
     async def _download(self, url: str, dest: Path, max_bytes: int) -> int:
         if not isinstance(url, str) or not is_http_url(url):
