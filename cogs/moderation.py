@@ -189,7 +189,10 @@ class Moderation(commands.Cog):
                 )
                 return
         updated = dataclasses.replace(current, **given)
-        await self.bot.store.guilds.set_limits(interaction.guild_id, updated, interaction.user.id)
+        entry = await self.bot.store.guilds.set_limits(
+            interaction.guild_id, updated, interaction.user.id
+        )
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
         self.bot.queue.wake()  # higher limits may let queued jobs start now
         await reply_private(
             interaction, "Limits updated:\n" + limits_text(Limits.resolve(updated))

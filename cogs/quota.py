@@ -8,10 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND, credits_text
+from cogs.cards import BRAND
 from cogs.launch import reply_private
 from cogs.permissions import ModeratorGroup, is_moderator, member_role_ids, moderator_only
 from core.modlog import audit_event
+from core.wording import credits_text
 from storage.credits import MAX_CREDITS
 from storage.models import AllowanceSource, AuditAction, AuditEntry, Balance
 
@@ -200,6 +201,7 @@ class Quota(commands.Cog):
         entry = await self.bot.store.credits.set_role_allowance(
             interaction.guild_id, role.id, credits, interaction.user.id
         )
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
         was = f"was {entry.old_value}" if entry.old_value is not None else "new"
         await reply_private(
             interaction,
@@ -220,6 +222,7 @@ class Quota(commands.Cog):
         entry = await self.bot.store.credits.set_role_allowance(
             interaction.guild_id, role.id, None, interaction.user.id
         )
+        self.bot.modlog.post(interaction.guild_id, audit_event(entry))
         if entry.old_value is None:
             text = f"{role.mention} had no allowance of its own."
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.wording import credits_text, kind_label, settings_line, short
 from storage.models import AuditAction, AuditEntry, Job
 
 PROMPT_SHOWN = 300
@@ -36,34 +37,17 @@ class LogEvent:
     link: str | None = None
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _settings(job: Job) -> str:
-    sound = "sound on" if job.sound else "no sound"
-    return f"{job.aspect_ratio} · {job.duration} s · {job.quality} · {sound}"
-
-
-def _credits(amount: int) -> str:
-    return f"{amount} credit" if amount == 1 else f"{amount} credits"
-
-
-def _kind_of(job: Job) -> str:
-    return "Image to video" if job.mode == "image-to-video" else "Text to video"
-
-
 def job_accepted(job: Job, card_url: str | None) -> LogEvent:
     """A member's request was accepted and sent to the video service."""
     return LogEvent(
         kind=LogKind.ACCEPTED,
         title=f"Video #{job.id} accepted",
-        text=_cut(job.prompt or "(no prompt)", PROMPT_SHOWN),
+        text=short(job.prompt or "(no prompt)", PROMPT_SHOWN),
         fields=(
             ("Member", f"<@{job.user_id}>"),
-            ("Type", _kind_of(job)),
-            ("Settings", _settings(job)),
-            ("Cost", _credits(job.cost)),
+            ("Type", kind_label(job)),
+            ("Settings", settings_line(job)),
+            ("Cost", credits_text(job.cost)),
         ),
         link=card_url,
     )
@@ -74,9 +58,9 @@ def job_failed(job: Job, reason: str | None = None) -> LogEvent:
     why = (reason or job.last_error or "unknown reason").strip()
     return LogEvent(
         kind=LogKind.FAILED,
-        title=f"Video #{job.id} failed, {_credits(job.cost)} refunded",
-        text=_cut(why, PROMPT_SHOWN),
-        fields=(("Member", f"<@{job.user_id}>"), ("Settings", _settings(job))),
+        title=f"Video #{job.id} failed, {credits_text(job.cost)} refunded",
+        text=short(why, PROMPT_SHOWN),
+        fields=(("Member", f"<@{job.user_id}>"), ("Settings", settings_line(job))),
     )
 
 
@@ -88,7 +72,7 @@ def job_refunded(job: Job, moderator_id: int) -> LogEvent:
         fields=(
             ("Moderator", f"<@{moderator_id}>"),
             ("Member", f"<@{job.user_id}>"),
-            ("Credits", _credits(job.cost)),
+            ("Credits", credits_text(job.cost)),
         ),
     )
 
@@ -98,7 +82,7 @@ def job_cancelled(job: Job, by_user_id: int, *, refunded: bool = True) -> LogEve
     return LogEvent(
         kind=LogKind.CANCELLED,
         title=f"Video #{job.id} cancelled"
-        + (f", {_credits(job.cost)} refunded" if refunded else ""),
+        + (f", {credits_text(job.cost)} refunded" if refunded else ""),
         fields=(("By", f"<@{by_user_id}>"), ("Member", f"<@{job.user_id}>")),
     )
 
@@ -114,6 +98,8 @@ _ACTION_TITLES = {
     AuditAction.CLEAR_SETTINGS: "Settings cleared",
     AuditAction.SET_LOG_CHANNEL: "Log channel set",
     AuditAction.REFUND_JOB: "Job refunded",
+    AuditAction.SET_ROLE_ALLOWANCE: "Role allowance set",
+    AuditAction.SET_LIMITS: "Queue limits set",
 }
 _CHANNEL_ACTIONS = {
     AuditAction.ADD_ALLOWED_CHANNEL,
@@ -127,6 +113,7 @@ def moderator_change(
     action: AuditAction,
     *,
     target_user_id: int | None = None,
+    target_role_id: int | None = None,
     old_value: str | None = None,
     new_value: str | None = None,
 ) -> LogEvent:
@@ -137,11 +124,13 @@ def moderator_change(
             return "off" if action is AuditAction.SET_LOG_CHANNEL else "—"
         if action in _CHANNEL_ACTIONS and value.isdigit():
             return f"<#{value}>"
-        return f"`{_cut(value, 200)}`"
+        return f"`{short(value, 200)}`"
 
     fields = [("Moderator", f"<@{moderator_id}>")]
     if target_user_id is not None:
         fields.append(("Member", f"<@{target_user_id}>"))
+    if target_role_id is not None:
+        fields.append(("Role", f"<@&{target_role_id}>"))
     if action is not AuditAction.RESET_USAGE:
         fields.append(("Change", f"{shown(old_value)} → {shown(new_value)}"))
     return LogEvent(
@@ -155,6 +144,7 @@ def audit_event(entry: AuditEntry) -> LogEvent:
         entry.moderator_id,
         entry.action,
         target_user_id=entry.target_user_id,
+        target_role_id=entry.target_role_id,
         old_value=entry.old_value,
         new_value=entry.new_value,
     )

@@ -156,3 +156,40 @@ async def test_config_show_says_when_the_log_is_off(start_bot: StartBot, world: 
     async with start_bot():
         show = await world.fake.invoke_slash(world.guild, world.channel, world.mod, "config show")
         assert "Off" in fields(await private_embed(show))["Log channel"]
+
+
+async def test_role_allowances_and_limits_reach_the_log(start_bot: StartBot, world: World) -> None:
+    """/quotas role-set, /quotas role-remove and /config limits are moderator changes too."""
+    fake = world.fake
+    modlog = fake.add_text_channel(world.guild, "mod-log")
+    boosters = fake.add_role(world.guild, "boosters")
+    async with start_bot() as running:
+        await set_log_channel(running, world, modlog)
+        mod = world.mod
+        await private_text(
+            await fake.invoke_slash(
+                world.guild,
+                world.channel,
+                mod,
+                "quotas role-set",
+                {"role": boosters, "credits": 20},
+            )
+        )
+        [role_set] = await wait_log(running, modlog, "Role allowance set")
+        assert fields(role_set)["Role"] == f"<@&{boosters.id}>"
+        assert fields(role_set)["Change"] == "— → `20`"
+        await private_text(
+            await fake.invoke_slash(
+                world.guild, world.channel, mod, "quotas role-remove", {"role": boosters}
+            )
+        )
+        await wait_log(running, modlog, "Role allowance set", count=2)
+        await private_text(
+            await fake.invoke_slash(
+                world.guild, world.channel, mod, "config limits", {"member_running": 4}
+            )
+        )
+        [limits] = await wait_log(running, modlog, "Queue limits set")
+        assert "member_running=4" in fields(limits)["Change"]
+        for message in fake.channel_messages(modlog):
+            assert message["mention_roles"] == [] and message["mention_everyone"] is False
