@@ -61,7 +61,6 @@ HISTORY_SCAN_LIMIT = 500
 ENTITY_TOO_LARGE = 40005
 DELIVERABLE_BATCH = 50
 NOTICE_LEASE_SECONDS = 120.0
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 class Delivery(commands.Cog):
@@ -306,17 +305,12 @@ class Delivery(commands.Cog):
     async def _download(self, job: Job, channel: discord.abc.Messageable) -> Path | None:
         """Fetch the video if it fits the guild's upload limit; None means post a link."""
         assert job.result_url is not None
-        guild = getattr(channel, "guild", None)
-        if isinstance(guild, discord.Guild):
-            limit = guild.filesize_limit
-        else:  # another shard's guild: the limit recorded where the request arrived
-            limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
         dest = self._tmp / f"job-{job.id}.mp4"
         try:
             await self.bot.api.download(
                 job.result_url,
                 dest,
-                limit,
+                upload_limit(self.bot, job),
                 deadline_seconds=self.bot.settings.download_deadline_seconds,
             )
         except DownloadTooLargeError:
@@ -446,6 +440,15 @@ class Delivery(commands.Cog):
             await user.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not DM user %s (%s)", user_id, exc)
+
+
+def upload_limit(bot: HappyHorseBot, job: Job) -> int:
+    """The largest file the job's guild accepts: from the cache, else (a guild on another
+    process's shards) the limit recorded with the job where its request arrived."""
+    guild = bot.get_guild(job.guild_id)
+    if guild is not None:
+        return guild.filesize_limit
+    return job.upload_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -20,6 +20,7 @@ from discord.ext import commands
 
 from cogs.buttons import result_view
 from cogs.cards import BRAND, delivery_embed
+from cogs.delivery import upload_limit
 from cogs.launch import reply_private
 from cogs.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
 from core.modlog import job_refunded
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_JOB_ID = 2**53
 
 
@@ -160,8 +160,7 @@ class RefundButton(
         bot.queue.wake()
         if job.state is not JobState.DELIVERED:
             # An unfinished job stops here: its card must not keep saying "Generating".
-            await bot.cards.update(refunded, note="Refunded by a moderator.", force=True)
-            bot.cards.forget(job.id)
+            bot.cards.request(refunded, note="Refunded by a moderator.", final=True)
         await reply_private(
             interaction,
             f"Refunded {credits_text(job.cost)} to <@{job.user_id}> for job #{job.id}.",
@@ -284,15 +283,18 @@ async def post_again(bot: HappyHorseBot, job: Job) -> discord.Message:
         if isinstance(cached, discord.abc.Messageable)
         else bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
     )
-    guild = bot.get_guild(job.guild_id)
-    limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
     content = f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator."
     mentions = discord.AllowedMentions.none()
     assert job.result_url is not None
     with tempfile.TemporaryDirectory(prefix="happyhorse-again-") as folder:
         path = Path(folder) / f"happyhorse-{job.id}.mp4"
         try:
-            await bot.api.download(job.result_url, path, limit)
+            await bot.api.download(
+                job.result_url,
+                path,
+                upload_limit(bot, job),
+                deadline_seconds=bot.settings.download_deadline_seconds,
+            )
         except DownloadTooLargeError:
             pass
         except HappyHorseError as exc:
