@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.cards import BRAND, job_line
+from storage.models import JobState
 
 if TYPE_CHECKING:
     from cogs.runtime import HappyHorseBot
@@ -37,7 +38,11 @@ class History(commands.Cog):
                 "You have no videos here yet. Try `/video` or `/animate`.", ephemeral=True
             )
             return
-        where = await self.bot.queue.queue_positions(interaction.guild_id)
+        where = (
+            await self.bot.queue.queue_positions(interaction.guild_id)
+            if any(job.state is JobState.QUEUED for job in jobs)
+            else {}
+        )
         lines = [job_line(job, interaction.guild_id, where.get(job.id)) for job in jobs]
         description = ""
         for line in lines:

@@ -76,14 +76,11 @@ class ModLog:
         self._bot = bot
         self._queue: asyncio.Queue[tuple[int, LogEvent]] = asyncio.Queue(QUEUE_LIMIT)
         self._problems: dict[int, str] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def post(self, guild_id: int, event: LogEvent) -> None:
         """Queue an event for the guild's log channel; returns at once, never raises."""
         try:
             self._queue.put_nowait((guild_id, event))
-            self._idle.clear()
         except asyncio.QueueFull:
             log.warning(
                 "Moderator log queue is full; dropped %r for guild %s", event.title, guild_id
@@ -95,7 +92,7 @@ class ModLog:
 
     async def wait_idle(self) -> None:
         """Wait until every queued event was posted or given up on."""
-        await self._idle.wait()
+        await self._queue.join()
 
     async def run(self) -> None:
         """Post queued events one by one, for ever; a failing post never stops the worker."""
@@ -109,8 +106,6 @@ class ModLog:
                 log.exception("Posting to the moderator log of guild %s failed", guild_id)
             finally:
                 self._queue.task_done()
-                if self._queue.empty():
-                    self._idle.set()
 
     async def _send(self, guild_id: int, event: LogEvent) -> None:
         settings = await self._bot.store.guilds.get(guild_id)

@@ -22,7 +22,6 @@ class Retention(commands.Cog):
 
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
-        self.erase_daily.change_interval(seconds=RETENTION_INTERVAL_SECONDS)
 
     async def cog_load(self) -> None:
         """Start the daily task, unless retention is off (RETENTION_DAYS=0)."""
@@ -35,7 +34,7 @@ class Retention(commands.Cog):
         """Cancel the task (an erase in progress is one statement; it commits or not)."""
         self.erase_daily.cancel()
 
-    @tasks.loop(hours=24)
+    @tasks.loop(seconds=RETENTION_INTERVAL_SECONDS)
     async def erase_daily(self) -> None:
         """One run. Never raises: a failure is logged and the next day's run tries again."""
         try:

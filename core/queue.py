@@ -384,7 +384,10 @@ class QueueService:
             # Only now, under the lock, may the dispatcher take the job (if this start
             # leaves it queued): a round in progress skipped it.
             self._accepted.pop(job.id, None)
-            ordered, running, limits = await self._snapshot()
+            # Whether this job may start depends on its guild alone, except while paused,
+            # when the one probe is the first startable job across every guild.
+            scope = None if self.gate.out_of_credits else job.guild_id
+            ordered, running, limits = await self._snapshot(scope)
             picks = startable(ordered, running, limits.__getitem__)
             if self.gate.out_of_credits:
                 picks = picks[:1]  # while paused, one job probes the API
@@ -492,9 +495,12 @@ class QueueService:
                 expired.append(await self._reload(job))
         return expired
 
-    async def _snapshot(self) -> tuple[list[Job], dict[Member, int], dict[int, Limits]]:
-        queued = await self.store.jobs.queued_jobs()
-        running = await self.store.jobs.running_counts()
+    async def _snapshot(
+        self, guild_id: int | None = None
+    ) -> tuple[list[Job], dict[Member, int], dict[int, Limits]]:
+        """The queue in fair order, running counts and limits: of one guild, or of all."""
+        queued = await self.store.jobs.queued_jobs(guild_id)
+        running = await self.store.jobs.running_counts(guild_id)
         guilds = {job.guild_id for job in queued}
         limits = {guild_id: await self.limits(guild_id) for guild_id in guilds}
         return fair_order(queued), running, limits
