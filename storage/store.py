@@ -36,7 +36,6 @@ from storage.models import (
     MemberAdmission,
     NewJob,
     ProcessInfo,
-    QueueRounds,
     Reservation,
     UsageSummary,
 )
@@ -120,11 +119,6 @@ class JobStore(Protocol):
 
     async def queued_jobs(self, guild_id: int | None = None, limit: int = 1000) -> list[Job]:
         """Queued jobs (of one guild, or of all), oldest first, at most ``limit``."""
-        ...
-
-    async def queue_rounds(self, guild_id: int, user_id: int) -> QueueRounds:
-        """The lowest round queued or running in the guild, its highest round ever, and the member's
-        highest round among their queued or running jobs (for the next job's round)."""
         ...
 
     async def running_counts(self, guild_id: int | None = None) -> dict[tuple[int, int], int]:

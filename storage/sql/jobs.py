@@ -23,7 +23,6 @@ from storage.models import (
     Job,
     JobState,
     MemberVideos,
-    QueueRounds,
     UsageSummary,
     UserUsage,
 )
@@ -378,22 +377,6 @@ class SQLJobStore(SQLJobClaims):
                ORDER BY created_at, id LIMIT ?""",
             (guild_id, _limit(limit)),
         )
-
-    async def queue_rounds(self, guild_id: int, user_id: int) -> QueueRounds:
-        """What the round of the member's next job depends on (see ``core.queue``)."""
-        row = await self._db.fetch_one(
-            """SELECT
-                 (SELECT MIN(queue_round) FROM jobs
-                   WHERE guild_id = :guild_id
-                     AND state IN ('queued', 'reserved', 'submitted')) AS lowest_unfinished,
-                 (SELECT MAX(queue_round) FROM jobs WHERE guild_id = :guild_id) AS highest,
-                 (SELECT MAX(queue_round) FROM jobs
-                   WHERE guild_id = :guild_id AND user_id = :user_id
-                     AND state IN ('queued', 'reserved', 'submitted')) AS member_unfinished""",
-            {"guild_id": guild_id, "user_id": user_id},
-        )
-        assert row is not None  # a SELECT without FROM always yields one row
-        return QueueRounds(row["lowest_unfinished"], row["highest"], row["member_unfinished"])
 
     async def running_counts(self, guild_id: int | None = None) -> dict[tuple[int, int], int]:
         """Jobs holding a slot (reserved or submitted) per (guild, member)."""
