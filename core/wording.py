@@ -1,6 +1,8 @@
 """How a job is described in words, the same on cards, posts and the moderator log.
 
 Discord-free: the cogs put these strings into embeds, and `core.modlog` into log events.
+Text that comes from outside the bot (prompts, names, the video service's errors) goes
+through `quote` or `code`, so Discord shows it as written.
 """
 
 from __future__ import annotations
