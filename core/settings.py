@@ -84,10 +84,8 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it and says what is allowed."""
 
 
-def _seconds(default: float, minimum: float, *, exclusive: bool = False) -> Any:
-    """A time setting in seconds: finite, at least `minimum` (or above it), at most 100 years."""
-    if exclusive:
-        return Field(default, gt=minimum, le=MAX_SECONDS)
+def _seconds(default: float, minimum: float) -> Any:
+    """A time setting in seconds: finite (see `allow_inf_nan`), `minimum` to 100 years."""
     return Field(default, ge=minimum, le=MAX_SECONDS)
 
 

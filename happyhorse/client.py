@@ -118,6 +118,7 @@ class HappyHorseClient:
         self._base = URL(settings.base_url.rstrip("/"))
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
         self._download_session: aiohttp.ClientSession | None = None
+        self._download_resolver: aiohttp.abc.AbstractResolver | None = None
         self._download_guard: DownloadGuard | None = None
         self._download_session_lock = asyncio.Lock()
 
@@ -147,6 +148,9 @@ class HappyHorseClient:
         if self._download_session is not None:
             await self._download_session.close()
             self._download_session = None
+        if self._download_resolver is not None:  # the connector leaves a given one open
+            await self._download_resolver.close()
+            self._download_resolver = None
 
     def url(self, path: str) -> URL:
         """The absolute URL of an API `path`, keeping any path prefix of the base URL."""
@@ -256,7 +260,9 @@ class HappyHorseClient:
         """The download session and its guard, made on first use."""
         async with self._download_session_lock:
             if self._download_session is None or self._download_session.closed:
-                resolver = aiohttp.DefaultResolver()
+                if self._download_resolver is None:
+                    self._download_resolver = aiohttp.DefaultResolver()
+                resolver = self._download_resolver
                 try:
                     async with asyncio.timeout(self.settings.timeout_seconds):
                         allowed = await own_addresses(self.settings.base_url, resolver)

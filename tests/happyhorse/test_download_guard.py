@@ -181,6 +181,9 @@ async def test_the_sandbox_itself_still_downloads_through_redirects(
         sandbox.state.faults.add("download", redirect_to=url)
         sandbox.state.faults.add("download", redirect_to=by_name)
         size = await client.download(url, tmp_path / "v.mp4", max_bytes=20_000_000)
+        downloads = client._download_session
+        assert downloads is not None and not downloads.closed
+    assert downloads.closed, "the client closes the download session it made"
     data = (tmp_path / "v.mp4").read_bytes()
     assert size == len(data) > 1000 and data[4:8] == b"ftyp"
     assert sandbox.state.request_counts["download"] == 3
