@@ -139,7 +139,7 @@ async def api_endpoint(settings: BotSettings) -> AsyncIterator[BotSettings]:
         client = dataclasses.replace(
             settings.client, api_key="sandbox", base_url=sandbox.base_url, dialect=dialect
         )
-        yield dataclasses.replace(settings, client=client, sandbox=True)
+        yield settings.model_copy(update={"client": client, "sandbox": True})
 
 
 async def run(settings: BotSettings) -> None:

@@ -7,7 +7,7 @@ import datetime
 import discord
 
 from core.queue import CardInfo
-from core.wording import credits_text, kind_label, settings_line, short
+from core.wording import credits_text, kind_label, quote, settings_line
 from happyhorse.models import TaskState
 from storage.models import Job, JobState
 
@@ -63,7 +63,7 @@ def status_card(
         icon, label = "🚫", "Cancelled"
     embed = discord.Embed(title=f"{icon} {label}", colour=BRAND)
     if job.prompt:
-        embed.description = short(job.prompt, 1000)
+        embed.description = quote(job.prompt, 1000)
     embed.add_field(name="Type", value=kind_label(job), inline=True)
     embed.add_field(name="Settings", value=settings_line(job), inline=True)
     embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
@@ -85,7 +85,7 @@ def status_card(
     if note is None and job.state is JobState.SUBMITTED:
         note = NO_CANCEL_NOTE
     if note:
-        embed.add_field(name="Note", value=short(note, 1000), inline=False)
+        embed.add_field(name="Note", value=quote(note, 1000), inline=False)
     _mark_sandbox(embed, job)
     embed.set_footer(text=job_marker(job.id))
     return embed
@@ -95,7 +95,7 @@ def delivery_embed(job: Job, *, link_only: bool) -> discord.Embed:
     """The embed on the message that carries a finished video."""
     embed = discord.Embed(title="🎬 Your video is ready", colour=BRAND)
     if job.prompt:
-        embed.description = short(job.prompt, 2000)
+        embed.description = quote(job.prompt, 2000)
     embed.add_field(name="Settings", value=settings_line(job), inline=True)
     embed.add_field(name="Cost", value=credits_text(job.cost), inline=True)
     if link_only and job.result_url:
@@ -116,7 +116,7 @@ def job_line(
 ) -> str:
     """One line of /jobs: state, settings, prompt and the best link we have."""
     icon, label = _STATE_LINES.get(job.state, ("•", job.state.value))
-    prompt = short(discord.utils.escape_markdown(job.prompt or "(no prompt)"), 60)
+    prompt = quote(job.prompt or "(no prompt)", 60)
     link = ""
     if job.delivered_message_id and job.message_deleted_at is None and guild_id:
         link = (

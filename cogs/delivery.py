@@ -46,7 +46,7 @@ from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
-from core.wording import credits_text, short
+from core.wording import credits_text, quote
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
 
@@ -406,7 +406,7 @@ class Delivery(commands.Cog):
         ):
             return  # told already, or another process is telling them
         self.bot.modlog.post(job.guild_id, job_failed(job))
-        reason = short((job.last_error or "it was interrupted").strip(), 300)
+        reason = quote((job.last_error or "it was interrupted").strip(), 300)
         if not reason.endswith((".", "!", "?", "…")):
             reason += "."
         refunded = f"{credits_text(job.cost).capitalize()} refunded."

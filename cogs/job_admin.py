@@ -24,7 +24,7 @@ from botkit.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_o
 from botkit.views import result_view
 from cogs.delivery import upload_limit
 from core.modlog import job_refunded
-from core.wording import credits_text, kind_label, settings_line, short
+from core.wording import credits_text, kind_label, quote, settings_line
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job, JobState
 
@@ -88,7 +88,7 @@ def job_embed(job: Job) -> discord.Embed:
     if job.erased_at:
         embed.description = "*(prompt erased by the retention policy)*"
     elif job.prompt:
-        embed.description = short(discord.utils.escape_markdown(job.prompt), 1000)
+        embed.description = quote(job.prompt, 1000)
     embed.add_field(name="Member", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Channel", value=f"<#{job.channel_id}>", inline=True)
     kind = kind_label(job) + (" (sandbox)" if job.sandbox else "")
@@ -110,10 +110,10 @@ def job_embed(job: Job) -> discord.Embed:
     embed.add_field(name="Delivery message", value=message, inline=True)
     embed.add_field(name="History", value="\n".join(history_lines(job))[:1024], inline=False)
     if job.last_error:
-        embed.add_field(name="Last error", value=short(job.last_error, 500), inline=False)
+        embed.add_field(name="Last error", value=quote(job.last_error, 500), inline=False)
     if job.image_url:
         images = job.image_url + (f"\n{job.last_frame_url}" if job.last_frame_url else "")
-        embed.add_field(name="Images", value=short(images, 1000), inline=False)
+        embed.add_field(name="Images", value=quote(images, 1000), inline=False)
     if job.result_url:
         embed.add_field(name="Video", value=f"[Result]({job.result_url})", inline=False)
     return embed

@@ -17,6 +17,7 @@ from botkit.permissions import ModeratorGroup, moderator_only
 from core.limits import Limits
 from core.modlog import audit_event, moderator_change
 from core.prompts import PromptError, normalise_prompt
+from core.wording import code
 from storage.models import AuditAction
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Moderation(commands.Cog):
         embed = discord.Embed(title="Video settings", colour=BRAND)
         channels = " ".join(f"<#{cid}>" for cid in sorted(settings.allowed_channel_ids))
         embed.add_field(name="Allowed channels", value=channels or "Every channel", inline=False)
-        words = ", ".join(f"`{w}`" for w in settings.blocked_words)
+        words = ", ".join(code(w, MAX_BLOCKED_WORD) for w in settings.blocked_words)
         embed.add_field(name="Blocked words", value=(words or "None")[:1024], inline=False)
         embed.add_field(
             name="Log channel",
@@ -269,10 +270,11 @@ class Moderation(commands.Cog):
         )
         if added:
             self._log(interaction, AuditAction.ADD_BLOCKED_WORD, new_value=cleaned.lower())
+        shown = code(cleaned.lower(), MAX_BLOCKED_WORD)
         text = (
-            f"Prompts containing `{cleaned.lower()}` are now refused."
+            f"Prompts containing {shown} are now refused."
             if added
-            else f"`{cleaned.lower()}` was already blocked."
+            else f"{shown} was already blocked."
         )
         await reply_private(interaction, text)
 
@@ -293,11 +295,8 @@ class Moderation(commands.Cog):
         )
         if removed:
             self._log(interaction, AuditAction.REMOVE_BLOCKED_WORD, old_value=cleaned.lower())
-        text = (
-            f"`{cleaned.lower()}` is allowed again."
-            if removed
-            else f"`{cleaned.lower()}` was not blocked."
-        )
+        shown = code(cleaned.lower(), MAX_BLOCKED_WORD)
+        text = f"{shown} is allowed again." if removed else f"{shown} was not blocked."
         await reply_private(interaction, text)
 
 

@@ -12,7 +12,7 @@ from botkit.cards import BRAND
 from botkit.launch import reply_private
 from botkit.permissions import ModeratorGroup, is_moderator, member_role_ids, moderator_only
 from core.modlog import audit_event
-from core.wording import credits_text
+from core.wording import credits_text, quote
 from storage.credits import MAX_CREDITS
 from storage.models import AllowanceSource, AuditAction, AuditEntry, Balance
 
@@ -50,7 +50,7 @@ def cost_table_text(bot: HappyHorseBot) -> str:
 
 def balance_embed(bot: HappyHorseBot, member: discord.abc.User, balance: Balance) -> discord.Embed:
     """Credits left, allowance, reset time and the cost table, as an embed."""
-    embed = discord.Embed(title=f"Credits of {member.display_name}", colour=BRAND)
+    embed = discord.Embed(title=f"Credits of {quote(member.display_name, 200)}", colour=BRAND)
     embed.add_field(name="Left", value=f"**{balance.remaining}** of {balance.allowance}")
     embed.add_field(name="Used", value=str(balance.used))
     embed.add_field(

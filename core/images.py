@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlsplit
 
 from core.errors import Refusal
+from core.wording import code
 
 ACCEPTED_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 _EXTENSIONS = {
@@ -39,21 +40,21 @@ def check_image(*, filename: str, content_type: str | None, size: int, max_bytes
     kind = declared or by_name or ""
     if kind in ACCEPTED_TYPES and declared and suffix and declared != by_name:
         raise Refusal(
-            f"`{filename[:80]}` is named like a {suffix} file but its type is {declared}, "
+            f"{code(filename, 80)} is named like a {suffix} file but its type is {declared}, "
             "so I can't tell what it really is. Attach a PNG, JPEG or WEBP image whose "
             "name ends in the matching extension (.png, .jpg or .webp)."
         )
     if kind not in ACCEPTED_TYPES:
         shown = declared or PurePosixPath(filename).suffix or "unknown"
         raise Refusal(
-            f"`{filename[:80]}` is not an image I can animate ({shown}). "
+            f"{code(filename, 80)} is not an image I can animate ({shown}). "
             "Attach a PNG, JPEG or WEBP image."
         )
     if size <= 0:
-        raise Refusal(f"`{filename[:80]}` is empty. Attach a PNG, JPEG or WEBP image.")
+        raise Refusal(f"{code(filename, 80)} is empty. Attach a PNG, JPEG or WEBP image.")
     if size > max_bytes:
         raise Refusal(
-            f"`{filename[:80]}` is {_mib(size, up=True)}; images can be at most "
+            f"{code(filename, 80)} is {_mib(size, up=True)}; images can be at most "
             f"{_mib(max_bytes)}. "
             "Attach a smaller image."
         )

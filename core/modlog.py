@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from core.wording import credits_text, kind_label, settings_line, short
+from core.wording import code, credits_text, kind_label, quote, settings_line
 from storage.models import AuditAction, AuditEntry, Job
 
 PROMPT_SHOWN = 300
@@ -42,7 +42,7 @@ def job_accepted(job: Job, card_url: str | None) -> LogEvent:
     return LogEvent(
         kind=LogKind.ACCEPTED,
         title=f"Video #{job.id} accepted",
-        text=short(job.prompt or "(no prompt)", PROMPT_SHOWN),
+        text=quote(job.prompt or "(no prompt)", PROMPT_SHOWN),
         fields=(
             ("Member", f"<@{job.user_id}>"),
             ("Type", kind_label(job)),
@@ -59,7 +59,7 @@ def job_failed(job: Job, reason: str | None = None) -> LogEvent:
     return LogEvent(
         kind=LogKind.FAILED,
         title=f"Video #{job.id} failed, {credits_text(job.cost)} refunded",
-        text=short(why, PROMPT_SHOWN),
+        text=quote(why, PROMPT_SHOWN),
         fields=(("Member", f"<@{job.user_id}>"), ("Settings", settings_line(job))),
     )
 
@@ -124,7 +124,7 @@ def moderator_change(
             return "off" if action is AuditAction.SET_LOG_CHANNEL else "—"
         if action in _CHANNEL_ACTIONS and value.isdigit():
             return f"<#{value}>"
-        return f"`{short(value, 200)}`"
+        return code(value, 200)
 
     fields = [("Moderator", f"<@{moderator_id}>")]
     if target_user_id is not None:

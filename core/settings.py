@@ -1,17 +1,48 @@
 """Bot settings, read once at start-up from the environment (and `.env`).
 
-Every setting is documented in `.env.example` with its default. Secrets (the Discord
-token, the API key) are held in fields excluded from `repr`, so a settings object can be
-logged or shown in a traceback without leaking them.
+Every setting is documented in `.env.example` with its default. Each field below declares
+its type and its allowed range once; pydantic-settings maps the environment variables onto
+the fields (a field's variable is its name in capitals) and pydantic checks every value, so
+a malformed one (`nan`, `inf`, a word where a number belongs, a value out of range) stops
+the bot at start-up with a one-line `SettingsError` that names the variable, instead of a
+lease that never ends or a traceback an hour later. The same checks run when code or a test
+builds `BotSettings(...)` directly.
+
+Secrets (the Discord token, the API key, the database URL) are excluded from `repr`, so a
+settings object can be logged or shown in a traceback without leaking them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    InstanceOf,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings import SettingsError as SourceError
+
+from happyhorse.models import NATIVE_DURATIONS
 from happyhorse.settings import ClientSettings
+from storage.credits import MAX_CREDITS
+from storage.models import CostTable
 from storage.opening import POSTGRES_SCHEMES
 
 DEFAULT_DATABASE_PATH = "data/happyhorse.sqlite3"
@@ -29,217 +60,326 @@ REQUIRE_KEY_HELP = (
 )
 # A delivery attempt may take this multiple of its download and upload deadlines.
 DELIVERY_MARGIN = 1.25
+# The longest any time setting may be (100 years). No timing needs more, and every
+# deadline and lease computed from one still fits a datetime and both databases'
+# timestamps (1e300 seconds would not: an OverflowError on the first lease).
+MAX_SECONDS = 100 * 365 * 24 * 3600
+MAX_DAYS = 100 * 365
+# The largest count any setting may hold (batch sizes, histories, prices, shards).
+MAX_COUNT = 1_000_000
+DEFAULT_HEARTBEAT_SECONDS = 5.0
+# A process is dead after this many missed beats unless PROCESS_LIVENESS_SECONDS says.
+LIVENESS_BEATS = 4
+
+# Environment variables whose empty value is a setting in its own right rather than "unset":
+# SHARD_IDS= means "no shard in this process" (see `_parse_shard_ids`).
+EMPTY_IS_A_VALUE = frozenset({"SHARD_IDS"})
+# Fields never read from the environment under their own name: the client settings come
+# from the HAPPYHORSE_* variables (`ClientSettings.from_env`), and `sandbox` is set by
+# bot.py when the built-in sandbox stands in for the API.
+NOT_FROM_ENVIRONMENT = frozenset({"client", "sandbox"})
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it and says what is allowed."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def _seconds(default: float, minimum: float) -> Any:
+    """A time setting in seconds: finite (see `allow_inf_nan`), `minimum` to 100 years."""
+    return Field(default, ge=minimum, le=MAX_SECONDS)
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def _count(default: int, minimum: int = 1, maximum: int = MAX_COUNT) -> Any:
+    """A whole-number setting between `minimum` and `maximum`."""
+    return Field(default, ge=minimum, le=maximum)
 
 
-def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default)
-    if value >= 0.5:
-        raise SettingsError(f"{name} must be below 0.5, got {value}")
-    return value
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
-def _optional_int(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a numeric Discord id, got {raw!r}") from None
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
-def _optional_positive(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    return _int(env, name, 1, minimum=1)
+class BotSettings(BaseSettings):
+    """Everything the bot process is configured with.
 
+    Build it with `from_env` (start-up) or directly with keyword arguments (tests); both
+    check every value. It is immutable: `model_copy(update=...)` makes a changed copy.
+    """
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        # nan and inf are not numbers any setting can use.
+        allow_inf_nan=False,
+        case_sensitive=False,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
 
-
-def _optional_str(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name, "").strip()
-    return raw or None
-
-
-# The first name is the documented one; the others are accepted because local Discord
-# fakes and proxies commonly use them.
-DISCORD_API_BASE_NAMES = ("DISCORD_API_BASE_URL", "DISCORD_API_BASE", "DISCORD_API_URL")
-DISCORD_GATEWAY_NAMES = ("DISCORD_GATEWAY_URL", "DISCORD_GATEWAY")
-
-
-def _shard_ids(env: Mapping[str, str], shard_count: int | None) -> tuple[int, ...] | None:
-    """SHARD_IDS: absent = every shard; present but empty = none (background work only)."""
-    if "SHARD_IDS" not in env:
-        return None
-    raw = env["SHARD_IDS"].strip()
-    if shard_count is None:
-        if raw:
-            raise SettingsError(
-                f"SHARD_IDS={raw} needs SHARD_COUNT, the total number of shards across "
-                "all processes (for example SHARD_COUNT=4 SHARD_IDS=0,1)"
-            )
-        return None
-    if not raw:
-        return ()
-    ids: list[int] = []
-    for part in raw.split(","):
-        item = part.strip()
-        try:
-            shard_id = int(item)
-        except ValueError:
-            raise SettingsError(
-                f"SHARD_IDS must be shard numbers separated by commas (e.g. 0,1), got {raw!r}"
-            ) from None
-        if not 0 <= shard_id < shard_count:
-            raise SettingsError(
-                f"SHARD_IDS: shard {shard_id} does not exist with SHARD_COUNT={shard_count} "
-                f"(shards are numbered 0 to {shard_count - 1})"
-            )
-        if shard_id in ids:
-            raise SettingsError(f"SHARD_IDS lists shard {shard_id} twice: {raw!r}")
-        ids.append(shard_id)
-    return tuple(ids)
-
-
-def _port(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a TCP port number, got {raw!r}") from None
-    if not 1 <= value <= 65535:
-        raise SettingsError(f"{name} must be a TCP port between 1 and 65535, got {value}")
-    return value
-
-
-def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
-    raw = _optional_str(env, name)
-    return None if raw is None else Path(raw)
-
-
-def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = _optional_str(env, name)
-        if value:
-            return value
-    return None
-
-
-@dataclass(frozen=True)
-class BotSettings:
-    """Everything the bot process is configured with."""
-
-    discord_token: str = field(repr=False)
-    client: ClientSettings
+    discord_token: str = Field("", repr=False, validate_default=True)
+    client: InstanceOf[ClientSettings] = Field(default_factory=ClientSettings)
     database_path: Path = Path(DEFAULT_DATABASE_PATH)
     # A postgresql:// URL selects PostgreSQL (several bot processes on one database);
     # when unset the bot uses the SQLite file at database_path. Excluded from repr: it
     # may carry a password.
-    database_url: str | None = field(default=None, repr=False)
-    dev_guild_id: int | None = None
+    database_url: str | None = Field(None, repr=False)
+    dev_guild_id: int | None = Field(None, ge=1, lt=2**63)
     sync_commands: bool = True
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"
     # Polling (see core/poll_policy.py): the plain cadence used until there is history
     # (first poll, then every interval), the spacing cap, and status calls in flight.
-    poll_interval_seconds: float = 5.0
-    poll_first_delay_seconds: float = 5.0
-    poll_max_interval_seconds: float = 60.0
-    poll_batch_size: int = 8
-    job_deadline_seconds: float = 1800.0
+    poll_interval_seconds: float = _seconds(5.0, 0.05)
+    poll_first_delay_seconds: float = _seconds(5.0, 0.0)
+    poll_max_interval_seconds: float = _seconds(60.0, 0.05)
+    poll_batch_size: int = _count(8)
+    job_deadline_seconds: float = _seconds(1800.0, 1.0)
     # Polls placed from learned completion times: the expected lag they aim under, the
     # closest two polls of one job may be, how many completions a distribution needs and
     # keeps, and the probability mass left to sparse polls before the dense stretch (the
     # fastest jobs) and after it (the slowest). The tail share is smaller: its jobs wait
     # for backed-off polls, and at 5 % they would set the 95th percentile of the lag.
-    poll_target_lag_seconds: float = 3.0
-    poll_min_interval_seconds: float = 0.5
-    poll_min_history: int = 20
-    poll_history_size: int = 200
-    poll_skip_probability: float = 0.05
-    poll_tail_skip_probability: float = 0.02
+    poll_target_lag_seconds: float = _seconds(3.0, 0.01)
+    poll_min_interval_seconds: float = _seconds(0.5, 0.01)
+    poll_min_history: int = _count(20)
+    poll_history_size: int = _count(200)
+    poll_skip_probability: float = Field(0.05, ge=0.0, lt=0.5)
+    poll_tail_skip_probability: float = Field(0.02, ge=0.0, lt=0.5)
     # Deliveries: how many run at once, the lease that keeps a second poster off a job,
     # and the total time a download and an upload may take (both well inside the lease).
-    delivery_concurrency: int = 4
-    delivery_lease_seconds: float = 300.0
-    download_deadline_seconds: float = 90.0
-    upload_deadline_seconds: float = 90.0
+    delivery_concurrency: int = _count(4)
+    delivery_lease_seconds: float = _seconds(300.0, 1.0)
+    download_deadline_seconds: float = _seconds(90.0, 0.01)
+    upload_deadline_seconds: float = _seconds(90.0, 0.01)
     # Background chores: how often reservations are checked for leaks, and how old a
     # failure notice may be and still be sent after an outage.
-    stale_sweep_interval_seconds: float = 60.0
-    failure_notice_window_seconds: float = 24 * 3600.0
-    # Credits.
-    default_daily_credits: int = 10
-    credit_period: str = "daily"
-    cost_base: int = 1
-    cost_pro_multiplier: int = 2
+    stale_sweep_interval_seconds: float = _seconds(60.0, 0.01)
+    failure_notice_window_seconds: float = _seconds(24 * 3600.0, 1.0)
+    # Credits, within what the store accepts: an allowance from 0 to MAX_CREDITS.
+    default_daily_credits: int = _count(10, 0, MAX_CREDITS)
+    credit_period: Annotated[Literal["daily", "weekly", "monthly"], BeforeValidator(_lower)] = (
+        "daily"
+    )
+    cost_base: int = _count(1, 1, MAX_CREDITS)
+    cost_pro_multiplier: int = _count(2, 1, MAX_CREDITS)
     # Input limits.
-    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1, le=2**40)
     # The queue: how long a job may wait, the 402 pause backoff, the safety-check interval.
-    queue_max_wait_seconds: float = 1800.0
-    queue_pause_backoff_seconds: float = 30.0
-    queue_pause_max_backoff_seconds: float = 600.0
-    queue_check_interval_seconds: float = 5.0
+    queue_max_wait_seconds: float = _seconds(1800.0, 1.0)
+    queue_pause_backoff_seconds: float = _seconds(30.0, 0.05)
+    queue_pause_max_backoff_seconds: float = _seconds(600.0, 0.05)
+    queue_check_interval_seconds: float = _seconds(5.0, 0.05)
     # The live status card is edited at most this often.
-    status_edit_interval_seconds: float = 5.0
-    # Where to reach Discord (only ever changed to point the bot at a local fake).
-    discord_api_base_url: str | None = None
-    discord_gateway_url: str | None = None
+    status_edit_interval_seconds: float = _seconds(5.0, 0.0)
+    # Where to reach Discord (only ever changed to point the bot at a local fake). The
+    # first name is the documented one; the others are accepted because local Discord
+    # fakes and proxies commonly use them.
+    discord_api_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "DISCORD_API_BASE_URL", "DISCORD_API_BASE", "DISCORD_API_URL", "discord_api_base_url"
+        ),
+    )
+    discord_gateway_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "DISCORD_GATEWAY_URL", "DISCORD_GATEWAY", "discord_gateway_url"
+        ),
+    )
     # The in-process sandbox, used when HAPPYHORSE_API_KEY is not set.
-    sandbox_complete_after_seconds: float = 20.0
+    sandbox_complete_after_seconds: float = _seconds(20.0, 0.0)
     # True when the built-in sandbox stands in for the API (set by bot.py, never read from
     # the environment): cards, posts and /config show then say so.
     sandbox: bool = False
     # Refuse to start without an API key (production).
     require_api_key: bool = False
     # Prompts and URLs of settled jobs are erased after this many days (0 = keep them).
-    retention_days: int = 90
+    retention_days: int = _count(90, 0, MAX_DAYS)
     # The video service's price per second of video, in its credits, for /stats' estimate.
-    service_price_std: int = 40
-    service_price_std_sound: int = 60
-    service_price_pro: int = 54
-    service_price_pro_sound: int = 80
+    service_price_std: int = _count(40, 0)
+    service_price_std_sound: int = _count(60, 0)
+    service_price_pro: int = _count(54, 0)
+    service_price_pro_sound: int = _count(80, 0)
+    # Sharding: None = Discord's recommended count, every shard in this process. With a
+    # count, `shard_ids` None = all of them here; () = no gateway, background work only.
+    shard_count: int | None = Field(None, ge=1, le=MAX_COUNT)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+    # Operators' HTTP endpoint (/healthz, /metrics); None = off (0, only in tests: any port).
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = Field("127.0.0.1", min_length=1)
+    # Processes sharing one database (see core/processes.py): how often each one beats in
+    # the `processes` table (and re-reads its share of the status budget), and how long
+    # without a beat before it counts as dead and its leases are void (unset: 4 beats).
+    process_heartbeat_seconds: float = _seconds(DEFAULT_HEARTBEAT_SECONDS, 0.05)
+    process_liveness_seconds: float = _seconds(
+        LIVENESS_BEATS * DEFAULT_HEARTBEAT_SECONDS, 0.05
+    )
+    # "text" (human-readable lines) or "json" (one JSON object per line).
+    log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = "text"
+    # Where to write the event-loop stall report on shutdown; None: no watch.
+    loop_watch_report: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`BotSettings(...)` takes only its arguments; the environment is read by `from_env`,
+        from the mapping it is given, so no test or tool picks up stray variables."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BotSettings:
+        """Read the settings from an environment mapping; raise SettingsError on bad values.
+
+        Unset or empty variables take the defaults (but `SHARD_IDS=`, see `.env.example`).
+        The error is one line naming the variable, the rule and the value given.
+        """
+        try:
+            client = ClientSettings.from_env(env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        try:
+            values = _EnvironmentMapping(cls, env)()
+        except SourceError as exc:
+            raise SettingsError(" ".join(str(exc).split())) from None
+        try:
+            settings = cls.model_validate({**values, "client": client})
+        except ValidationError as exc:
+            raise SettingsError(_describe(cls, exc)) from None
+        if settings.metrics_port == 0:
+            # Port 0 (any free port) is for tests that build settings in code; an
+            # operator's METRICS_PORT must be a port a scraper can be pointed at.
+            raise SettingsError("METRICS_PORT must be a TCP port between 1 and 65535, got 0")
+        return settings
+
+    @field_validator("discord_token")
+    @classmethod
+    def _token_is_set(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(TOKEN_HELP)
+        return value.strip()
+
+    @field_validator("database_url", "discord_api_base_url", "discord_gateway_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(POSTGRES_SCHEMES):
+            raise ValueError(
+                "DATABASE_URL must be a PostgreSQL URL such as "
+                "postgresql://user:password@host:5432/happyhorse (leave it empty to use the "
+                "SQLite file at DATABASE_PATH)"
+            )
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _parse_shard_ids(cls, value: object, info: ValidationInfo) -> object:
+        """SHARD_IDS: absent = every shard; present but empty = none (background work only)."""
+        if not isinstance(value, str):
+            return value
+        raw = value.strip()
+        count = info.data.get("shard_count")
+        if count is None:
+            if raw:
+                raise ValueError(
+                    f"SHARD_IDS={raw} needs SHARD_COUNT, the total number of shards across "
+                    "all processes (for example SHARD_COUNT=4 SHARD_IDS=0,1)"
+                )
+            return None
+        if not raw:
+            return ()
+        try:
+            return tuple(int(part.strip()) for part in raw.split(","))
+        except ValueError:
+            raise ValueError(
+                f"SHARD_IDS must be shard numbers separated by commas (e.g. 0,1), got {raw!r}"
+            ) from None
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_exist_once(
+        cls, value: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        count = info.data.get("shard_count")
+        if count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT, the total number of shards")
+        seen: set[int] = set()
+        for shard_id in value:
+            if not 0 <= shard_id < count:
+                raise ValueError(
+                    f"SHARD_IDS: shard {shard_id} does not exist with SHARD_COUNT={count} "
+                    f"(shards are numbered 0 to {count - 1})"
+                )
+            if shard_id in seen:
+                raise ValueError(f"SHARD_IDS lists shard {shard_id} twice: {value}")
+            seen.add(shard_id)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _liveness_follows_heartbeat(cls, data: Any) -> Any:
+        """Unset PROCESS_LIVENESS_SECONDS: four heartbeats."""
+        if not isinstance(data, dict) or data.get("process_liveness_seconds") is not None:
+            return data
+        try:
+            heartbeat = float(data.get("process_heartbeat_seconds", DEFAULT_HEARTBEAT_SECONDS))
+        except (TypeError, ValueError):
+            return data  # the heartbeat's own check names the problem
+        if not math.isfinite(heartbeat):
+            return data
+        return {**data, "process_liveness_seconds": LIVENESS_BEATS * heartbeat}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Checks that span several settings."""
+        if self.require_api_key and self.client.api_key is None:
+            raise ValueError(REQUIRE_KEY_HELP)
+        if self.delivery_time_limit_seconds >= self.delivery_lease_seconds:
+            raise ValueError(
+                "DELIVERY_LEASE_SECONDS must exceed 1.25 x (DOWNLOAD_DEADLINE_SECONDS + "
+                f"UPLOAD_DEADLINE_SECONDS) = {self.delivery_time_limit_seconds:g}, got "
+                f"{self.delivery_lease_seconds:g}: a delivery must end before its lease does"
+            )
+        if self.process_liveness_seconds < 2 * self.process_heartbeat_seconds:
+            raise ValueError(
+                "PROCESS_LIVENESS_SECONDS must be at least twice PROCESS_HEARTBEAT_SECONDS "
+                f"({2 * self.process_heartbeat_seconds:g}), got "
+                f"{self.process_liveness_seconds:g}: a live process would look dead"
+            )
+        if self.poll_min_history > self.poll_history_size:
+            raise ValueError(
+                f"POLL_MIN_HISTORY ({self.poll_min_history}) must not exceed POLL_HISTORY_SIZE "
+                f"({self.poll_history_size}): the history could never hold enough completions"
+            )
+        longest = max(NATIVE_DURATIONS)
+        dearest = CostTable(
+            unit_credits=self.cost_base,
+            quality_multipliers={"std": 1, "pro": self.cost_pro_multiplier},
+        ).cost(longest, "pro")
+        if dearest > MAX_CREDITS:
+            raise ValueError(
+                f"COST_BASE={self.cost_base} with COST_PRO_MULTIPLIER={self.cost_pro_multiplier} "
+                f"makes a {longest} s pro video cost {dearest:,} credits, more than any member "
+                f"can hold ({MAX_CREDITS:,})"
+            )
+        return self
 
     def service_price(self, quality: str, sound: bool) -> int:
         """The service's price per second of video at this quality, with or without sound."""
@@ -247,37 +387,10 @@ class BotSettings:
             return self.service_price_pro_sound if sound else self.service_price_pro
         return self.service_price_std_sound if sound else self.service_price_std
 
-    # Sharding: None = Discord's recommended count, every shard in this process. With a
-    # count, `shard_ids` None = all of them here; () = no gateway, background work only.
-    shard_count: int | None = None
-    shard_ids: tuple[int, ...] | None = None
-    # Operators' HTTP endpoint (/healthz, /metrics); None = off (0, only in tests: any port).
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    # Processes sharing one database (see core/processes.py): how often each one beats in
-    # the `processes` table (and re-reads its share of the status budget), and how long
-    # without a beat before it counts as dead and its leases are void.
-    process_heartbeat_seconds: float = 5.0
-    process_liveness_seconds: float = 20.0
-    # "text" (human-readable lines) or "json" (one JSON object per line).
-    log_format: str = "text"
-
     @property
     def gateway_free(self) -> bool:
         """True for a process that connects no gateway shard and only does background work."""
         return self.shard_ids == ()
-
-    # Where to write the event-loop stall report on shutdown; None: no watch.
-    loop_watch_report: Path | None = None
-
-    def __post_init__(self) -> None:
-        """Refuse delivery deadlines that would let a delivery outlive its lease."""
-        if self.delivery_time_limit_seconds >= self.delivery_lease_seconds:
-            raise SettingsError(
-                "DELIVERY_LEASE_SECONDS must exceed 1.25 x (DOWNLOAD_DEADLINE_SECONDS + "
-                f"UPLOAD_DEADLINE_SECONDS) = {self.delivery_time_limit_seconds:g}, got "
-                f"{self.delivery_lease_seconds:g}: a delivery must end before its lease does"
-            )
 
     @property
     def delivery_time_limit_seconds(self) -> float:
@@ -290,107 +403,95 @@ class BotSettings:
         """True when no API key is configured and the built-in sandbox stands in."""
         return self.client.api_key is None
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> BotSettings:
-        """Read the settings from an environment mapping; raise SettingsError on bad values."""
-        token = env.get("DISCORD_TOKEN", "").strip()
-        if not token:
-            raise SettingsError(TOKEN_HELP)
-        try:
-            client = ClientSettings.from_env(env)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
-        require_api_key = _bool(env, "REQUIRE_API_KEY", False)
-        if require_api_key and client.api_key is None:
-            raise SettingsError(REQUIRE_KEY_HELP)
-        period = env.get("CREDIT_PERIOD", "daily").strip().lower() or "daily"
-        if period not in {"daily", "weekly", "monthly"}:
-            raise SettingsError(f"CREDIT_PERIOD must be daily, weekly or monthly, got {period!r}")
-        log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise SettingsError(
-                f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
-            )
-        database_url = _optional_str(env, "DATABASE_URL")
-        if database_url is not None and not database_url.startswith(POSTGRES_SCHEMES):
-            raise SettingsError(
-                "DATABASE_URL must be a PostgreSQL URL such as "
-                "postgresql://user:password@host:5432/happyhorse (leave it empty to use the "
-                "SQLite file at DATABASE_PATH)"
-            )
-        log_format = env.get("LOG_FORMAT", "").strip().lower() or "text"
-        if log_format not in {"text", "json"}:
-            raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
-        shard_count = _optional_positive(env, "SHARD_COUNT")
-        heartbeat = _float(env, "PROCESS_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
-        liveness = _float(env, "PROCESS_LIVENESS_SECONDS", 4 * heartbeat, minimum=0.05)
-        if liveness < 2 * heartbeat:
-            raise SettingsError(
-                "PROCESS_LIVENESS_SECONDS must be at least twice PROCESS_HEARTBEAT_SECONDS "
-                f"({2 * heartbeat:g}), got {liveness:g}: a live process would look dead"
-            )
-        return cls(
-            discord_token=token,
-            client=client,
-            database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH),
-            database_url=database_url,
-            dev_guild_id=_optional_int(env, "DEV_GUILD_ID"),
-            sync_commands=_bool(env, "SYNC_COMMANDS", True),
-            log_level=log_level,
-            poll_interval_seconds=_float(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
-            poll_first_delay_seconds=_float(env, "POLL_FIRST_DELAY_SECONDS", 5.0),
-            poll_max_interval_seconds=_float(env, "POLL_MAX_INTERVAL_SECONDS", 60.0, minimum=0.05),
-            poll_batch_size=_int(env, "POLL_BATCH_SIZE", 8, minimum=1),
-            job_deadline_seconds=_float(env, "JOB_DEADLINE_SECONDS", 1800.0, minimum=1.0),
-            poll_target_lag_seconds=_float(env, "POLL_TARGET_LAG_SECONDS", 3.0, minimum=0.01),
-            poll_min_interval_seconds=_float(env, "POLL_MIN_INTERVAL_SECONDS", 0.5, minimum=0.01),
-            poll_min_history=_int(env, "POLL_MIN_HISTORY", 20, minimum=1),
-            poll_history_size=_int(env, "POLL_HISTORY_SIZE", 200, minimum=1),
-            poll_skip_probability=_fraction(env, "POLL_SKIP_PROBABILITY", 0.05),
-            poll_tail_skip_probability=_fraction(env, "POLL_TAIL_SKIP_PROBABILITY", 0.02),
-            delivery_concurrency=_int(env, "DELIVERY_CONCURRENCY", 4, minimum=1),
-            delivery_lease_seconds=_float(env, "DELIVERY_LEASE_SECONDS", 300.0, minimum=1.0),
-            download_deadline_seconds=_float(
-                env, "DOWNLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01
-            ),
-            upload_deadline_seconds=_float(env, "UPLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01),
-            stale_sweep_interval_seconds=_float(
-                env, "STALE_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.01
-            ),
-            failure_notice_window_seconds=_float(
-                env, "FAILURE_NOTICE_WINDOW_SECONDS", 24 * 3600.0, minimum=1.0
-            ),
-            default_daily_credits=_int(env, "DEFAULT_DAILY_CREDITS", 10),
-            credit_period=period,
-            cost_base=_int(env, "COST_BASE", 1, minimum=1),
-            cost_pro_multiplier=_int(env, "COST_PRO_MULTIPLIER", 2, minimum=1),
-            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1),
-            status_edit_interval_seconds=_float(env, "STATUS_EDIT_INTERVAL_SECONDS", 5.0),
-            queue_max_wait_seconds=_float(env, "QUEUE_MAX_WAIT_SECONDS", 1800.0, minimum=1.0),
-            queue_pause_backoff_seconds=_float(
-                env, "QUEUE_PAUSE_BACKOFF_SECONDS", 30.0, minimum=0.05
-            ),
-            queue_pause_max_backoff_seconds=_float(
-                env, "QUEUE_PAUSE_MAX_BACKOFF_SECONDS", 600.0, minimum=0.05
-            ),
-            queue_check_interval_seconds=_float(
-                env, "QUEUE_CHECK_INTERVAL_SECONDS", 5.0, minimum=0.05
-            ),
-            discord_api_base_url=_first(env, DISCORD_API_BASE_NAMES),
-            discord_gateway_url=_first(env, DISCORD_GATEWAY_NAMES),
-            sandbox_complete_after_seconds=_float(env, "SANDBOX_COMPLETE_AFTER_SECONDS", 20.0),
-            require_api_key=require_api_key,
-            retention_days=_int(env, "RETENTION_DAYS", 90),
-            service_price_std=_int(env, "SERVICE_PRICE_STD", 40),
-            service_price_std_sound=_int(env, "SERVICE_PRICE_STD_SOUND", 60),
-            service_price_pro=_int(env, "SERVICE_PRICE_PRO", 54),
-            service_price_pro_sound=_int(env, "SERVICE_PRICE_PRO_SOUND", 80),
-            shard_count=shard_count,
-            shard_ids=_shard_ids(env, shard_count),
-            metrics_port=_port(env, "METRICS_PORT"),
-            metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
-            log_format=log_format,
-            process_heartbeat_seconds=heartbeat,
-            process_liveness_seconds=liveness,
-            loop_watch_report=_optional_path(env, "LOOP_WATCH_REPORT"),
-        )
+
+class _EnvironmentMapping(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of `os.environ`.
+
+    Values are stripped, and an empty one counts as unset (but `EMPTY_IS_A_VALUE`).
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        loaded: dict[str, str | None] = {}
+        for name, raw in self._mapping.items():
+            value = raw.strip()
+            if value or name in EMPTY_IS_A_VALUE:
+                loaded[name if self.case_sensitive else name.lower()] = value
+        return loaded
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The field's variable, or nothing for fields not read from the environment."""
+        if field_name in NOT_FROM_ENVIRONMENT:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+def variable_name(settings_cls: type[BaseSettings], key: str) -> str:
+    """The environment variable behind a field (or alias) name."""
+    field = settings_cls.model_fields.get(key)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        first = field.validation_alias.choices[0]
+        return first if isinstance(first, str) else key.upper()
+    return key.upper()
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _bounds(field: FieldInfo | None) -> dict[str, str]:
+    """The field's bounds as words, by the pydantic error type that breaks each."""
+    words: dict[str, str] = {}
+    for item in field.metadata if field is not None else ():
+        for attribute, kind, text in (
+            ("ge", "greater_than_equal", "at least"),
+            ("gt", "greater_than", "greater than"),
+            ("le", "less_than_equal", "at most"),
+            ("lt", "less_than", "below"),
+        ):
+            bound = getattr(item, attribute, None)
+            if bound is not None:
+                words[kind] = f"{text} {_number(bound)}"
+    return words
+
+
+_CAPS = (_number(MAX_SECONDS), _number(MAX_COUNT), _number(2**63))
+_KINDS = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "int_type": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+}
+
+
+def _describe(settings_cls: type[BaseSettings], exc: ValidationError) -> str:
+    """One line for the first problem: the variable, what is allowed, and what was given."""
+    error = exc.errors(include_url=False)[0]
+    kind = error["type"]
+    if kind == "value_error":
+        # Our own checks: the message already names the variables and the rule.
+        return str(error["ctx"]["error"])
+    key = str(error["loc"][0]) if error["loc"] else ""
+    name = variable_name(settings_cls, key)
+    given = error.get("input")
+    bounds = _bounds(settings_cls.model_fields.get(key))
+    if kind in _KINDS:
+        # The generic caps (100 years, a million) are named only when a value breaks them.
+        shown = [words for words in bounds.values() if not words.endswith(_CAPS)]
+        rule = ", ".join([_KINDS[kind], " and ".join(shown)]).rstrip(", ")
+    elif kind in bounds:
+        rule = bounds[kind]
+    elif kind == "literal_error":
+        rule = str(error["ctx"]["expected"]).replace("'", "")
+    else:
+        rule = f"valid ({error['msg']})"
+    return f"{name} must be {rule}, got {given!r}"

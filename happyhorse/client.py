@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
@@ -28,6 +28,12 @@ import aiohttp
 from yarl import URL
 
 from happyhorse.dialects import Dialect, api_message, get_dialect, raise_for_envelope
+from happyhorse.download_guard import (
+    DownloadGuard,
+    ForbiddenAddressError,
+    GuardedResolver,
+    own_addresses,
+)
 from happyhorse.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -50,6 +56,9 @@ T = TypeVar("T")
 
 MAX_ANSWER_BYTES = 1024 * 1024
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
+# Redirects one download may follow (aiohttp's own default), each hop checked.
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 REDACTED = "***"
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -81,6 +90,10 @@ class HappyHorseClient:
     status caller of this client until then, so a flood of 429s slows everything down.
     The API key is sent only to the API (never to download URLs) and is redacted from
     every answer before an exception is built from it.
+
+    Downloads go through a session of their own (created on first use, closed in `close()`
+    whoever owns the API session), whose resolver refuses non-public addresses: see
+    `happyhorse.download_guard`.
     """
 
     def __init__(
@@ -104,6 +117,10 @@ class HappyHorseClient:
         self._rng = rng
         self._base = URL(settings.base_url.rstrip("/"))
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
+        self._download_session: aiohttp.ClientSession | None = None
+        self._download_resolver: aiohttp.abc.AbstractResolver | None = None
+        self._download_guard: DownloadGuard | None = None
+        self._download_session_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -124,10 +141,16 @@ class HappyHorseClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the HTTP session if this client created it."""
+        """Close the HTTP session if this client created it, and the download session."""
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+        if self._download_session is not None:
+            await self._download_session.close()
+            self._download_session = None
+        if self._download_resolver is not None:  # the connector leaves a given one open
+            await self._download_resolver.close()
+            self._download_resolver = None
 
     def url(self, path: str) -> URL:
         """The absolute URL of an API `path`, keeping any path prefix of the base URL."""
@@ -233,6 +256,43 @@ class HappyHorseClient:
             raise
         return written
 
+    async def _downloads(self) -> tuple[aiohttp.ClientSession, DownloadGuard]:
+        """The download session and its guard, made on first use."""
+        async with self._download_session_lock:
+            if self._download_session is None or self._download_session.closed:
+                if self._download_resolver is None:
+                    self._download_resolver = aiohttp.DefaultResolver()
+                resolver = self._download_resolver
+                try:
+                    async with asyncio.timeout(self.settings.timeout_seconds):
+                        allowed = await own_addresses(self.settings.base_url, resolver)
+                except TimeoutError:
+                    allowed = frozenset()
+                self._download_guard = guard = DownloadGuard(allowed)
+                connector = aiohttp.TCPConnector(resolver=GuardedResolver(guard, resolver))
+                self._download_session = aiohttp.ClientSession(connector=connector)
+            assert self._download_guard is not None
+            return self._download_session, self._download_guard
+
+    @contextlib.asynccontextmanager
+    async def _follow(
+        self, url: str, headers: Mapping[str, str], limits: aiohttp.ClientTimeout
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET `url`, following redirects by hand so that the guard checks every hop."""
+        session, guard = await self._downloads()
+        target = URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            guard.check_url(target)
+            async with session.get(
+                target, headers=headers, timeout=limits, allow_redirects=False
+            ) as resp:
+                location = resp.headers.get("Location")
+                if resp.status not in REDIRECT_STATUSES or not location:
+                    yield resp
+                    return
+            target = target.join(URL(location))
+        raise DownloadError(f"download failed: more than {MAX_REDIRECTS} redirects")
+
     async def _stream_to(self, url: str, handle: BinaryIO, max_bytes: int) -> int:
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -243,7 +303,7 @@ class HappyHorseClient:
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         written = 0
         try:
-            async with self._get_session().get(url, headers=headers, timeout=timeout) as resp:
+            async with self._follow(url, headers, timeout) as resp:
                 if resp.status >= 400:
                     snippet = await resp.content.read(4096)
                     text = self._redact(snippet.decode("utf-8", errors="replace"))
@@ -267,6 +327,12 @@ class HappyHorseClient:
             raise DownloadError(
                 f"download cut off after {written} bytes ({type(exc).__name__})"
             ) from None
+        except ForbiddenAddressError as exc:
+            raise DownloadError(str(exc)) from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ForbiddenAddressError):
+                raise DownloadError(str(exc.os_error)) from None
+            raise DownloadError(f"download failed: {self._describe(exc)}") from None
         except aiohttp.ClientError as exc:
             raise DownloadError(f"download failed: {self._describe(exc)}") from None
         await asyncio.to_thread(handle.flush)

@@ -130,8 +130,8 @@ async def bot(tmp_path: Path) -> AsyncIterator[HappyHorseBot]:
         settings = BotSettings.from_env(
             {"DISCORD_TOKEN": TOKEN, "HAPPYHORSE_API_KEY": API_KEY, "SYNC_COMMANDS": "false"}
         )
-        settings = dataclasses.replace(
-            settings, client=dataclasses.replace(settings.client, base_url=sandbox.base_url)
+        settings = settings.model_copy(
+            update={"client": dataclasses.replace(settings.client, base_url=sandbox.base_url)}
         )
         store = await open_store(tmp_path / "db.sqlite3", default_daily_credits=3)
         async with HappyHorseClient(settings.client) as client:

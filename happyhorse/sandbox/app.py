@@ -508,6 +508,8 @@ async def _download(request: web.Request) -> web.StreamResponse:
     if fault is not None:
         if fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault.redirect_to is not None:
+            raise web.HTTPFound(fault.redirect_to)
         if fault.status is not None or fault.body is not None:
             return _fault_response(dialect, fault)
     name = request.match_info["name"]

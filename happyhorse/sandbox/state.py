@@ -129,7 +129,8 @@ class Fault:
     ``application/json`` for ``dict``); ``delay`` sleeps first; ``retry_after`` adds that
     ``Retry-After`` header. Download only: ``truncate`` announces the full length but sends
     half and drops the connection; ``pad_to`` serves a file of exactly that many bytes;
-    ``omit_length`` sends the file chunked without ``Content-Length``.
+    ``omit_length`` sends the file chunked without ``Content-Length``; ``redirect_to``
+    answers 302 with that ``Location`` (a CDN that sends the client elsewhere).
     """
 
     endpoint: FaultEndpoint
@@ -142,6 +143,7 @@ class Fault:
     truncate: bool = False
     pad_to: int | None = None
     omit_length: bool = False
+    redirect_to: str | None = None
 
     def __post_init__(self) -> None:
         """Reject faults that cannot be applied, naming the field."""
@@ -169,6 +171,7 @@ class Fault:
             "truncate": self.truncate,
             "pad_to": self.pad_to,
             "omit_length": self.omit_length,
+            "redirect_to": self.redirect_to,
         }
 
 
@@ -182,6 +185,7 @@ _FAULT_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "truncate": (bool,),
     "pad_to": (int,),
     "omit_length": (bool,),
+    "redirect_to": (str,),
 }
 
 
@@ -205,6 +209,7 @@ class FaultQueue:
         truncate: bool = False,
         pad_to: int | None = None,
         omit_length: bool = False,
+        redirect_to: str | None = None,
     ) -> Fault:
         """Queue a fault for the next ``count`` requests to ``endpoint`` (-1: forever).
 
@@ -222,6 +227,7 @@ class FaultQueue:
             truncate=truncate,
             pad_to=pad_to,
             omit_length=omit_length,
+            redirect_to=redirect_to,
         )
         self._faults.append(fault)
         return fault

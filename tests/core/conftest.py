@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,4 +85,4 @@ async def service(
 
 
 def with_deadline(settings: BotSettings, seconds: float) -> BotSettings:
-    return dataclasses.replace(settings, job_deadline_seconds=seconds)
+    return settings.model_copy(update={"job_deadline_seconds": seconds})

@@ -51,9 +51,9 @@ def test_present_but_empty_ids_mean_background_work_only() -> None:
         ({"SHARD_COUNT": "2", "SHARD_IDS": "0;1"}, "separated by commas"),
         ({"SHARD_COUNT": "2", "SHARD_IDS": "0,,1"}, "separated by commas"),
         ({"SHARD_COUNT": "3", "SHARD_IDS": "1,1"}, "lists shard 1 twice"),
-        ({"METRICS_PORT": "http"}, "METRICS_PORT must be a TCP port number"),
+        ({"METRICS_PORT": "http"}, "METRICS_PORT must be a whole number"),
         ({"METRICS_PORT": "0"}, "between 1 and 65535"),
-        ({"METRICS_PORT": "70000"}, "between 1 and 65535"),
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT must be at most 65535"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be text or json"),
     ],
 )

@@ -165,8 +165,8 @@ def test_learned_schedule_skips_the_unlikely_start_and_is_dense_in_the_middle(
     where most jobs finish, backing off in the tail, expected lag within the target."""
     model = CompletionModel(min_history=20, history_size=200)
     times = sorted(teach(model))
-    settings = dataclasses.replace(
-        settings, poll_target_lag_seconds=2.5, poll_max_interval_seconds=60.0
+    settings = settings.model_copy(
+        update={"poll_target_lag_seconds": 2.5, "poll_max_interval_seconds": 60.0}
     )
     policy = PollPolicy(settings, model)
     schedule = policy.schedule(KEY)
@@ -193,8 +193,8 @@ def test_the_tail_backs_off_only_after_all_but_the_tail_share(settings: BotSetti
     teach(model)
     distribution = model.distribution(KEY)
     assert distribution is not None
-    settings = dataclasses.replace(
-        settings, poll_skip_probability=0.05, poll_tail_skip_probability=0.01
+    settings = settings.model_copy(
+        update={"poll_skip_probability": 0.05, "poll_tail_skip_probability": 0.01}
     )
     schedule = PollPolicy(settings, model).schedule(KEY)
     assert schedule is not None
@@ -210,11 +210,12 @@ def test_fewer_polls_than_a_fixed_cadence_for_the_same_typical_lag(settings: Bot
     5 s, for an expected lag no worse than that cadence's."""
     model = CompletionModel(min_history=20, history_size=200)
     teach(model, 80, seed=5)
-    settings = dataclasses.replace(
-        settings,
-        poll_target_lag_seconds=3.0,
-        poll_skip_probability=0.06,
-        poll_tail_skip_probability=0.06,
+    settings = settings.model_copy(
+        update={
+            "poll_target_lag_seconds": 3.0,
+            "poll_skip_probability": 0.06,
+            "poll_tail_skip_probability": 0.06,
+        }
     )
     schedule = PollPolicy(settings, model).schedule(KEY)
     assert schedule is not None

@@ -148,7 +148,9 @@ def start_bot(tmp_path: Path, sandbox: SandboxServer, world: World) -> StartBot:
 
 def with_client(settings: BotSettings, **changes: Any) -> BotSettings:
     """Settings with some client settings changed."""
-    return dataclasses.replace(settings, client=dataclasses.replace(settings.client, **changes))
+    return settings.model_copy(
+        update={"client": dataclasses.replace(settings.client, **changes)}
+    )
 
 
 async def no_limits(running: Running) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import discord
 import pytest
 
+from core.wording import quote
 from happyhorse.sandbox.state import Phase, SandboxTask
 from storage.models import Job, JobState
 from tests.e2e.conftest import Running, StartBot, World, eventually
@@ -245,7 +246,8 @@ async def test_pings_in_a_prompt_ping_nobody(start_bot: StartBot, world: World) 
         jobs = await fake.invoke_slash(guild, channel, alice, "jobs")
         assert await jobs.wait_for_ack() == 4
         video = fake.message(job.delivered_message_id or 0)
-        assert video is not None and video["embeds"][0]["description"] == prompt
+        assert video is not None and video["embeds"][0]["description"] == quote(prompt, 2000)
+        assert "@everyone" not in video["embeds"][0]["description"]  # shown, not a mention
 
         created = [m for m in fake.channel_messages(channel) if m["author"]["bot"]]
         created += [m for r in fake.interactions if (m := r.original_message()) is not None]

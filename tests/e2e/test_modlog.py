@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.modlog import PROMPT_SHOWN
+from core.wording import quote
 from storage.models import JobState
 from tests.e2e.conftest import Running, StartBot, World, eventually
 from tests.e2e.test_commands import accepted_job, fields, private_embed, private_text, settled
@@ -62,7 +64,8 @@ async def test_log_channel_reports_jobs_failures_and_moderator_changes(
         )
         job = await accepted_job(running, inter)
         [accepted] = await wait_log(running, modlog, f"Video #{job.id} accepted")
-        assert prompt in accepted["description"]
+        assert accepted["description"] == quote(prompt, PROMPT_SHOWN)
+        assert "@everyone" not in accepted["description"]
         values = fields(accepted)
         assert values["Member"] == f"<@{world.alice.id}>"
         assert values["Type"] == "Text to video"
