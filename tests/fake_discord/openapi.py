@@ -112,6 +112,9 @@ class SpecViolation:
         return f"{self.method} {self.path} ({operation}) -> {self.status}: {details}"
 
 
+_Methods = dict[str, "Operation"]
+
+
 @dataclass
 class _Parameter:
     name: str
@@ -196,7 +199,9 @@ class OpenAPISpec:
     def __init__(self, document: JSON) -> None:
         self.document = document
         self.registry = jsonschema_rs.Registry([(SPEC_URI, document)])
-        self._paths: list[tuple[re.Pattern[str], int, dict[str, Operation]]] = []
+        #: Path templates by (segment count, first segment): a request is tried only
+        #: against the few templates that could match it, not all of them.
+        self._paths: dict[tuple[int, str], list[tuple[re.Pattern[str], int, _Methods]]] = {}
         for template, item in document["paths"].items():
             by_method: dict[str, Operation] = {}
             shared = item.get("parameters", [])
@@ -234,9 +239,15 @@ class OpenAPISpec:
                 "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
             )
             literals = sum(1 for part in template.split("/") if part and "{" not in part)
-            self._paths.append((regex, literals, by_method))
+            segments = template.strip("/").split("/")
+            if "{" in segments[0]:
+                raise ValueError(f"path {template} starts with a parameter; index it otherwise")
+            self._paths.setdefault((len(segments), segments[0]), []).append(
+                (regex, literals, by_method)
+            )
         # A concrete path (``/users/@me``) must win over a templated one (``/users/{id}``).
-        self._paths.sort(key=lambda entry: -entry[1])
+        for candidates in self._paths.values():
+            candidates.sort(key=lambda entry: -entry[1])
 
     def compile(self, pointer: str) -> jsonschema_rs.Validator:
         """A Draft 2020-12 validator for the schema at ``pointer`` in the spec."""
@@ -247,7 +258,8 @@ class OpenAPISpec:
         """The operation for ``method`` and ``path``, its path parameters, and whether the
         path exists at all (for 405 versus 404)."""
         known_path = False
-        for regex, _, by_method in self._paths:
+        segments = path.strip("/").split("/")
+        for regex, _, by_method in self._paths.get((len(segments), segments[0]), []):
             found = regex.match(path)
             if found is None:
                 continue
