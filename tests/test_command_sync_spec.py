@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cogs.runtime import HappyHorseBot
+import bot as bot_module
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
@@ -63,7 +63,10 @@ async def sync_payloads(tmp_path: Path) -> AsyncIterator[SyncPayloads]:
 
             try:
                 async with HappyHorseClient(settings.client) as client:
-                    bot = HappyHorseBot(settings, store, client, application_id=APPLICATION_ID)
+                    # The Bot class bot.py starts, wherever the package layout keeps it.
+                    bot = bot_module.HappyHorseBot(
+                        settings, store, client, application_id=APPLICATION_ID
+                    )
                     async with bot:  # initialises the client without logging in
                         bot.http.bulk_upsert_guild_commands = guild_sync  # type: ignore[method-assign]
                         bot.http.bulk_upsert_global_commands = global_sync  # type: ignore[method-assign]
