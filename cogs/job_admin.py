@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_JOB_ID = 2**53
+#: Discord's largest integer option value: Int53Type in its OpenAPI spec is at most 2**53 - 1
+#: (JavaScript's MAX_SAFE_INTEGER). One more and Discord refuses the whole command sync.
+MAX_JOB_ID = 2**53 - 1
 
 
 def _bot(interaction: discord.Interaction) -> HappyHorseBot:

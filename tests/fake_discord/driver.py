@@ -9,7 +9,7 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -48,6 +48,7 @@ from .models import (
     FakeUser,
     StoredMessage,
 )
+from .openapi import SpecViolation
 from .server import API_PREFIX, FakeServer, HeldResponse, InjectedFailure, RecordedRequest
 
 Person = FakeUser | FakeMember
@@ -786,6 +787,26 @@ class FakeDiscord:
     def unhandled_requests(self) -> list[RecordedRequest]:
         """Requests for routes the fake does not implement (answered 404/405)."""
         return self.server.unhandled
+
+    @property
+    def spec_violations(self) -> list[SpecViolation]:
+        """Requests Discord's OpenAPI spec does not allow (each was answered as Discord
+        would, usually 400/50035), outside ``expect_spec_violations`` blocks."""
+        return self.server.spec_violations
+
+    @contextlib.contextmanager
+    def expect_spec_violations(self) -> Iterator[list[SpecViolation]]:
+        """Collect the spec violations of requests made in this block into the list yielded.
+
+        For tests that send Discord a request it refuses on purpose; the test asserts on the
+        list. Violations collected here do not fail the ``fake_discord`` fixture.
+        """
+        collected: list[SpecViolation] = []
+        self.server.expected_violations.append(collected)
+        try:
+            yield collected
+        finally:
+            self.server.expected_violations.remove(collected)
 
     def find_requests(
         self,

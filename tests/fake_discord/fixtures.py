@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
 
 from .driver import FakeDiscord
+from .openapi import SpecViolation
 
 if TYPE_CHECKING:
     import discord
@@ -27,10 +28,23 @@ log = logging.getLogger(__name__)
 
 @pytest.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """A started FakeDiscord (token ``fake-token``), closed after the test."""
+    """A started FakeDiscord (token ``fake-token``), closed after the test.
+
+    The test fails at teardown if the fake crashed or if any request broke Discord's OpenAPI
+    spec (outside ``fake.expect_spec_violations()``); the message names each request's
+    method, path, operation and the schema error.
+    """
     async with FakeDiscord(token="fake-token") as fake:
         yield fake
         assert not fake.server.internal_errors, "the fake itself failed; see the log"
+        assert not fake.spec_violations, spec_violation_report(fake.spec_violations)
+
+
+def spec_violation_report(violations: Sequence[SpecViolation]) -> str:
+    """The failure message for requests Discord's OpenAPI spec does not allow."""
+    lines = [f"{len(violations)} request(s) Discord would refuse (tests/fake_discord/spec):"]
+    lines += [f"  {violation}" for violation in violations]
+    return "\n".join(lines)
 
 
 @contextlib.asynccontextmanager

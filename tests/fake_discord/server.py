@@ -42,6 +42,7 @@ from .models import (
     StoredMessage,
     form_error,
 )
+from .openapi import SpecViolation, load_spec
 from .snowflake import iso_timestamp
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class RecordedRequest:
     at: float
     status: int = 0
     response: Any = None
+    #: Set when Discord's OpenAPI spec does not allow this request (answered as Discord would).
+    violation: SpecViolation | None = None
 
     @property
     def file_summary(self) -> list[tuple[str, int]]:
@@ -161,6 +164,12 @@ class FakeServer:
         self.internal_errors: list[BaseException] = []
         self.failures: list[InjectedFailure] = []
         self.holds: list[HeldResponse] = []
+        #: Requests Discord's OpenAPI spec does not allow; the ``fake_discord`` fixture
+        #: fails a test that leaves any here.
+        self.spec_violations: list[SpecViolation] = []
+        #: Open ``FakeDiscord.expect_spec_violations`` blocks; the innermost collects.
+        self.expected_violations: list[list[SpecViolation]] = []
+        self.spec = load_spec()
         self.interactions: dict[int, InteractionRecord] = {}
         self.by_token: dict[str, InteractionRecord] = {}
         self.app = web.Application(
@@ -233,6 +242,7 @@ class FakeServer:
             return self._json({"message": f"fake-discord internal error: {exc!r}", "code": 0}, 400)
 
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        has_body = request.body_exists
         body, files = await self._read_body(request)
         request[BODY] = body
         request[FILES] = files
@@ -256,7 +266,7 @@ class FakeServer:
         )
         self.requests.append(record)
         try:
-            response = await self._respond(request, handler, path, record)
+            response = await self._respond(request, handler, path, record, has_body)
         except DiscordAPIError as exc:
             response = self._json(exc.to_dict(), status=exc.status)
         except web.HTTPException as exc:
@@ -280,13 +290,22 @@ class FakeServer:
         return response
 
     async def _respond(
-        self, request: web.Request, handler: Handler, path: str, record: RecordedRequest
+        self,
+        request: web.Request,
+        handler: Handler,
+        path: str,
+        record: RecordedRequest,
+        has_body: bool,
     ) -> web.StreamResponse:
         is_api = request.path.startswith(API_PREFIX)
         token_routes = ("/webhooks/", "/interactions/")
         authorized = request.headers.get("Authorization") == f"Bot {self.state.token}"
         if is_api and not path.startswith(token_routes) and not authorized:
             raise DiscordAPIError(401, 0, "401: Unauthorized")
+        if is_api:
+            # Checked before injected failures, so a bad request is recorded even when the
+            # test answers it with a 429 or 5xx.
+            self._check_spec(request, path, record, has_body)
         for rule in self.failures:
             if rule.matches(request.method, path):
                 rule.remaining -= 1
@@ -294,7 +313,31 @@ class FakeServer:
                 return self._json(
                     copy.deepcopy(rule.body), status=rule.status, headers=rule.headers
                 )
+        if record.violation is not None:
+            return self._json(record.violation.body(), status=record.violation.status)
         return await handler(request)
+
+    def _check_spec(
+        self, request: web.Request, path: str, record: RecordedRequest, has_body: bool
+    ) -> None:
+        """Validate the request against Discord's OpenAPI spec; record what it breaks."""
+        body = record.json
+        if request.content_type.startswith("multipart/") and body is None:
+            body = {}  # files only, no payload_json
+        violation = self.spec.check_request(
+            request.method,
+            path,
+            request.query,
+            request.content_type if has_body else None,
+            body,
+            has_body=has_body,
+        )
+        if violation is None:
+            return
+        record.violation = violation
+        log.warning("fake discord: Discord would refuse %s", violation)
+        collector = self.expected_violations[-1] if self.expected_violations else None
+        (self.spec_violations if collector is None else collector).append(violation)
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[UploadedFile]]:
         if not request.can_read_body:
