@@ -42,8 +42,8 @@ async def sync_payloads(tmp_path: Path) -> AsyncIterator[SyncPayloads]:
             settings = BotSettings.from_env(
                 {"DISCORD_TOKEN": TOKEN, "HAPPYHORSE_API_KEY": API_KEY, **env}
             )
-            settings = dataclasses.replace(
-                settings, client=dataclasses.replace(settings.client, base_url=sandbox.base_url)
+            settings = settings.model_copy(
+                update={"client": dataclasses.replace(settings.client, base_url=sandbox.base_url)}
             )
             store = await open_store(tmp_path / "db.sqlite3", default_daily_credits=3)
             sent: Synced = []
