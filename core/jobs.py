@@ -378,7 +378,9 @@ class JobService:
             raise describe_submit_error(exc) from None
         now = self._clock()
         next_poll = self.policy.next_poll_at(replace(job, submitted_at=now), now)
-        if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
+        if not await self.store.jobs.mark_submitted(
+            job.id, task.task_id, next_poll, claimant=self.claimant
+        ):
             log.warning("Job %s was settled while it was being submitted", job.id)
         submitted = await self._reload(job)
         self.notify(submitted)

@@ -74,6 +74,7 @@ async def open_store(
     cost_table: CostTable | None = None,
     clock: Clock | None = None,
     period: Period = Period.DAILY,
+    database_clock: Clock | None = None,
 ) -> SQLStore:
     """Open (creating and migrating) the SQLite database at ``path`` as a ``Store``.
 
@@ -90,6 +91,7 @@ async def open_store(
             cost_table=cost_table,
             clock=clock,
             period=period,
+            database_clock=database_clock,
         )
     except BaseException:
         await db.close()
