@@ -27,10 +27,7 @@ POSTER = Claimant("test-host:1:poster", live_within=24 * 3600)
 
 async def deliver(jobs: JobStore, job_id: int, message_id: int, who: Claimant = POSTER) -> bool:
     """Claim the job's posting lease for ``who`` (if free) and record the post under it."""
-    try:
-        await jobs.claim_delivery(job_id, 60, who)
-    except ValueError:
-        return False
+    await jobs.claim_delivery(job_id, 60, who)
     return await jobs.mark_delivered(job_id, message_id, who)
 
 
