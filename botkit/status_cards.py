@@ -150,6 +150,11 @@ class StatusCards:
             if req.final:
                 self.forget(job_id)
 
+    async def idle(self) -> None:
+        """Wait until every edit asked for so far was sent (or failed)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers), return_exceptions=True)
+
     async def close(self, flush_seconds: float = FINAL_FLUSH_SECONDS) -> None:
         """At shutdown: send the final edits still waiting (within `flush_seconds`), drop
         the rest and cancel the workers.
