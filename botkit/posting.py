@@ -113,7 +113,8 @@ class Outcome(enum.Enum):
     RETRY = "retry"
     """Nothing recorded; the lease was given back (or ended) and a later attempt may post."""
     UNDELIVERABLE = "undeliverable"
-    """Even a link cannot be posted in the job's channel; ``reason`` says why."""
+    """Even a link cannot be posted in the job's channel; ``reason`` says why. The lease
+    is still held: the caller refunds the job or calls `Poster.release`."""
     TAKEN_OVER = "taken over"
     """Posted, but the lease had passed to another process: the record is its to make."""
 
@@ -200,13 +201,15 @@ class Poster:
     async def _post(self, job: Job) -> PostResult:
         store = self._store.jobs
         lease = self._settings.delivery_lease_seconds
-        if not await store.claim_delivery(job.id, lease, self.claimant):
+        # Read just before the claim: a lease end left set means an attempt ended
+        # unrecorded (the claim overwrites it).
+        before = await store.get_job(job.id)
+        if before is None or not await store.claim_delivery(job.id, lease, self.claimant):
             return PostResult(Outcome.BUSY)
         claimed = await store.get_job(job.id)
         if claimed is None:
             return PostResult(Outcome.BUSY)
-        # The lease seen before the claim: set means an attempt ended unrecorded.
-        ended_before = job.delivering_until is not None
+        ended_before = before.delivering_until is not None
         try:
             async with asyncio.timeout(self._settings.delivery_time_limit_seconds):
                 return await self._attempt(claimed, ended_before=ended_before)
@@ -313,11 +316,15 @@ class Poster:
         return PostResult(Outcome.RETRY, reason=reason)
 
     async def _give_up(self, job: Job, reason: str) -> PostResult:
-        """Nothing can be posted: give the lease back; the caller settles the job."""
+        """Nothing can be posted. The lease stays held, so no other poster starts before
+        the caller settles the job: it refunds it (which ends the lease) or `release`s it."""
         log.warning("Job %s cannot be posted: %s", job.id, reason)
         self.forget(job.id)
-        await self._store.jobs.release_delivery(job.id, self.claimant)
         return PostResult(Outcome.UNDELIVERABLE, reason=reason)
+
+    async def release(self, job: Job) -> bool:
+        """Give back this process's posting lease on the job (nothing was posted)."""
+        return await self._store.jobs.release_delivery(job.id, self.claimant)
 
     def _count_post_failure(self, job: Job) -> int:
         failures = (self.post_failures.get(job.id) or 0) + 1

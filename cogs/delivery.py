@@ -214,6 +214,8 @@ class Delivery(commands.Cog):
         self._not_before.pop(job.id)
         if await self.bot.jobs.fail_undeliverable(job, reason):
             self._start_notice(await self.bot.store.jobs.get_job(job.id) or job)
+        else:
+            await self.bot.poster.release(job)
 
     # -- telling people --------------------------------------------------------------
 

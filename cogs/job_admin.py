@@ -226,6 +226,8 @@ class DeliverAgainButton(
             )
             await interaction.followup.send(text, ephemeral=True)
             return
+        if result.outcome is Outcome.UNDELIVERABLE:
+            await bot.poster.release(job)  # the delivery loop settles a completed job
         if result.message is None:
             why = result.reason or "the post did not go through"
             await interaction.followup.send(

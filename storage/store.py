@@ -94,7 +94,9 @@ class JobStore(Protocol):
         """failed | expired -> refunded. The second refund of a job returns ``False``."""
         ...
 
-    async def fail_and_refund(self, job_id: int, error: str) -> bool:
+    async def fail_and_refund(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
         """queued | reserved | submitted | completed -> refunded in one step, recording ``error``.
 
         The requester is told through the failure-notice outbox (``unnotified_refunds``).
@@ -118,7 +120,9 @@ class JobStore(Protocol):
         (the job's, when the caller has it) saves looking it up."""
         ...
 
-    async def requeue(self, job_id: int, error: str) -> bool:
+    async def requeue(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
         """reserved -> queued (the API answered 429 or 402); the credits stay held."""
         ...
 

@@ -181,14 +181,26 @@ class SQLJobStore(SQLJobClaims):
             {"id": job_id},
         )
 
-    async def fail_and_refund(self, job_id: int, error: str) -> bool:
-        """queued | reserved | submitted | completed -> refunded in one step, with ``error``."""
+    async def fail_and_refund(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
+        """queued | reserved | submitted | completed -> refunded in one step, with ``error``.
+
+        With a ``claimant`` (refunding its own reservation) the refund is fenced: refused
+        once the job is no longer leased to it.
+        """
+        fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
-            """UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
+            f"""UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, refunded_at = :now, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')
+                 {fence}""",  # noqa: S608 - constant text only
+            {
+                "id": job_id,
+                "error": error,
+                "owner": None if claimant is None else claimant.process_id,
+            },
         )
 
     async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
@@ -316,13 +328,23 @@ class SQLJobStore(SQLJobClaims):
         )
         return changed == 1
 
-    async def requeue(self, job_id: int, error: str) -> bool:
-        """reserved -> queued: the API could not take the job yet (429, 402); still charged."""
+    async def requeue(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
+        """reserved -> queued: the API could not take the job yet (429, 402); still charged.
+
+        With a ``claimant`` it is fenced like ``mark_submitted``.
+        """
+        fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
-            """UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now,
+            f"""UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state = 'reserved'""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state = 'reserved'{fence}""",  # noqa: S608 - constant
+            {
+                "id": job_id,
+                "error": error,
+                "owner": None if claimant is None else claimant.process_id,
+            },
         )
 
     async def cancel_queued(self, job_id: int, cancelled_by: int) -> bool:
