@@ -52,7 +52,14 @@ NOTICE_LEASE_SECONDS = 120.0
 
 class Delivery(commands.Cog):
     """Owns the poll scheduler, the delivery and notice tasks and the housekeeping loop;
-    cancels and awaits all of them when the cog unloads (bot shutdown)."""
+    cancels and awaits all of them when the cog unloads (bot shutdown).
+
+    Per process: ``_deliveries`` and ``_notices`` hold this process's running tasks only
+    (each removes itself when done, so they stay within the work in flight here); with
+    several processes the database's leases decide who does a job's work, these maps only
+    stop this process from starting the same job twice. ``_not_before`` is bounded
+    (`BoundedMap`): a job another process delivers is never popped from it here.
+    """
 
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot

@@ -8,6 +8,7 @@ exists, the poster does not know yet) while the sweep and a second poster run.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from botkit import status_cards
-from botkit.posting import Outcome, Poster
+from botkit.posting import Outcome, Poster, post_nonce, send_video
 from happyhorse.models import TaskState
 from storage.models import Claimant, Job, JobState
 from tests.e2e.conftest import Running, StartBot, World, eventually
@@ -159,3 +160,69 @@ async def test_a_final_card_is_never_redrawn_to_an_older_state(
         await cards.idle()
         assert "Delivered" in card_title(inter.original_message())
         assert inter.original_message() == shown, "the card was redrawn"
+
+
+async def test_a_stalled_poster_is_taken_over_and_only_one_post_exists(
+    start_bot: StartBot,
+    world: World,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bot's poster (A) uploads, and Discord's answer is held: A stalls. Another process
+    (B), for which A no longer counts as live, takes the lease over, finds A's post in the
+    channel and records it; A's late record is refused. One post, recorded once."""
+    fake = world.fake
+    caplog.set_level(logging.WARNING, logger="botkit.posting")
+    async with start_bot() as running:
+        held = fake.hold_responses("POST", CHANNEL_POST, seconds=30)
+        await order_video(world)
+        await fake.wait_for(lambda: held.hits >= 1, 15, "A's upload to reach Discord")
+        completed = await wait_for_state(running, JobState.COMPLETED)
+        job = await running.store.jobs.get_job(completed.id)
+        assert job is not None and job.lease_owner == running.bot.jobs.claimant.process_id
+        # B judges liveness with a window of 0 s: A's beats are too old for it (A stalled).
+        b = Poster(
+            running.bot,
+            running.store,
+            running.bot.api,
+            running.bot.jobs,
+            running.bot.settings,
+            tmp_path,
+            claimant=Claimant("other-host:2:bbbb", live_within=0.0),
+        )
+        result = await b.post(job)
+        assert result.outcome is Outcome.POSTED and result.found
+        [post] = video_posts(running, world, job.id)
+        assert result.message is not None and result.message.id == int(post["id"])
+
+        held.release()
+
+        async def refused() -> bool:
+            return "another process took the post over" in caplog.text
+
+        await eventually(refused, 10, "A to be refused its late record")
+        assert len(video_posts(running, world, job.id)) == 1
+        done = await running.store.jobs.get_job(job.id)
+        assert done is not None and done.state is JobState.DELIVERED
+        assert done.delivered_message_id == int(post["id"])
+
+
+async def test_every_attempt_at_one_posting_sends_its_nonce_and_gets_one_message(
+    start_bot: StartBot, world: World
+) -> None:
+    """Two attempts at one posting (say, a stalled poster and its successor that could not
+    read the channel history) send the same nonce with enforce_nonce: Discord returns the
+    first message, creates no second. A redelivery has a nonce of its own."""
+    async with start_bot() as running:
+        job = await delivered_video(running, world, "a horse by the sea")
+        channel = running.bot.poster.channel(job)
+        again = dataclasses.replace(job, state=JobState.DELIVERED)
+        first = await send_video(channel, again, None, again=True)
+        second = await send_video(channel, again, None, again=True)
+        assert first.id == second.id
+        [request, *_] = world.fake.find_requests("POST", CHANNEL_POST, status=200)
+        assert request.json["nonce"] == post_nonce(job, again=False)
+        assert request.json["enforce_nonce"] is True
+        assert post_nonce(job, again=True) != post_nonce(job, again=False)
+        assert len(post_nonce(job, again=True)) <= 25
+        assert len(video_posts(running, world, job.id)) == 2  # the delivery and one repost
