@@ -604,11 +604,12 @@ class SQLJobStore(SQLJobClaims):
                WHERE state = 'submitted' AND next_poll_at <= ?""",
             (moment,),
         )
+        at, clock = self._at()  # lease ends are read by the lease clock
         deliveries = await self._db.fetch_one(
-            """SELECT COUNT(*) AS n, MIN(completed_at) AS oldest FROM jobs
+            f"""SELECT COUNT(*) AS n, MIN(completed_at) AS oldest FROM jobs
                WHERE state = 'completed'
-                 AND (delivering_until IS NULL OR delivering_until <= ?)""",
-            (moment,),
+                 AND (delivering_until IS NULL OR delivering_until <= {at})""",  # noqa: S608
+            clock,
         )
         assert polls is not None and deliveries is not None
         by_state = dict.fromkeys(UNFINISHED_STATES, 0)

@@ -63,6 +63,7 @@ async def test_a_slow_clock_neither_shortens_a_lease_nor_kills_a_live_process(
     assert await b.jobs.end_stale_leases(B) == 0
     assert not await b.jobs.claim_delivery(job.id, 300, B)
     assert await b.jobs.deliverable_jobs() == []
+    assert (await b.jobs.backlog()).due_deliveries == 0
     reserved = await job_in_state(a, JobState.QUEUED)
     assert await a.jobs.claim_queued(reserved.id, claimant=A, lease_seconds=600)
     assert await b.jobs.stale_reserved(0, B) == []
