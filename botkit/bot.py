@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -22,6 +25,7 @@ from discord.ext import commands
 
 from botkit.gateway_heartbeat import install_heartbeat_latency_fix
 from botkit.modlog import ModLog
+from botkit.posting import Poster
 from botkit.status_cards import StatusCards
 from core.eta import CompletionEstimator
 from core.heartbeat import Heartbeats
@@ -52,13 +56,6 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.retention",
     "cogs.health",
 )
-
-
-def requester_mentions(user_id: int) -> discord.AllowedMentions:
-    """Mentions that may ping the requester and nobody else."""
-    return discord.AllowedMentions(
-        everyone=False, roles=False, users=[discord.Object(id=user_id)], replied_user=False
-    )
 
 
 class HappyHorseBot(commands.AutoShardedBot):
@@ -109,6 +106,9 @@ class HappyHorseBot(commands.AutoShardedBot):
         # The completion-time estimator can be the scheduler's learned model.
         self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
         self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
+        # Every video is posted through this one poster (delivery and Deliver again).
+        self._downloads = Path(tempfile.mkdtemp(prefix="happyhorse-"))
+        self.poster = Poster(self, store, client, self.jobs, settings, self._downloads)
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
         self.modlog = ModLog(self, store.guilds)
         self.queue.add_cancel_listener(
@@ -176,6 +176,7 @@ class HappyHorseBot(commands.AutoShardedBot):
             if self.registry is not None:
                 await self.registry.leave()
         finally:
+            shutil.rmtree(self._downloads, ignore_errors=True)
             self._closed_event.set()
 
     async def setup_hook(self) -> None:

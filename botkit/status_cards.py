@@ -9,6 +9,13 @@ Edits are requested, not awaited (`request`): the newest request per card replac
 older one still waiting, and a few worker tasks send them, one edit per card at a time.
 So a slow or rate-limited edit never holds up a poll or a delivery, and a card that
 changed three times while Discord was slow is edited once, to its latest state.
+
+Every edit of a card, the workers' included, holds that card's lock (`lock`), and a card
+shown in a final state (posted, failed, refunded, cancelled) is never edited again by
+this process: a refresh that read the job before it settled cannot overwrite the final
+edit. Per process: each process keeps only the cards it edited, in maps bounded by
+`MAX_CARDS` (least recently used forgotten first), because with several processes a
+job's final edit is often made by another process and its card is never forgotten here.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import datetime
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +48,10 @@ INVALID_WEBHOOK_TOKEN = 50027
 EDIT_WORKERS = 3
 # Edits kept for cards not shown yet (jobs whose card is never shown are dropped).
 MAX_UNPLACED = 1000
+# States a card may still be drawn in once it showed a final one.
+FINAL_STATES = frozenset({JobState.DELIVERED, JobState.REFUNDED, JobState.FAILED, JobState.EXPIRED})
+# Cards (and finished job ids) remembered per process; the least recently used go first.
+MAX_CARDS = 5000
 
 
 @dataclass
@@ -64,7 +76,11 @@ class StatusCards:
     def __init__(self, client: discord.Client, *, min_interval: float) -> None:
         self._client = client
         self._min_interval = min_interval
-        self._cards: dict[int, _Card] = {}
+        # Per process, bounded (MAX_CARDS, least recently used out): the cards this process
+        # edits; a job settled by another process is never forgotten here otherwise.
+        self._cards: OrderedDict[int, _Card] = OrderedDict()
+        # Jobs whose card showed a final state here: never redrawn (bounded the same way).
+        self._finished: OrderedDict[int, None] = OrderedDict()
         # Queue position and estimates for a job (set by the queue cog).
         self.info_provider: Callable[[Job], Awaitable[CardInfo]] | None = None
         self._queued: dict[int, _Request] = {}
@@ -102,7 +118,7 @@ class StatusCards:
 
         `final` edits regardless of the throttle and forgets the card afterwards.
         """
-        if self._closed:
+        if self._closed or (job.id in self._finished and job.state not in FINAL_STATES):
             return
         waiting = self._queued.get(job.id)
         if waiting is not None and waiting.final and not final:
@@ -121,13 +137,23 @@ class StatusCards:
             req = self._queued.pop(job_id)
             self._editing.add(job_id)
             try:
-                await self.update(req.job, api_state=req.api_state, note=req.note, force=req.final)
+                # The card's lock, as every other editor holds it: a refresh that read the
+                # job earlier cannot land after (and over) this edit.
+                async with self.lock(job_id):
+                    await self.update(
+                        req.job, api_state=req.api_state, note=req.note, force=req.final
+                    )
             except Exception:
                 log.exception("Editing the card of job %s failed", job_id)
             finally:
                 self._editing.discard(job_id)
             if req.final:
                 self.forget(job_id)
+
+    async def idle(self) -> None:
+        """Wait until every edit asked for so far was sent (or failed)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers), return_exceptions=True)
 
     async def close(self, flush_seconds: float = FINAL_FLUSH_SECONDS) -> None:
         """At shutdown: send the final edits still waiting (within `flush_seconds`), drop
@@ -156,7 +182,9 @@ class StatusCards:
         before its card is shown) is sent now, so the card does not stay behind; any other
         waits for the throttle like every edit (the card was drawn just now).
         """
-        self._cards[job_id] = _Card(interaction=interaction, last_edit=time.monotonic())
+        card = self._card(job_id)
+        card.interaction = interaction
+        card.last_edit = time.monotonic()
         missed = self._unplaced.pop(job_id, None)
         if missed is not None:
             self.request(
@@ -166,11 +194,33 @@ class StatusCards:
     def lock(self, job_id: int) -> asyncio.Lock:
         """Held around "read the job, edit its card" so two editors of one card cannot
         leave it showing an older state (say, a Cancel button after the job started)."""
-        return self._cards.setdefault(job_id, _Card(interaction=None)).lock
+        return self._card(job_id).lock
+
+    def _card(self, job_id: int) -> _Card:
+        """The job's card (created if new), now the most recently used."""
+        card = self._cards.get(job_id)
+        if card is None:
+            card = self._cards[job_id] = _Card(interaction=None)
+            while len(self._cards) > MAX_CARDS:
+                self._cards.popitem(last=False)
+        self._cards.move_to_end(job_id)
+        return card
+
+    def finished(self, job_id: int) -> bool:
+        """Whether this process showed the job's card in a final state (no redraws)."""
+        return job_id in self._finished
 
     def forget(self, job_id: int) -> None:
-        """Drop a settled job's card from memory."""
+        """Drop a settled job's card from memory; it is not redrawn by this process again.
+
+        Safe while the card's lock is held: the holder keeps its lock object, and a later
+        editor finds the job finished and edits nothing.
+        """
         self._cards.pop(job_id, None)
+        self._finished[job_id] = None
+        self._finished.move_to_end(job_id)
+        while len(self._finished) > MAX_CARDS:
+            self._finished.popitem(last=False)
 
     async def update(
         self,
@@ -187,7 +237,9 @@ class StatusCards:
         `info` (queue position, estimates) is looked up when not given.
         Failures to edit are logged and ignored: a card is a courtesy, not the delivery.
         """
-        card = self._cards.setdefault(job.id, _Card(interaction=None))
+        if job.id in self._finished and job.state not in FINAL_STATES:
+            return  # shown final already: an older state must not come back
+        card = self._card(job.id)
         if card.interaction is None and job.progress_message_id is None:
             self._unplaced[job.id] = _Request(job, api_state, note, force)
             while len(self._unplaced) > MAX_UNPLACED:

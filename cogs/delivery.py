@@ -9,37 +9,29 @@ download or a slow upload delays only its own job. A housekeeping task retries d
 that gave up their lease, sends failure notices from the outbox and refunds leaked
 reservations.
 
-A job is posted at most once: the store leases it to one poster, and a poster that finds
-an ended lease (a crash, or an attempt that timed out mid-post) first looks in the
-channel for a message carrying the job's marker before posting again.
+A job is posted at most once: every post goes through `botkit.posting.Poster` (the
+lease, the nonce, the history check, the fenced record); this cog decides only what
+follows (the card, a retry time, a refund and its notice).
 
 Several processes may share the database: every poll, delivery and notice is claimed
 under a lease naming this process (`JobService.claimant`), and the recovery that runs
 at start-up and at every sweep touches only the work of processes that are no longer
-live. A video is uploaded within the upload limit recorded with the job where its
-request arrived, so a process without that guild in its cache (another shard's guild)
-still posts the file rather than falling back to a link.
+live (by the database's clock).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
-from botkit.bot import requester_mentions
-from botkit.cards import delivery_embed, job_marker
 from botkit.permissions import channel_bot_permissions, may_send
-from botkit.views import result_view
+from botkit.posting import BoundedMap, Outcome, requester_mentions
 from core import metrics
 from core.heartbeat import SCHEDULER
 from core.jobs import PollKind, PollOutcome
@@ -47,36 +39,37 @@ from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
 from core.wording import credits_text, quote
-from happyhorse.errors import DownloadTooLargeError, HappyHorseError
-from storage.models import Job
+from storage.models import Job, JobState
 
 if TYPE_CHECKING:
     from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 
-MAX_DOWNLOAD_TRIES = 3
-MAX_POST_TRIES = 5
-HISTORY_SCAN_LIMIT = 500
-ENTITY_TOO_LARGE = 40005
 DELIVERABLE_BATCH = 50
 NOTICE_LEASE_SECONDS = 120.0
 
 
 class Delivery(commands.Cog):
     """Owns the poll scheduler, the delivery and notice tasks and the housekeeping loop;
-    cancels and awaits all of them when the cog unloads (bot shutdown)."""
+    cancels and awaits all of them when the cog unloads (bot shutdown).
+
+    Per process: ``_deliveries`` and ``_notices`` hold this process's running tasks only
+    (each removes itself when done, so they stay within the work in flight here); with
+    several processes the database's leases decide who does a job's work, these maps only
+    stop this process from starting the same job twice. ``_not_before`` is bounded
+    (`BoundedMap`): a job another process delivers is never popped from it here.
+    """
 
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
         settings = bot.settings
-        self._download_failures: dict[int, int] = {}
-        self._post_failures: dict[int, int] = {}
-        # Jobs Discord asked us to wait for (RateLimited): not retried before then.
-        self._not_before: dict[int, float] = {}
+        # Jobs Discord asked us to wait for (RateLimited): not retried before then. Per
+        # process and bounded: a job another process delivers meanwhile is never popped
+        # here, so the oldest entries are forgotten beyond the cap.
+        self._not_before: BoundedMap[int, float] = BoundedMap()
         self._last_sweep = time.monotonic()
         self._slots = asyncio.Semaphore(settings.delivery_concurrency)
-        self._tmp = Path(tempfile.mkdtemp(prefix="happyhorse-"))
         self.scheduler = PollScheduler(bot.jobs, self._handle_outcome)
         self._deliveries: dict[int, asyncio.Task[None]] = {}
         self._notices: dict[int, asyncio.Task[None]] = {}
@@ -104,7 +97,6 @@ class Delivery(commands.Cog):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.bot.cards.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
 
     @property
     def running(self) -> bool:
@@ -162,13 +154,13 @@ class Delivery(commands.Cog):
             self._start_notice(job)
 
     def _start_delivery(self, job: Job) -> None:
-        if self._closing or job.id in self._deliveries:
+        if self._closing or job.id in self._deliveries or job.id in self.bot.poster.posting:
             return
         not_before = self._not_before.get(job.id)
         if not_before is not None:
             if time.monotonic() < not_before:
                 return
-            del self._not_before[job.id]
+            self._not_before.pop(job.id)
         self._spawn(self._deliveries, job, self._deliver_slot(job), "deliver")
 
     def _start_notice(self, job: Job) -> None:
@@ -198,187 +190,27 @@ class Delivery(commands.Cog):
         task.add_done_callback(lambda _: owner.pop(job.id, None))
 
     async def _deliver_slot(self, job: Job) -> None:
-        """Wait for a delivery slot, then deliver within the total time limit."""
+        """Wait for a delivery slot, then deliver (the poster holds the time limits)."""
         async with self._slots:
             fresh = await self.bot.store.jobs.get_job(job.id)
-            if fresh is None or fresh.result_url is None or fresh.delivered_at is not None:
+            if fresh is None or fresh.state is not JobState.COMPLETED:
                 return
-            try:
-                async with asyncio.timeout(self.bot.settings.delivery_time_limit_seconds):
-                    await self.deliver(fresh)
-            except TimeoutError:
-                # It may have been posting: end the lease visibly so the next attempt
-                # looks for the post before posting again.
-                log.warning("Job %s: delivery ran out of time; retrying later", job.id)
-                await self.bot.store.jobs.end_delivery(job.id)
+            await self.deliver(fresh)
 
     # -- delivering one job ----------------------------------------------------------
 
     async def deliver(self, job: Job) -> None:
-        """Post one completed job's video in its channel, exactly once."""
-        crashed_before = job.delivering_until is not None
-        lease = self.bot.settings.delivery_lease_seconds
-        if not await self.bot.store.jobs.claim_delivery(job.id, lease, self.bot.jobs.claimant):
-            return
-        channel = self._resolve_channel(job)
-        if crashed_before:
-            existing = await self._find_posted(channel, job)
-            if existing is not None:
-                log.info("Job %s was already posted as %s before a restart", job.id, existing.id)
-                await self._finish(job, existing)
-                return
-        # Checked first: a refused send is an invalid request (Discord bans IPs that make
-        # too many), and without Attach Files a link still delivers the video.
-        permissions = channel_bot_permissions(channel)
-        if permissions is not None and not may_send(channel, permissions):
-            await self._undeliverable(job, "the bot is not allowed to post in that channel")
-            return
-        path: Path | None = None
-        try:
-            if permissions is None or permissions.attach_files:
-                path = await self._download(job, channel)
-        except HappyHorseError as exc:
-            failures = self._download_failures.get(job.id, 0) + 1
-            self._download_failures[job.id] = failures
-            if failures < MAX_DOWNLOAD_TRIES:
-                log.warning("Job %s: download failed (%s); retrying", job.id, exc.message)
-                await self.bot.store.jobs.record_error(job.id, f"download: {exc.message}")
-                await self.bot.store.jobs.release_delivery(job.id)
-                return
-            log.warning("Job %s: download keeps failing; posting a link instead", job.id)
-        try:
-            async with asyncio.timeout(self.bot.settings.upload_deadline_seconds):
-                message = await self._post(channel, job, path)
-        except discord.Forbidden:
-            await self._undeliverable(job, "the bot is not allowed to post in that channel")
-            return
-        except discord.NotFound:
-            await self._undeliverable(job, "the channel no longer exists")
-            return
-        except discord.HTTPException as exc:
-            await self._post_failed(job, f"HTTP {exc.status}, code {exc.code}", exc)
-            return
-        except discord.RateLimited as exc:
-            # discord.py refuses to wait out a long rate limit (max_ratelimit_timeout):
-            # nothing was posted, so give the lease back at once and retry once Discord
-            # allows it. Being asked to wait is not a refusal: it does not count as one.
-            log.warning("Job %s: posting is rate limited for %.0f s", job.id, exc.retry_after)
-            self._not_before[job.id] = time.monotonic() + exc.retry_after
-            await self.bot.store.jobs.release_delivery(job.id)
-            return
-        except TimeoutError:
-            # The upload ran out of time and may have reached Discord: end the lease but
-            # keep it visible, so the next attempt looks for the post first.
-            log.warning("Job %s: the upload did not finish in time; retrying later", job.id)
-            self._count_post_failure(job)
-            await self.bot.store.jobs.end_delivery(job.id)
-            return
-        finally:
-            if path is not None:
-                path.unlink(missing_ok=True)
-        await self._finish(job, message)
+        """Post one completed job's video in its channel, exactly once (`botkit.posting`)."""
+        result = await self.bot.poster.post(job)
+        if result.outcome is Outcome.POSTED and result.message is not None:
+            self._not_before.pop(job.id)
+            await self._delivered(job, result.message)
+        elif result.outcome is Outcome.RETRY and result.retry_after is not None:
+            self._not_before.set(job.id, time.monotonic() + result.retry_after)
+        elif result.outcome is Outcome.UNDELIVERABLE:
+            await self._undeliverable(job, result.reason or "it could not be posted")
 
-    def _count_post_failure(self, job: Job) -> int:
-        failures = self._post_failures.get(job.id, 0) + 1
-        self._post_failures[job.id] = failures
-        return failures
-
-    async def _post_failed(self, job: Job, what: str, exc: Exception) -> None:
-        """A retryable refusal of the post: retry later, or give up after several."""
-        if self._count_post_failure(job) >= MAX_POST_TRIES:
-            await self._undeliverable(job, f"Discord kept refusing the post ({what})")
-            return
-        log.warning("Job %s: posting failed (%s); retrying later", job.id, exc)
-        await self.bot.store.jobs.release_delivery(job.id)
-
-    def _resolve_channel(self, job: Job) -> discord.abc.Messageable:
-        """The job's channel from the cache, else a partial one to send to directly.
-
-        No lookup first: sending is the test. A channel that is gone answers 404 and one
-        the bot may not use 403, and both are handled where the message is sent.
-        """
-        channel = self.bot.get_channel(job.channel_id)
-        if isinstance(channel, discord.abc.Messageable):
-            return channel
-        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-
-    async def _download(self, job: Job, channel: discord.abc.Messageable) -> Path | None:
-        """Fetch the video if it fits the guild's upload limit; None means post a link."""
-        assert job.result_url is not None
-        dest = self._tmp / f"job-{job.id}.mp4"
-        try:
-            await self.bot.api.download(
-                job.result_url,
-                dest,
-                upload_limit(self.bot, job),
-                deadline_seconds=self.bot.settings.download_deadline_seconds,
-            )
-        except DownloadTooLargeError:
-            return None
-        return dest
-
-    async def _post(
-        self, channel: discord.abc.Messageable, job: Job, path: Path | None
-    ) -> discord.Message:
-        content = f"<@{job.user_id}> your video is ready!"
-        view = result_view(job.id)
-        mentions = requester_mentions(job.user_id)
-        if path is not None:
-            try:
-                return await channel.send(
-                    content,
-                    embed=delivery_embed(job, link_only=False),
-                    file=discord.File(path, filename=f"happyhorse-{job.id}.mp4"),
-                    view=view,
-                    allowed_mentions=mentions,
-                    nonce=job.delivery_nonce[:25],
-                )
-            except discord.HTTPException as exc:
-                if exc.status != 413 and exc.code != ENTITY_TOO_LARGE:
-                    raise
-                log.info("Job %s: upload refused as too large; posting a link", job.id)
-        return await channel.send(
-            f"{content}\n{job.result_url}",
-            embed=delivery_embed(job, link_only=True),
-            view=view,
-            allowed_mentions=mentions,
-            nonce=job.delivery_nonce[:25],
-        )
-
-    async def _find_posted(
-        self, channel: discord.abc.Messageable, job: Job
-    ) -> discord.Message | None:
-        """Look for a message this bot already posted for the job (crash after posting).
-
-        Only messages created since the job completed can be its post, so the scan starts
-        there (oldest first) and a busy channel cannot push the post out of reach.
-        """
-        marker = job_marker(job.id)
-        since = (job.completed_at or job.created_at) - datetime.timedelta(seconds=5)
-        try:
-            async for message in channel.history(
-                limit=HISTORY_SCAN_LIMIT,
-                after=discord.Object(id=discord.utils.time_snowflake(since)),
-            ):
-                if message.author.id != getattr(self.bot.user, "id", None):
-                    continue
-                # The job's status card carries the same footer, but it is an interaction
-                # response; the video is always a plain channel message.
-                is_card = message.id == job.progress_message_id
-                if is_card or message.interaction_metadata is not None:
-                    continue
-                if any(e.footer.text == marker for e in message.embeds):
-                    return message
-        except discord.HTTPException as exc:
-            log.info("Job %s: could not read channel history (%s)", job.id, exc)
-        return None
-
-    async def _finish(self, job: Job, message: discord.Message) -> None:
-        self._download_failures.pop(job.id, None)
-        self._post_failures.pop(job.id, None)
-        self._not_before.pop(job.id, None)
-        if not await self.bot.store.jobs.mark_delivered(job.id, message.id):
-            return
+    async def _delivered(self, job: Job, message: discord.Message) -> None:
         metrics.job_delivered(job)
         delivered = await self.bot.store.jobs.get_job(job.id) or job
         self.bot.cards.request(delivered, note=f"Posted: {message.jump_url}", final=True)
@@ -386,11 +218,11 @@ class Delivery(commands.Cog):
     async def _undeliverable(self, job: Job, reason: str) -> None:
         """Refund a video that cannot be posted; the notice (a DM) follows from the outbox."""
         log.warning("Job %s cannot be delivered: %s", job.id, reason)
-        self._download_failures.pop(job.id, None)
-        self._post_failures.pop(job.id, None)
-        self._not_before.pop(job.id, None)
+        self._not_before.pop(job.id)
         if await self.bot.jobs.fail_undeliverable(job, reason):
             self._start_notice(await self.bot.store.jobs.get_job(job.id) or job)
+        else:
+            await self.bot.poster.release(job)
 
     # -- telling people --------------------------------------------------------------
 
@@ -401,9 +233,8 @@ class Delivery(commands.Cog):
         between a refund and its notice delays the notice instead of losing it. The notice
         is claimed first, so two processes never both send it.
         """
-        if not await self.bot.store.jobs.claim_notice(
-            job.id, self.bot.jobs.claimant, NOTICE_LEASE_SECONDS
-        ):
+        claimant = self.bot.jobs.claimant
+        if not await self.bot.store.jobs.claim_notice(job.id, claimant, NOTICE_LEASE_SECONDS):
             return  # told already, or another process is telling them
         self.bot.modlog.post(job.guild_id, job_failed(job))
         reason = quote((job.last_error or "it was interrupted").strip(), 300)
@@ -418,7 +249,7 @@ class Delivery(commands.Cog):
             )
         else:
             text = f"your video could not be made: {reason} {refunded}"
-        channel = self._resolve_channel(job)
+        channel = self.bot.poster.channel(job)
         permissions = channel_bot_permissions(channel)
         sent = False
         if permissions is None or may_send(channel, permissions):
@@ -431,8 +262,9 @@ class Delivery(commands.Cog):
                 log.info("Job %s: failure notice not posted in channel (%s)", job.id, exc)
         if not sent:
             await self._dm(job.user_id, text[0].upper() + text[1:])
-        # Told, or every way to tell was tried: either way, do not repeat it.
-        await self.bot.store.jobs.mark_notified(job.id)
+        # Told, or every way to tell was tried: either way, do not repeat it (unless the
+        # notice's lease passed to another process meanwhile: then its record stands).
+        await self.bot.store.jobs.mark_notified(job.id, claimant)
 
     async def _dm(self, user_id: int, text: str) -> None:
         try:
@@ -440,15 +272,6 @@ class Delivery(commands.Cog):
             await user.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not DM user %s (%s)", user_id, exc)
-
-
-def upload_limit(bot: HappyHorseBot, job: Job) -> int:
-    """The largest file the job's guild accepts: from the cache, else (a guild on another
-    process's shards) the limit recorded with the job where its request arrived."""
-    guild = bot.get_guild(job.guild_id)
-    if guild is not None:
-        return guild.filesize_limit
-    return job.upload_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -3,29 +3,26 @@
 Both buttons are `DynamicItem`s (the job id is in the custom id), so they keep working on a
 /job answer shown before a restart. Each re-checks Manage Server when clicked, and the
 store makes each happen at most once (a refund is a guarded state change; "Deliver again"
-is claimed by one guarded update before anything is posted).
+posts through `botkit.posting`, the one poster, and is used up only by a recorded post).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from botkit.cards import BRAND, delivery_embed
+from botkit.cards import BRAND
 from botkit.launch import reply_private
 from botkit.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
-from botkit.views import result_view
-from cogs.delivery import upload_limit
+from botkit.posting import Outcome
+from core import metrics
 from core.modlog import job_refunded
 from core.wording import credits_text, kind_label, quote, settings_line
-from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -207,7 +204,7 @@ class DeliverAgainButton(
                 f"Job #{job.id}'s video is still posted: {link}", ephemeral=True
             )
             return
-        if not await bot.store.jobs.claim_redelivery(job.id):
+        if not can_deliver_again(job):
             fresh = await _reload(bot, job)
             reason = (
                 "it was already delivered again once."
@@ -218,31 +215,35 @@ class DeliverAgainButton(
                 f"Job #{job.id} can't be delivered again: {reason}", ephemeral=True
             )
             return
-        if job.state is JobState.COMPLETED and not await bot.store.jobs.claim_delivery(
-            job.id, 300.0
-        ):
-            await interaction.followup.send(
-                f"Job #{job.id} is being posted by the delivery loop right now.", ephemeral=True
+        # The one poster: the lease, the nonce, the history check and the fenced record.
+        # The redelivery is used up only by a post that was made and recorded.
+        result = await bot.poster.post(job)
+        if result.outcome is Outcome.BUSY:
+            fresh = await _reload(bot, job)
+            text = (
+                f"Job #{job.id} is being posted right now; check <#{job.channel_id}> in a moment."
+                if can_deliver_again(fresh)
+                else f"Job #{job.id} can't be delivered again: it was already delivered "
+                "again once, or its video is gone."
             )
+            await interaction.followup.send(text, ephemeral=True)
             return
-        try:
-            message = await post_again(bot, job)
-        except discord.HTTPException as exc:
-            log.warning("Deliver again of job %s failed: %s", job.id, exc)
-            if job.state is JobState.COMPLETED:
-                await bot.store.jobs.release_delivery(job.id)
+        if result.outcome is Outcome.UNDELIVERABLE:
+            await bot.poster.release(job)  # the delivery loop settles a completed job
+        if result.message is None:
+            why = result.reason or "the post did not go through"
             await interaction.followup.send(
-                f"Discord refused the post (HTTP {exc.status}). Check my permissions in "
-                f"<#{job.channel_id}>.",
+                f"Could not post job #{job.id} in <#{job.channel_id}>: {why}. Nothing was "
+                "used up: you can try again (check my permissions there first).",
                 ephemeral=True,
             )
             return
-        if job.state is JobState.COMPLETED:
-            await bot.store.jobs.mark_delivered(job.id, message.id)
-        else:
-            await bot.store.jobs.record_redelivery(job.id, message.id)
+        if job.state is JobState.COMPLETED and result.outcome is Outcome.POSTED:
+            metrics.job_delivered(job)
+            delivered = await _reload(bot, job)
+            bot.cards.request(delivered, note=f"Posted: {result.message.jump_url}", final=True)
         await interaction.followup.send(
-            f"Posted job #{job.id} again: {message.jump_url}", ephemeral=True
+            f"Posted job #{job.id} again: {result.message.jump_url}", ephemeral=True
         )
 
 
@@ -275,46 +276,6 @@ async def refresh_message_state(bot: HappyHorseBot, job: Job) -> Job:
     except discord.HTTPException as exc:
         log.info("Could not check the message of job %s: %s", job.id, exc)
     return job
-
-
-async def post_again(bot: HappyHorseBot, job: Job) -> discord.Message:
-    """Post the job's video in its channel: the file if it fits, else a link."""
-    cached = bot.get_channel(job.channel_id)
-    channel: discord.abc.Messageable = (
-        cached
-        if isinstance(cached, discord.abc.Messageable)
-        else bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-    )
-    content = f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator."
-    mentions = discord.AllowedMentions.none()
-    assert job.result_url is not None
-    with tempfile.TemporaryDirectory(prefix="happyhorse-again-") as folder:
-        path = Path(folder) / f"happyhorse-{job.id}.mp4"
-        try:
-            await bot.api.download(
-                job.result_url,
-                path,
-                upload_limit(bot, job),
-                deadline_seconds=bot.settings.download_deadline_seconds,
-            )
-        except DownloadTooLargeError:
-            pass
-        except HappyHorseError as exc:
-            log.info("Job %s: download for Deliver again failed (%s)", job.id, exc.message)
-        else:
-            return await channel.send(
-                content,
-                embed=delivery_embed(job, link_only=False),
-                file=discord.File(path, filename=path.name),
-                view=result_view(job.id),
-                allowed_mentions=mentions,
-            )
-    return await channel.send(
-        f"{content}\n{job.result_url}",
-        embed=delivery_embed(job, link_only=True),
-        view=result_view(job.id),
-        allowed_mentions=mentions,
-    )
 
 
 def job_view(job: Job) -> discord.ui.View | None:

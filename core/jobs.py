@@ -361,7 +361,9 @@ class JobService:
             task = await self.client.generate(request_for(job, model=self.settings.client.model))
         except (RateLimitError, InsufficientCreditsError) as exc:
             out_of_credits = isinstance(exc, InsufficientCreditsError)
-            await self.store.jobs.requeue(job.id, f"submit: {exc.message}")
+            await self.store.jobs.requeue(
+                job.id, f"submit: {exc.message}", claimant=self.claimant
+            )
             retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
             raise SubmitHeld(out_of_credits=out_of_credits, retry_after=retry_after) from None
         except HappyHorseError as exc:
@@ -370,7 +372,9 @@ class JobService:
                 log.error("Submitting job %s failed: %s", job.id, hint)
             else:
                 log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
-            if await self.store.jobs.fail_and_refund(job.id, f"submit: {exc.message}"):
+            if await self.store.jobs.fail_and_refund(
+                job.id, f"submit: {exc.message}", claimant=self.claimant
+            ):
                 metrics.count_credits_refunded(job.cost)
             if tell_now:
                 # The requester hears why at once, in the reply to their command.
@@ -378,7 +382,9 @@ class JobService:
             raise describe_submit_error(exc) from None
         now = self._clock()
         next_poll = self.policy.next_poll_at(replace(job, submitted_at=now), now)
-        if not await self.store.jobs.mark_submitted(job.id, task.task_id, next_poll):
+        if not await self.store.jobs.mark_submitted(
+            job.id, task.task_id, next_poll, claimant=self.claimant
+        ):
             log.warning("Job %s was settled while it was being submitted", job.id)
         submitted = await self._reload(job)
         self.notify(submitted)

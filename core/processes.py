@@ -1,12 +1,16 @@
 """The processes sharing one database: registration, heartbeats, and the status budget.
 
-Every bot process registers in the ``processes`` table under an id naming its host and
-pid (``host:pid:random``), beats every ``PROCESS_HEARTBEAT_SECONDS`` and removes itself
-when it stops. A process not heard from for ``PROCESS_LIVENESS_SECONDS`` is dead: its
-leases are void and the work they held is claimed by the others (``storage.sql.claims``).
-A process on the same host whose pid no longer exists is known dead at once and removed,
-so a crashed process's work is taken over at the next beat rather than after the
-liveness window (a restarted bot on the same machine resumes at once).
+Every bot process registers in the ``processes`` table under an id naming its host, its
+pid namespace and its pid (``host:space:pid:random``), beats every
+``PROCESS_HEARTBEAT_SECONDS`` and removes itself when it stops. A process not heard from
+for ``PROCESS_LIVENESS_SECONDS`` (by the database's clock) is dead: its leases are void
+and the work they held is claimed by the others (``storage.sql.claims``). A process in
+the same pid namespace (same host, same boot, same container) whose pid no longer exists
+is known dead at once and removed, so a crashed process's work is taken over at the next
+beat rather than after the liveness window (a restarted bot on the same machine resumes
+at once). The hostname alone does not say that: containers can share one (``--hostname``,
+Kubernetes pods of one StatefulSet name on different nodes...) while their pids are
+unrelated, and a pid missing here may be a live process there.
 
 One API budget for all processes
 --------------------------------
@@ -41,6 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -66,18 +72,38 @@ def share(rate: float, burst: int, live: int) -> tuple[float, int]:
     return max(rate / live - 1.0, rate / (2 * live)), 1
 
 
+@functools.cache
+def pid_space() -> str:
+    """A short name for this process's pid namespace on this boot (Linux), or ``"any"``.
+
+    The kernel's boot id and the inode of ``/proc/self/ns/pid`` together name the set of
+    pids ``os.kill(pid, 0)`` can see: two processes agree on it exactly when a pid means
+    the same process to both. Elsewhere (no ``/proc``) it is ``"any"``: the host is then
+    all there is to go by.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            boot_id = boot.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return "any"
+    return hashlib.blake2s(f"{boot_id}/{namespace}".encode(), digest_size=4).hexdigest()
+
+
 def new_process_id() -> str:
-    """A fresh id for this process: ``host:pid:random`` (unique across restarts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """A fresh id for this process: ``host:space:pid:random`` (unique across restarts;
+    ``space`` is `pid_space`)."""
+    return f"{socket.gethostname()}:{pid_space()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _local_pid(process_id: str) -> int | None:
-    """The pid of a process id on this host, or ``None`` (another host, or not ours)."""
-    parts = process_id.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname():
+    """The pid of a process id in this pid namespace, or ``None`` (another host, another
+    container sharing the hostname, an id of an older format, or not an id)."""
+    parts = process_id.rsplit(":", 3)
+    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[1] != pid_space():
         return None
     try:
-        return int(parts[1])
+        return int(parts[2])
     except ValueError:
         return None
 

@@ -26,6 +26,7 @@ async def open_store(
     cost_table: CostTable | None = None,
     clock: Clock | None = None,
     period: Period = Period.DAILY,
+    database_clock: Clock | None = None,
 ) -> SQLStore:
     """Open (creating and migrating) the database at ``location`` as a ``Store``.
 
@@ -45,6 +46,7 @@ async def open_store(
             cost_table=cost_table,
             clock=clock,
             period=period,
+            database_clock=database_clock,
         )
     return await sqlite.open_store(
         location,
@@ -52,6 +54,7 @@ async def open_store(
         cost_table=cost_table,
         clock=clock,
         period=period,
+        database_clock=database_clock,
     )
 
 

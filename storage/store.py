@@ -48,8 +48,16 @@ class JobStore(Protocol):
         """The job with this id, or ``None``."""
         ...
 
-    async def mark_submitted(self, job_id: int, task_id: str, next_poll_at: datetime) -> bool:
-        """reserved -> submitted, recording the API task id and the first poll time."""
+    async def mark_submitted(
+        self,
+        job_id: int,
+        task_id: str,
+        next_poll_at: datetime,
+        *,
+        claimant: Claimant | None = None,
+    ) -> bool:
+        """reserved -> submitted, recording the API task id and the first poll time;
+        with a ``claimant``, only while the reservation is still leased to it (fenced)."""
         ...
 
     async def mark_completed(self, job_id: int, result_url: str) -> bool:
@@ -69,8 +77,9 @@ class JobStore(Protocol):
         """The most recent recorded completion times, newest first, at most ``limit``."""
         ...
 
-    async def mark_delivered(self, job_id: int, message_id: int) -> bool:
-        """completed -> delivered, recording the posted message and dropping the lease."""
+    async def mark_delivered(self, job_id: int, message_id: int, claimant: Claimant) -> bool:
+        """completed -> delivered, recording the posted message and dropping the lease;
+        only while ``claimant`` still holds the posting lease (fenced)."""
         ...
 
     async def mark_failed(self, job_id: int, error: str) -> bool:
@@ -85,7 +94,9 @@ class JobStore(Protocol):
         """failed | expired -> refunded. The second refund of a job returns ``False``."""
         ...
 
-    async def fail_and_refund(self, job_id: int, error: str) -> bool:
+    async def fail_and_refund(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
         """queued | reserved | submitted | completed -> refunded in one step, recording ``error``.
 
         The requester is told through the failure-notice outbox (``unnotified_refunds``).
@@ -109,7 +120,9 @@ class JobStore(Protocol):
         (the job's, when the caller has it) saves looking it up."""
         ...
 
-    async def requeue(self, job_id: int, error: str) -> bool:
+    async def requeue(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
         """reserved -> queued (the API answered 429 or 402); the credits stay held."""
         ...
 
@@ -143,17 +156,17 @@ class JobStore(Protocol):
         """Store the last (transient) error without changing the state."""
         ...
 
-    async def claim_delivery(
-        self, job_id: int, lease_seconds: float, claimant: Claimant | None = None
-    ) -> bool:
-        """Lease a completed job for posting; ``False`` if another poster holds a live lease.
+    async def claim_delivery(self, job_id: int, lease_seconds: float, claimant: Claimant) -> bool:
+        """Lease a job for posting its video (completed, or delivered with its message
+        deleted and not yet delivered again); ``False`` if not postable or held.
 
         The lease names ``claimant`` as its owner, so recovery never ends it while the
-        claimant is live.
+        claimant is live, and its end is read by the database's clock.
 
-        Claim, post, then ``mark_delivered``. A crash after posting but before
-        ``mark_delivered`` leaves a lease that runs out; whoever claims the job next must
-        look for a message carrying ``Job.delivery_nonce`` before posting again.
+        Claim, post, then ``mark_delivered`` / ``record_redelivery`` (fenced by the lease).
+        A crash after posting but before the record leaves a lease that runs out;
+        whoever claims the job next looks for the post before posting again
+        (``botkit.posting``).
         """
         ...
 
@@ -203,11 +216,11 @@ class JobStore(Protocol):
         """reserved -> refunded, only while the reservation's lease is void."""
         ...
 
-    async def release_delivery(self, job_id: int) -> bool:
-        """Give up a delivery lease early (posting failed; let the loop retry)."""
+    async def release_delivery(self, job_id: int, claimant: Claimant) -> bool:
+        """Give up the claimant's posting lease (nothing was posted; let anyone retry)."""
         ...
 
-    async def end_delivery(self, job_id: int) -> bool:
+    async def end_delivery(self, job_id: int, claimant: Claimant) -> bool:
         """End a live delivery lease now, leaving ``delivering_until`` set.
 
         For an attempt that may have posted (it timed out while sending): the next poster
@@ -215,8 +228,9 @@ class JobStore(Protocol):
         """
         ...
 
-    async def mark_notified(self, job_id: int) -> bool:
-        """Record that the requester of a refunded job was told; ``False`` if already so."""
+    async def mark_notified(self, job_id: int, claimant: Claimant | None = None) -> bool:
+        """Record that the requester of a refunded job was told; ``False`` if already so
+        (or, with a ``claimant``, if the notice's lease is no longer its own)."""
         ...
 
     async def unnotified_refunds(self, within_seconds: float, limit: int = 50) -> list[Job]:
@@ -268,12 +282,9 @@ class JobStore(Protocol):
         """
         ...
 
-    async def claim_redelivery(self, job_id: int) -> bool:
-        """Claim a job's one "Deliver again" (delivered with its message deleted, or completed)."""
-        ...
-
-    async def record_redelivery(self, job_id: int, message_id: int) -> bool:
-        """Point a delivered job at the message "Deliver again" posted."""
+    async def record_redelivery(self, job_id: int, message_id: int, claimant: Claimant) -> bool:
+        """Use up the job's one "Deliver again": point it at the message posted, only
+        while ``claimant`` holds the posting lease (``claim_delivery``)."""
         ...
 
     async def guild_stats(

@@ -37,6 +37,7 @@ async def open_store(
     cost_table: CostTable | None = None,
     clock: Clock | None = None,
     period: Period = Period.DAILY,
+    database_clock: Clock | None = None,
     pool_size: int = DEFAULT_POOL_SIZE,
 ) -> SQLStore:
     """Connect to (and migrate) the PostgreSQL database at ``url`` as a ``Store``.
@@ -53,6 +54,7 @@ async def open_store(
             cost_table=cost_table,
             clock=clock,
             period=period,
+            database_clock=database_clock,
         )
     except BaseException:
         await db.close()

@@ -14,9 +14,44 @@ from storage.models import (
     Job,
     JobState,
 )
-from storage.sql.database import Engine, Row, Transaction
+from storage.sql.database import Database, Engine, Row, Transaction
 
 Clock = Callable[[], datetime]
+
+SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+"""SQLite's own clock in UNIX epoch seconds (millisecond precision; ``unixepoch('subsec')``
+needs SQLite 3.42)."""
+POSTGRES_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+"""PostgreSQL's own clock in UNIX epoch seconds (the moment the statement reads it)."""
+
+
+def database_now(engine: Engine) -> str:
+    """SQL for the database server's current time, as stored: epoch seconds (a float).
+
+    Leases and liveness are measured by this one clock, never by a process's own: every
+    process sharing the database then agrees on when a lease ends and who is live, however
+    far their clocks drift apart.
+    """
+    return POSTGRES_NOW if engine == "postgres" else SQLITE_NOW
+
+
+class LeaseClock:
+    """The clock that leases and heartbeats are read and written with (mixed into stores).
+
+    ``_db_clock`` is ``None`` in production: the time is the database's own, read inside
+    the statement (``database_now``). Tests that move time pass a stand-in clock; it is
+    then bound as ``:db_now``, standing for the database's clock of every store that
+    shares it.
+    """
+
+    _db: Database
+    _db_clock: Clock | None
+
+    def _at(self) -> tuple[str, dict[str, float]]:
+        """The SQL for "now" by the lease clock, and the parameters it needs."""
+        if self._db_clock is None:
+            return database_now(self._db.engine), {}
+        return ":db_now", {"db_now": _ts(self._db_clock())}
 
 MAX_BLOCKED_WORD_LENGTH = 100
 """Longest blocked word or phrase a moderator may add."""

@@ -53,11 +53,15 @@ _RECORD_COMPLETION_SQL = """
 class SQLJobStore(SQLJobClaims):
     """``JobStore`` on either engine: every transition is one guarded ``UPDATE``."""
 
-    def __init__(self, db: Database, clock: Clock, period: Period) -> None:
-        """Use ``open_store`` rather than building this directly."""
+    def __init__(
+        self, db: Database, clock: Clock, period: Period, db_clock: Clock | None = None
+    ) -> None:
+        """Use ``open_store`` rather than building this directly (``db_clock``: see
+        ``LeaseClock``)."""
         self._db = db
         self._clock = clock
         self._period = period
+        self._db_clock = db_clock
 
     def _now(self) -> float:
         return _ts(self._clock())
@@ -73,14 +77,32 @@ class SQLJobStore(SQLJobClaims):
         row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return None if row is None else _job(row)
 
-    async def mark_submitted(self, job_id: int, task_id: str, next_poll_at: datetime) -> bool:
-        """reserved -> submitted, recording the API task id and the first poll time."""
+    async def mark_submitted(
+        self,
+        job_id: int,
+        task_id: str,
+        next_poll_at: datetime,
+        *,
+        claimant: Claimant | None = None,
+    ) -> bool:
+        """reserved -> submitted, recording the API task id and the first poll time.
+
+        With a ``claimant`` (the process that took the job out of the queue) the record
+        is fenced: refused once the reservation is no longer its own (another process
+        found it stale and refunded it while this one stalled).
+        """
+        fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
-            """UPDATE jobs SET state = 'submitted', task_id = :task_id,
+            f"""UPDATE jobs SET state = 'submitted', task_id = :task_id,
                    next_poll_at = :next_poll_at, submitted_at = :now, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state = 'reserved'""",
-            {"id": job_id, "task_id": task_id, "next_poll_at": _ts(next_poll_at)},
+               WHERE id = :id AND state = 'reserved'{fence}""",  # noqa: S608 - constant
+            {
+                "id": job_id,
+                "task_id": task_id,
+                "next_poll_at": _ts(next_poll_at),
+                "owner": None if claimant is None else claimant.process_id,
+            },
         )
 
     async def mark_completed(self, job_id: int, result_url: str) -> bool:
@@ -131,16 +153,6 @@ class SQLJobStore(SQLJobClaims):
             for row in rows
         ]
 
-    async def mark_delivered(self, job_id: int, message_id: int) -> bool:
-        """completed -> delivered, recording the posted message and dropping the lease."""
-        return await self._update(
-            """UPDATE jobs SET state = 'delivered', delivered_message_id = :message_id,
-                   delivering_until = NULL, delivered_at = :now, updated_at = :now,
-                   lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state = 'completed'""",
-            {"id": job_id, "message_id": message_id},
-        )
-
     async def mark_failed(self, job_id: int, error: str) -> bool:
         """reserved | submitted | completed -> failed (still charged until refunded)."""
         return await self._update(
@@ -169,14 +181,26 @@ class SQLJobStore(SQLJobClaims):
             {"id": job_id},
         )
 
-    async def fail_and_refund(self, job_id: int, error: str) -> bool:
-        """queued | reserved | submitted | completed -> refunded in one step, with ``error``."""
+    async def fail_and_refund(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
+        """queued | reserved | submitted | completed -> refunded in one step, with ``error``.
+
+        With a ``claimant`` (refunding its own reservation) the refund is fenced: refused
+        once the job is no longer leased to it.
+        """
+        fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
-            """UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
+            f"""UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, refunded_at = :now, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')
+                 {fence}""",  # noqa: S608 - constant text only
+            {
+                "id": job_id,
+                "error": error,
+                "owner": None if claimant is None else claimant.process_id,
+            },
         )
 
     async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
@@ -213,52 +237,18 @@ class SQLJobStore(SQLJobClaims):
             {"id": job_id, "error": error},
         )
 
-    async def claim_delivery(
-        self, job_id: int, lease_seconds: float, claimant: Claimant | None = None
-    ) -> bool:
-        """Lease a completed job for posting; ``False`` if another poster holds a live lease.
+    async def mark_notified(self, job_id: int, claimant: Claimant | None = None) -> bool:
+        """Record that the requester of a refunded job was told; ``False`` if already so.
 
-        Claim, post, then ``mark_delivered``. A crash after posting but before
-        ``mark_delivered`` leaves a lease that runs out; whoever claims the job next must
-        look for a message carrying ``Job.delivery_nonce`` before posting again.
+        With a ``claimant`` (the holder of the notice's lease) the record is fenced:
+        refused once another process took the notice over.
         """
-        if lease_seconds <= 0:
-            raise ValueError(f"lease_seconds must be positive, got {lease_seconds}")
+        fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
-            """UPDATE jobs SET delivering_until = :now + :lease, updated_at = :now,
-                   lease_owner = :owner, lease_until = NULL
-               WHERE id = :id AND state = 'completed'
-                 AND (delivering_until IS NULL OR delivering_until <= :now)""",
-            {
-                "id": job_id,
-                "lease": float(lease_seconds),
-                "owner": None if claimant is None else claimant.process_id,
-            },
-        )
-
-    async def release_delivery(self, job_id: int) -> bool:
-        """Give up a delivery lease early (posting failed; let the loop retry)."""
-        return await self._update(
-            """UPDATE jobs SET delivering_until = NULL, updated_at = :now
-               WHERE id = :id AND state = 'completed' AND delivering_until IS NOT NULL""",
-            {"id": job_id},
-        )
-
-    async def end_delivery(self, job_id: int) -> bool:
-        """End a delivery lease now but leave it visible: a post may exist (see protocol)."""
-        return await self._update(
-            """UPDATE jobs SET delivering_until = :now, updated_at = :now
-               WHERE id = :id AND state = 'completed' AND delivering_until > :now""",
-            {"id": job_id},
-        )
-
-    async def mark_notified(self, job_id: int) -> bool:
-        """Record that the requester of a refunded job was told; ``False`` if already so."""
-        return await self._update(
-            """UPDATE jobs SET notified_at = :now, updated_at = :now,
+            f"""UPDATE jobs SET notified_at = :now, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state = 'refunded' AND notified_at IS NULL""",
-            {"id": job_id},
+               WHERE id = :id AND state = 'refunded' AND notified_at IS NULL{fence}""",  # noqa: S608
+            {"id": job_id, "owner": None if claimant is None else claimant.process_id},
         )
 
     async def unnotified_refunds(self, within_seconds: float, limit: int = 50) -> list[Job]:
@@ -276,15 +266,6 @@ class SQLJobStore(SQLJobClaims):
             """SELECT * FROM jobs WHERE state = 'submitted' AND next_poll_at <= ?
                ORDER BY next_poll_at, id LIMIT ?""",
             (moment, _limit(limit)),
-        )
-
-    async def deliverable_jobs(self, limit: int = 50) -> list[Job]:
-        """Completed jobs nobody holds a live delivery lease on, oldest first."""
-        return await self._jobs(
-            """SELECT * FROM jobs WHERE state = 'completed'
-                 AND (delivering_until IS NULL OR delivering_until <= ?)
-               ORDER BY completed_at, id LIMIT ?""",
-            (self._now(), _limit(limit)),
         )
 
     async def resumable_jobs(self) -> list[Job]:
@@ -315,15 +296,16 @@ class SQLJobStore(SQLJobClaims):
         other process's recovery refunds it while it is being submitted.
         """
         owner = None if claimant is None else claimant.process_id
-        until = None if lease_seconds is None or owner is None else self._now() + lease_seconds
+        at, clock = self._at()
+        until = "NULL" if lease_seconds is None or owner is None else f"{at} + :lease"
         if guild_id is None:
             row = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
             if row is None:
                 return False
             guild_id = row["guild_id"]
         changed = await self._db.execute(
-            """UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
-                   lease_until = :until
+            f"""UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
+                   lease_until = {until}
                WHERE id = :id AND state = 'queued'
                  AND (:member_running = 0 OR (
                      SELECT COUNT(*) FROM jobs AS other
@@ -332,26 +314,37 @@ class SQLJobStore(SQLJobClaims):
                  AND (:server_running = 0 OR (
                      SELECT COUNT(*) FROM jobs AS other
                       WHERE other.guild_id = jobs.guild_id
-                        AND other.state IN ('reserved', 'submitted')) < :server_running)""",
+                        AND other.state IN ('reserved', 'submitted')) < :server_running)""",  # noqa: S608
             {
+                **clock,
                 "id": job_id,
                 "now": self._now(),
                 "member_running": member_running,
                 "server_running": server_running,
                 "owner": owner,
-                "until": until,
+                "lease": float(lease_seconds or 0.0),
             },
             lock=("running", guild_id),
         )
         return changed == 1
 
-    async def requeue(self, job_id: int, error: str) -> bool:
-        """reserved -> queued: the API could not take the job yet (429, 402); still charged."""
+    async def requeue(
+        self, job_id: int, error: str, *, claimant: Claimant | None = None
+    ) -> bool:
+        """reserved -> queued: the API could not take the job yet (429, 402); still charged.
+
+        With a ``claimant`` it is fenced like ``mark_submitted``.
+        """
+        fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
-            """UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now,
+            f"""UPDATE jobs SET state = 'queued', last_error = :error, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state = 'reserved'""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state = 'reserved'{fence}""",  # noqa: S608 - constant
+            {
+                "id": job_id,
+                "error": error,
+                "owner": None if claimant is None else claimant.process_id,
+            },
         )
 
     async def cancel_queued(self, job_id: int, cancelled_by: int) -> bool:
@@ -487,28 +480,6 @@ class SQLJobStore(SQLJobClaims):
                 f"refunded {row['cost']}",
             )
 
-    async def claim_redelivery(self, job_id: int) -> bool:
-        """Claim a job's one "Deliver again": delivered with its message deleted, or completed.
-
-        ``False`` if it was claimed before, has no result URL any more, or is not eligible.
-        """
-        return await self._update(
-            """UPDATE jobs SET redelivered_at = :now, updated_at = :now
-               WHERE id = :id AND redelivered_at IS NULL AND result_url IS NOT NULL
-                 AND ((state = 'delivered' AND message_deleted_at IS NOT NULL)
-                      OR state = 'completed')""",
-            {"id": job_id},
-        )
-
-    async def record_redelivery(self, job_id: int, message_id: int) -> bool:
-        """Point a delivered job at the message "Deliver again" posted."""
-        return await self._update(
-            """UPDATE jobs SET delivered_message_id = :message_id, message_deleted_at = NULL,
-                   updated_at = :now
-               WHERE id = :id AND state = 'delivered' AND redelivered_at IS NOT NULL""",
-            {"id": job_id, "message_id": message_id},
-        )
-
     async def guild_stats(
         self, guild_id: int, since: datetime, until: datetime, *, top: int = 5
     ) -> GuildStats:
@@ -633,11 +604,12 @@ class SQLJobStore(SQLJobClaims):
                WHERE state = 'submitted' AND next_poll_at <= ?""",
             (moment,),
         )
+        at, clock = self._at()  # lease ends are read by the lease clock
         deliveries = await self._db.fetch_one(
-            """SELECT COUNT(*) AS n, MIN(completed_at) AS oldest FROM jobs
+            f"""SELECT COUNT(*) AS n, MIN(completed_at) AS oldest FROM jobs
                WHERE state = 'completed'
-                 AND (delivering_until IS NULL OR delivering_until <= ?)""",
-            (moment,),
+                 AND (delivering_until IS NULL OR delivering_until <= {at})""",  # noqa: S608
+            clock,
         )
         assert polls is not None and deliveries is not None
         by_state = dict.fromkeys(UNFINISHED_STATES, 0)

@@ -10,11 +10,11 @@ among the live ones.
 from __future__ import annotations
 
 from storage.models import ProcessInfo
-from storage.sql.common import Clock, _req_dt, _ts
+from storage.sql.common import Clock, LeaseClock, _req_dt
 from storage.sql.database import Database, Row
 
 _BEAT_SQL = """
-    INSERT INTO processes (id, started, last_seen) VALUES (:id, :now, :now)
+    INSERT INTO processes (id, started, last_seen) VALUES (:id, {now}, {now})
     ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen
 """
 
@@ -25,26 +25,32 @@ def _process(row: Row) -> ProcessInfo:
     )
 
 
-class SQLProcessStore:
-    """``ProcessStore`` on either engine."""
+class SQLProcessStore(LeaseClock):
+    """``ProcessStore`` on either engine.
 
-    def __init__(self, db: Database, clock: Clock) -> None:
-        """Use ``open_store`` rather than building this directly."""
+    Beats and liveness are read by the database's clock (``LeaseClock``), the one every
+    process agrees on: a process whose own clock is skewed is still seen as live exactly
+    while it beats, and never ends another's leases early.
+    """
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        """Use ``open_store`` rather than building this directly; ``clock`` stands for the
+        database's clock in tests (``None``: the database's own)."""
         self._db = db
-        self._clock = clock
-
-    def _now(self) -> float:
-        return _ts(self._clock())
+        self._db_clock = clock
 
     async def beat(self, process_id: str) -> None:
         """Register the process, or record that it is still alive (an upsert)."""
-        await self._db.execute(_BEAT_SQL, {"id": process_id, "now": self._now()})
+        at, params = self._at()
+        await self._db.execute(_BEAT_SQL.format(now=at), {**params, "id": process_id})
 
     async def live(self, within_seconds: float) -> list[ProcessInfo]:
         """Processes seen within the last ``within_seconds``, oldest first."""
+        at, params = self._at()
         rows = await self._db.fetch_all(
-            "SELECT * FROM processes WHERE last_seen > :after ORDER BY started, id",
-            {"after": self._now() - within_seconds},
+            f"""SELECT * FROM processes WHERE last_seen > {at} - :within
+               ORDER BY started, id""",  # noqa: S608 - constant text only
+            {**params, "within": float(within_seconds)},
         )
         return [_process(row) for row in rows]
 
@@ -59,6 +65,8 @@ class SQLProcessStore:
 
     async def forget_silent(self, older_than_seconds: float) -> int:
         """Remove processes not seen for ``older_than_seconds``; return how many."""
+        at, params = self._at()
         return await self._db.execute(
-            "DELETE FROM processes WHERE last_seen <= ?", (self._now() - older_than_seconds,)
+            f"DELETE FROM processes WHERE last_seen <= {at} - :older",  # noqa: S608 - constant
+            {**params, "older": float(older_than_seconds)},
         )

@@ -33,17 +33,23 @@ class SQLStore:
         cost_table: CostTable | None = None,
         clock: Clock | None = None,
         period: Period = Period.DAILY,
+        database_clock: Clock | None = None,
     ) -> None:
-        """Wrap an open ``Database`` (SQLite or PostgreSQL); ``close()`` closes it."""
+        """Wrap an open ``Database`` (SQLite or PostgreSQL); ``close()`` closes it.
+
+        ``clock`` is this process's clock (the times it records); leases and liveness
+        are measured by the database's own clock, read in SQL, unless a test passes a
+        stand-in as ``database_clock`` (see ``storage.sql.common.LeaseClock``).
+        """
         validate_credits(default_daily_credits, what="default credits")
         clock = clock or utc_now
         self.database = db
-        self._jobs = SQLJobStore(db, clock, period)
+        self._jobs = SQLJobStore(db, clock, period, database_clock)
         self._credits = SQLCreditStore(
             db, clock, period, cost_table or CostTable(), default_daily_credits
         )
         self._guilds = SQLGuildSettingsStore(db, clock)
-        self._processes = SQLProcessStore(db, clock)
+        self._processes = SQLProcessStore(db, database_clock)
 
     @property
     def jobs(self) -> SQLJobStore:

@@ -35,14 +35,15 @@ disk before the call returns).
 Posting a video exactly once
 ----------------------------
 The database cannot make "post to Discord" and "mark delivered" one atomic step, so
-delivery is: ``claim_delivery`` (a lease only one poster can hold), post, then
-``mark_delivered``. Only a crash between posting and ``mark_delivered`` can leave a posted
-but undelivered job; its lease then runs out and the job comes back from
-``deliverable_jobs``. Each job carries a unique ``delivery_nonce`` (at most 25 characters,
-the limit of a Discord message nonce): the bot sends it as the message nonce (with
-``enforce_nonce``) or as a marker in the message, and before posting a job it claimed
-again it looks for a recent message carrying that nonce and, if there is one, only calls
-``mark_delivered``.
+delivery is: ``claim_delivery`` (a lease only one poster can hold, naming its process and
+ending by the database's clock), post, then ``mark_delivered`` (fenced: only while the
+lease is still the poster's). Only a crash or a stall between posting and the record can
+leave a posted but undelivered job; its lease then runs out (or its owner stops beating)
+and the job comes back from ``deliverable_jobs``. Each job carries a unique
+``delivery_nonce`` (at most 25 characters, the limit of a Discord message nonce): the bot
+sends it as the message nonce with ``enforce_nonce``, and before posting a job whose
+lease ended unrecorded it looks for its recent post in the channel and, if there is one,
+only records it (``botkit.posting``).
 """
 
 
@@ -74,6 +75,7 @@ async def open_store(
     cost_table: CostTable | None = None,
     clock: Clock | None = None,
     period: Period = Period.DAILY,
+    database_clock: Clock | None = None,
 ) -> SQLStore:
     """Open (creating and migrating) the SQLite database at ``path`` as a ``Store``.
 
@@ -90,6 +92,7 @@ async def open_store(
             cost_table=cost_table,
             clock=clock,
             period=period,
+            database_clock=database_clock,
         )
     except BaseException:
         await db.close()

@@ -50,7 +50,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
 
 @pytest.fixture
 async def store(database: str | Path, clock: Clock) -> AsyncIterator[SQLStore]:
-    store = await open_store(database, default_daily_credits=4, clock=clock)
+    store = await open_store(
+        database, default_daily_credits=4, clock=clock, database_clock=clock
+    )
     yield store
     await store.close()
 

@@ -10,7 +10,7 @@ import pytest
 
 from core import metrics
 from core.jobs import JobService
-from core.processes import ProcessRegistry, _local_pid, new_process_id, share
+from core.processes import ProcessRegistry, _local_pid, new_process_id, pid_space, share
 from core.scheduler import PollScheduler
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -69,13 +69,30 @@ async def test_a_dead_process_on_this_host_is_forgotten_at_once(store: SQLStore)
     """A process whose pid is gone holds nothing; one on another host waits for silence."""
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await child.wait()
-    dead = f"{socket.gethostname()}:{child.pid}:0000"
-    other_host = "some-other-host:1:0000"
+    dead = f"{socket.gethostname()}:{pid_space()}:{child.pid}:0000"
+    other_host = "some-other-host:any:1:0000"
     await store.processes.beat(dead)
     await store.processes.beat(other_host)
     me = ProcessRegistry(store, Claimant(new_process_id()), heartbeat_seconds=1)
     assert await me.register() == 2
     assert {p.id for p in await store.processes.all()} == {me.process_id, other_host}
+
+
+async def test_a_container_sharing_the_hostname_is_not_taken_for_this_one(
+    store: SQLStore,
+) -> None:
+    """Another container with this hostname registers a pid that does not exist here: it
+    is live there, so it is not forgotten (on old main every id with this hostname was
+    checked against this container's pids and removed, voiding its leases)."""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()
+    elsewhere = f"{socket.gethostname()}:0badf00d:{child.pid}:0000"
+    old_format = f"{socket.gethostname()}:{child.pid}:0000"
+    await store.processes.beat(elsewhere)
+    await store.processes.beat(old_format)
+    me = ProcessRegistry(store, Claimant(new_process_id()), heartbeat_seconds=1)
+    assert await me.register() == 3
+    assert {p.id for p in await store.processes.all()} == {me.process_id, elsewhere, old_format}
 
 
 async def test_the_heartbeat_task_is_owned(store: SQLStore) -> None:
@@ -90,11 +107,15 @@ async def test_the_heartbeat_task_is_owned(store: SQLStore) -> None:
     assert await store.processes.all() == []
 
 
-@pytest.mark.parametrize("text", ["no-colons", "host:notanumber:x"])
+@pytest.mark.parametrize(
+    "text", ["no-colons", "host:notanumber:x", f"{socket.gethostname()}:123:x"]
+)
 def test_odd_ids_are_never_taken_for_local_pids(text: str) -> None:
-    """Only host:pid:random ids of this host are checked against local pids."""
+    """Only host:space:pid:random ids of this host and pid namespace are checked against
+    local pids."""
     assert _local_pid(text) is None
-    assert _local_pid(f"{socket.gethostname()}:123:x") == 123
+    assert _local_pid(f"{socket.gethostname()}:{pid_space()}:123:x") == 123
+    assert _local_pid(f"{socket.gethostname()}:other:123:x") is None
 
 
 async def test_start_up_recovery_leaves_a_live_processs_work_alone(

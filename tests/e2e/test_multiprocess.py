@@ -30,7 +30,7 @@ from storage.models import GuildLimits, Job, JobState
 from tests.e2e.conftest import API_KEY
 from tests.e2e.process import BotProcess, bot_env
 from tests.e2e.test_restart import is_card, job_of
-from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, FakeMember
+from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, FakeMember, permissions
 
 SHARDS = 2
 JOBS = 200
@@ -254,22 +254,26 @@ BIG_VIDEO = 12 * 1024 * 1024
 """Over the 10 MiB default upload limit, under a boost tier 2 guild's 50 MiB."""
 
 
-async def test_a_process_without_the_guild_uploads_within_its_recorded_limit(
-    fake_discord: FakeDiscord,
+async def delivered_by_the_background_process(
+    fake: FakeDiscord,
     pg_database: str,
     processes: list[BotProcess],
     tmp_path: Path,
-) -> None:
-    """The upload limit travels with the job: the background process, which has no guild
-    in its cache, still uploads a 12 MiB video to a boosted guild instead of a link."""
-    fake = fake_discord
+    *,
+    bot_permissions: int = permissions.ALL_TEXT,
+    result_size: int | None = None,
+) -> tuple[dict[str, Any], Job, BotProcess]:
+    """A request reaches a shard-0 process; once its job is submitted that process stops,
+    so the job is delivered by a process with no gateway (and no guild in its cache).
+    Returns the post, the job, and the background process (still running)."""
     guild = fake.add_guild_on_shard("Boosted Club", 0, 1)
     fake.set_premium_tier(guild, 2)
-    channel = fake.add_text_channel(guild, "videos")
+    channel = fake.add_text_channel(guild, "videos", bot_permissions=bot_permissions)
     member = fake.add_member(guild, "rider")
     config = SandboxConfig(api_key=API_KEY, processing_after=0.2, complete_after=4.0)
     async with SandboxServer(config, shutdown_timeout=0.1) as sandbox:
-        sandbox.state.result_size = BIG_VIDEO
+        if result_size is not None:
+            sandbox.state.result_size = result_size
 
         def env(shard_ids: str, **overrides: str) -> dict[str, str]:
             return bot_env(
@@ -311,15 +315,54 @@ async def test_a_process_without_the_guild_uploads_within_its_recorded_limit(
 
         await fake.wait_for(lambda: posted(), timeout=30, what="the video post")
         [post] = posted()
-        [attachment] = post["attachments"]
-        assert attachment["filename"].endswith(".mp4")
-        assert attachment["size"] >= BIG_VIDEO
         store = await open_store(pg_database, default_daily_credits=CREDITS)
         try:
             [job] = await store.jobs.recent_jobs(guild.id, member.id)
         finally:
             await store.close()
-        assert job.state is JobState.DELIVERED
-        assert job.upload_limit == 50 * 1024 * 1024
-        assert "downloaded" in background.log()  # by the process without the guild
-        assert await background.stop(timeout=15) == 0
+        return post, job, background
+
+
+async def test_a_process_without_the_guild_uploads_within_its_recorded_limit(
+    fake_discord: FakeDiscord,
+    pg_database: str,
+    processes: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    """The upload limit travels with the job: the background process, which has no guild
+    in its cache, still uploads a 12 MiB video to a boosted guild instead of a link."""
+    post, job, background = await delivered_by_the_background_process(
+        fake_discord, pg_database, processes, tmp_path, result_size=BIG_VIDEO
+    )
+    [attachment] = post["attachments"]
+    assert attachment["filename"].endswith(".mp4")
+    assert attachment["size"] >= BIG_VIDEO
+    assert job.state is JobState.DELIVERED
+    assert job.upload_limit == 50 * 1024 * 1024
+    assert "downloaded" in background.log()  # by the process without the guild
+    assert await background.stop(timeout=15) == 0
+
+
+async def test_a_process_without_the_guild_posts_a_link_where_files_are_not_allowed(
+    fake_discord: FakeDiscord,
+    pg_database: str,
+    processes: list[BotProcess],
+    tmp_path: Path,
+) -> None:
+    """No Attach Files in the channel: the process without the guild cannot check first,
+    so Discord refuses its upload (403, 50013); it posts the link instead of refunding
+    (on old main the job was refunded as undeliverable)."""
+    post, job, background = await delivered_by_the_background_process(
+        fake_discord,
+        pg_database,
+        processes,
+        tmp_path,
+        bot_permissions=permissions.ALL_TEXT & ~permissions.ATTACH_FILES,
+    )
+    assert post["attachments"] == []
+    assert job.result_url is not None and job.result_url in post["content"]
+    assert job.state is JobState.DELIVERED and job.delivered_message_id == int(post["id"])
+    assert job.refunded_at is None
+    assert fake_discord.find_requests("POST", r"^/channels/\d+/messages$", status=403)
+    assert "posting a link" in background.log()
+    assert await background.stop(timeout=15) == 0

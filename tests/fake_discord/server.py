@@ -43,11 +43,14 @@ from .models import (
     form_error,
 )
 from .openapi import SpecViolation, load_spec
-from .snowflake import iso_timestamp
+from .snowflake import iso_timestamp, snowflake_time
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
+NONCE_WINDOW_SECONDS = 300.0
+"""How long a message nonce sent with ``enforce_nonce`` stays unique (Discord: "the past
+few minutes")."""
 IS_COMPONENTS_V2 = 1 << 15
 SUPPRESS_EMBEDS = 1 << 2
 SUPPRESS_NOTIFICATIONS = 1 << 12
@@ -992,6 +995,10 @@ class FakeServer:
         body = self._body(request)
         files: list[UploadedFile] = request[FILES]
         self._check_send(channel, body, files)
+        repeat = self._same_nonce(channel, body)
+        if repeat is not None:
+            # enforce_nonce: Discord returns the message already created, creates none.
+            return self._json(copy.deepcopy(repeat.data))
         stored = self._create_message(
             channel,
             body,
@@ -1001,6 +1008,22 @@ class FakeServer:
         )
         self._dispatch_message("MESSAGE_CREATE", stored)
         return self._json(copy.deepcopy(stored.data))
+
+    def _same_nonce(self, channel: FakeChannel, body: JSON) -> StoredMessage | None:
+        """With ``enforce_nonce``, the bot's message with this nonce created in the last
+        few minutes (Discord: "checked for uniqueness in the past few minutes"), if any."""
+        nonce = body.get("nonce")
+        if not body.get("enforce_nonce") or nonce is None:
+            return None
+        horizon = time.time() - NONCE_WINDOW_SECONDS
+        for message_id in reversed(self.state.channel_messages.get(channel.id, [])):
+            stored = self.state.messages[message_id]
+            if snowflake_time(message_id) < horizon:
+                break
+            same_author = stored.data["author"]["id"] == str(self.state.bot.id)
+            if same_author and not stored.deleted and str(stored.data.get("nonce")) == str(nonce):
+                return stored
+        return None
 
     async def edit_message(self, request: web.Request) -> web.Response:
         """PATCH /channels/{channel_id}/messages/{message_id}"""

@@ -42,7 +42,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def store(db_path: str | Path, clock: FakeClock) -> AsyncIterator[SQLStore]:
     """An open store on a fresh database, closed after the test."""
-    opened = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    opened = await open_store(
+        db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock, database_clock=clock
+    )
     try:
         yield opened
     finally:

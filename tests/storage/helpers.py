@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from storage import Job, JobState, NewJob, SQLiteStore, SQLStore
+from storage import Job, JobState, JobStore, NewJob, SQLiteStore, SQLStore
+from storage.models import Claimant
 
 GUILD = 111_111_111_111_111_111
 OTHER_GUILD = 222_222_222_222_222_222
@@ -20,6 +21,14 @@ OTHER_USER = 444_444_444_444_444_444
 MODERATOR = 555_555_555_555_555_555
 CHANNEL = 666_666_666_666_666_666
 START = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+POSTER = Claimant("test-host:1:poster", live_within=24 * 3600)
+"""The process that posts in these tests (its lease counts as live for a day after a beat)."""
+
+
+async def deliver(jobs: JobStore, job_id: int, message_id: int, who: Claimant = POSTER) -> bool:
+    """Claim the job's posting lease for ``who`` (if free) and record the post under it."""
+    await jobs.claim_delivery(job_id, 60, who)
+    return await jobs.mark_delivered(job_id, message_id, who)
 
 
 class FakeClock:
@@ -72,7 +81,7 @@ async def job_in_state(store: SQLiteStore, state: JobState, **changes: Any) -> J
     if state in (JobState.COMPLETED, JobState.DELIVERED):
         assert await jobs.mark_completed(job.id, url)
     if state is JobState.DELIVERED:
-        assert await jobs.mark_delivered(job.id, 999)
+        assert await deliver(jobs, job.id, 999)
     if state is JobState.EXPIRED:
         assert await jobs.mark_expired(job.id, "deadline passed")
     if state in (JobState.FAILED, JobState.REFUNDED):

@@ -8,7 +8,7 @@ import pytest
 
 from storage import JobState, SQLiteStore
 from storage.models import UNFINISHED_STATES
-from tests.storage.helpers import FakeClock, job_in_state, reserve
+from tests.storage.helpers import POSTER, FakeClock, job_in_state, reserve
 
 
 async def test_empty_database_has_no_backlog(store: SQLiteStore) -> None:
@@ -52,7 +52,8 @@ async def test_leased_deliveries_are_not_due(store: SQLiteStore, clock: FakeCloc
     clock.advance(seconds=5)
     waiting = await job_in_state(store, JobState.COMPLETED)
     clock.advance(seconds=20)
-    assert await store.jobs.claim_delivery(leased.id, 300)
+    await store.processes.beat(POSTER.process_id)
+    assert await store.jobs.claim_delivery(leased.id, 300, POSTER)
     backlog = await store.jobs.backlog()
     assert backlog.due_deliveries == 1
     assert backlog.oldest_due_delivery == waiting.completed_at

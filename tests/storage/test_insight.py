@@ -16,6 +16,7 @@ from tests.storage.helpers import (
     MODERATOR,
     OTHER_GUILD,
     OTHER_USER,
+    POSTER,
     START,
     USER,
     FakeClock,
@@ -62,22 +63,30 @@ async def test_moderator_refund_happens_once_and_returns_credits(store: SQLiteSt
 
 
 async def test_deleted_message_and_deliver_again_once(store: SQLiteStore) -> None:
-    """Deliver again needs a deleted message (or a completed job) and happens once."""
+    """Deliver again needs a deleted message (or a completed job) and is used up once, by
+    a recorded post: a redelivery that failed (lease given back) leaves it available."""
+    await store.processes.beat(POSTER.process_id)
     job = await job_in_state(store, JobState.DELIVERED)
-    assert not await store.jobs.claim_redelivery(job.id), "its message still exists"
+    assert not await store.jobs.claim_delivery(job.id, 60, POSTER), "its message still exists"
     assert not await store.jobs.mark_message_deleted(job.id, 12345), "not its message"
     assert await store.jobs.mark_message_deleted(job.id, 999)
     assert not await store.jobs.mark_message_deleted(job.id, 999)
-    assert await store.jobs.claim_redelivery(job.id)
-    assert not await store.jobs.claim_redelivery(job.id)
-    assert await store.jobs.record_redelivery(job.id, 1000)
+    assert await store.jobs.claim_delivery(job.id, 60, POSTER)
+    assert not await store.jobs.claim_delivery(job.id, 60, POSTER), "being posted"
+    assert await store.jobs.release_delivery(job.id, POSTER)  # the post failed
+    failed = await store.jobs.get_job(job.id)
+    assert failed is not None and failed.redelivered_at is None
+    assert await store.jobs.claim_delivery(job.id, 60, POSTER)
+    assert await store.jobs.record_redelivery(job.id, 1000, POSTER)
     again = await store.jobs.get_job(job.id)
-    assert again is not None
+    assert again is not None and again.redelivered_at is not None
     assert again.delivered_message_id == 1000 and again.message_deleted_at is None
+    assert await store.jobs.mark_message_deleted(job.id, 1000)
+    assert not await store.jobs.claim_delivery(job.id, 60, POSTER), "used up"
     completed = await job_in_state(store, JobState.COMPLETED)
-    assert await store.jobs.claim_redelivery(completed.id)
+    assert await store.jobs.claim_delivery(completed.id, 60, POSTER)
     submitted = await job_in_state(store, JobState.SUBMITTED)
-    assert not await store.jobs.claim_redelivery(submitted.id)
+    assert not await store.jobs.claim_delivery(submitted.id, 60, POSTER)
 
 
 async def test_guild_stats_match_a_seeded_ledger(store: SQLiteStore, clock: FakeClock) -> None:

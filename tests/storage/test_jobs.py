@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 
 from storage import ALLOWED_TRANSITIONS, JobState, JobStore, SQLiteStore, open_store
+from storage.models import Claimant
 from tests.storage.conftest import DEFAULT_CREDITS
 from tests.storage.helpers import (
     CHANNEL,
     GUILD,
     OTHER_USER,
+    POSTER,
     START,
     USER,
     FakeClock,
+    deliver,
     job_in_state,
     race_processes,
     reserve,
@@ -30,7 +33,7 @@ Action = Callable[[JobStore, int], Awaitable[bool]]
 METHODS: dict[str, tuple[JobState, Action]] = {
     "mark_submitted": (JobState.SUBMITTED, lambda j, i: j.mark_submitted(i, "task", START)),
     "mark_completed": (JobState.COMPLETED, lambda j, i: j.mark_completed(i, "https://x/v.mp4")),
-    "mark_delivered": (JobState.DELIVERED, lambda j, i: j.mark_delivered(i, 1)),
+    "mark_delivered": (JobState.DELIVERED, lambda j, i: deliver(j, i, 1)),
     "mark_failed": (JobState.FAILED, lambda j, i: j.mark_failed(i, "err")),
     "mark_expired": (JobState.EXPIRED, lambda j, i: j.mark_expired(i, "late")),
     "refund": (JobState.REFUNDED, lambda j, i: j.refund(i)),
@@ -77,8 +80,8 @@ async def test_transition_table(store: SQLiteStore, source: JobState, method: st
 async def test_guarded_transition_applied_twice_succeeds_once(store: SQLiteStore) -> None:
     """The second identical transition is refused and leaves the first one's result."""
     job = await job_in_state(store, JobState.COMPLETED)
-    assert await store.jobs.mark_delivered(job.id, 100)
-    assert not await store.jobs.mark_delivered(job.id, 200)
+    assert await deliver(store.jobs, job.id, 100)
+    assert not await deliver(store.jobs, job.id, 200)
     after = await store.jobs.get_job(job.id)
     assert after is not None and after.delivered_message_id == 100
 
@@ -86,8 +89,9 @@ async def test_guarded_transition_applied_twice_succeeds_once(store: SQLiteStore
 async def test_racing_transitions_have_one_winner(store: SQLiteStore) -> None:
     """Twenty concurrent deliver and fail attempts on one job: exactly one wins."""
     job = await job_in_state(store, JobState.COMPLETED)
+    assert await store.jobs.claim_delivery(job.id, 60, POSTER)
     results = await asyncio.gather(
-        *(store.jobs.mark_delivered(job.id, n) for n in range(10)),
+        *(store.jobs.mark_delivered(job.id, n, POSTER) for n in range(10)),
         *(store.jobs.fail_and_refund(job.id, f"e{n}") for n in range(10)),
     )
     assert results.count(True) == 1
@@ -98,13 +102,14 @@ async def test_guarded_transition_raced_by_processes_succeeds_once(db_path: Path
     store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS)
     try:
         job = await job_in_state(store, JobState.COMPLETED)
+        assert await store.jobs.claim_delivery(job.id, 60, POSTER)
     finally:
         await store.close()
     script = textwrap.dedent(
         f"""
         import asyncio, sys
         from storage import open_store
-        from tests.storage.helpers import wait_until
+        from tests.storage.helpers import POSTER, wait_until
 
         async def main() -> None:
             store = await open_store(sys.argv[1], default_daily_credits=1)
@@ -112,7 +117,7 @@ async def test_guarded_transition_raced_by_processes_succeeds_once(db_path: Path
                 await wait_until(float(sys.argv[2]), store)
                 me = int(sys.argv[3])
                 results = await asyncio.gather(
-                    *(store.jobs.mark_delivered({job.id}, 1000 + me) for _ in range(5)),
+                    *(store.jobs.mark_delivered({job.id}, 1000 + me, POSTER) for _ in range(5)),
                     *(store.jobs.fail_and_refund({job.id}, f"p{{me}}") for _ in range(5)),
                 )
                 print(sum(results))
@@ -143,7 +148,7 @@ async def test_transitions_on_a_missing_job_return_false(store: SQLiteStore) -> 
     for _, action in METHODS.values():
         assert not await action(store.jobs, 12345)
     assert not await store.jobs.schedule_poll(12345, START)
-    assert not await store.jobs.claim_delivery(12345, 10)
+    assert not await store.jobs.claim_delivery(12345, 10, POSTER)
     assert await store.jobs.get_job(12345) is None
 
 
@@ -178,20 +183,21 @@ async def test_progress_message_and_errors(store: SQLiteStore) -> None:
 async def test_claim_delivery_lease(store: SQLiteStore, clock: FakeClock) -> None:
     """One poster holds the lease until it runs out or is released."""
     job = await job_in_state(store, JobState.COMPLETED)
+    await store.processes.beat(POSTER.process_id)
     assert [j.id for j in await store.jobs.deliverable_jobs()] == [job.id]
-    assert await store.jobs.claim_delivery(job.id, lease_seconds=60)
-    assert not await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert await store.jobs.claim_delivery(job.id, 60, POSTER)
+    assert not await store.jobs.claim_delivery(job.id, 60, POSTER)
     assert await store.jobs.deliverable_jobs() == []
     clock.advance(seconds=59)
-    assert not await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert not await store.jobs.claim_delivery(job.id, 60, POSTER)
     clock.advance(seconds=1)
     assert [j.id for j in await store.jobs.deliverable_jobs()] == [job.id]
-    assert await store.jobs.claim_delivery(job.id, lease_seconds=60)
-    assert await store.jobs.release_delivery(job.id)
-    assert not await store.jobs.release_delivery(job.id)
-    assert await store.jobs.claim_delivery(job.id, lease_seconds=60)
-    assert await store.jobs.mark_delivered(job.id, 5)
-    assert not await store.jobs.claim_delivery(job.id, lease_seconds=60)
+    assert await store.jobs.claim_delivery(job.id, 60, POSTER)
+    assert await store.jobs.release_delivery(job.id, POSTER)
+    assert not await store.jobs.release_delivery(job.id, POSTER)
+    assert await store.jobs.claim_delivery(job.id, 60, POSTER)
+    assert await store.jobs.mark_delivered(job.id, 5, POSTER)
+    assert not await store.jobs.claim_delivery(job.id, 60, POSTER)
     assert await store.jobs.deliverable_jobs() == []
 
 
@@ -199,20 +205,24 @@ async def test_start_up_ends_dead_leases_but_remembers_them(store: SQLiteStore) 
     """A lease left by a killed process is ended at start-up, and the job still shows it."""
     job = await job_in_state(store, JobState.COMPLETED)
     untouched = await job_in_state(store, JobState.COMPLETED)
-    assert await store.jobs.claim_delivery(job.id, lease_seconds=300)
+    dead = Claimant("gone-host:9:dead")  # never beats: not live
+    assert await store.jobs.claim_delivery(job.id, 300, dead)
     assert await store.jobs.end_stale_leases() == 1
     assert await store.jobs.end_stale_leases() == 0
     claimable = {j.id: j for j in await store.jobs.deliverable_jobs()}
     assert set(claimable) == {job.id, untouched.id}
     assert claimable[job.id].delivering_until is not None
     assert claimable[untouched.id].delivering_until is None
-    assert await store.jobs.claim_delivery(job.id, lease_seconds=300)
+    assert await store.jobs.claim_delivery(job.id, 300, POSTER)
 
 
 async def test_concurrent_claims_have_one_winner(store: SQLiteStore) -> None:
     """Two delivery loops claiming the same job at once: one posts."""
     job = await job_in_state(store, JobState.COMPLETED)
-    results = await asyncio.gather(*(store.jobs.claim_delivery(job.id, 30) for _ in range(20)))
+    await store.processes.beat(POSTER.process_id)
+    results = await asyncio.gather(
+        *(store.jobs.claim_delivery(job.id, 30, POSTER) for _ in range(20))
+    )
     assert results.count(True) == 1
 
 
@@ -220,7 +230,7 @@ async def test_claim_delivery_rejects_non_positive_lease(store: SQLiteStore) -> 
     """A zero lease would not protect anything."""
     job = await job_in_state(store, JobState.COMPLETED)
     with pytest.raises(ValueError, match="lease_seconds"):
-        await store.jobs.claim_delivery(job.id, 0)
+        await store.jobs.claim_delivery(job.id, 0, POSTER)
 
 
 async def test_due_jobs_ordering_and_batching(store: SQLiteStore, clock: FakeClock) -> None:
@@ -297,18 +307,23 @@ async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
     db_path: Path, clock: FakeClock
 ) -> None:
     """Close and reopen the file: every unfinished job comes back with its progress."""
-    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    store = await open_store(
+        db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock, database_clock=clock
+    )
     try:
         by_state = {state: await job_in_state(store, state) for state in JobState}
         assert await store.jobs.schedule_poll(
             by_state[JobState.SUBMITTED].id, clock.now + timedelta(seconds=5)
         )
-        assert await store.jobs.claim_delivery(by_state[JobState.COMPLETED].id, 30)
+        await store.processes.beat(POSTER.process_id)
+        assert await store.jobs.claim_delivery(by_state[JobState.COMPLETED].id, 30, POSTER)
         before = {job.id: await store.jobs.get_job(job.id) for job in by_state.values()}
     finally:
         await store.close()
 
-    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    store = await open_store(
+        db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock, database_clock=clock
+    )
     try:
         resumed = await store.jobs.resumable_jobs()
         unfinished = {
@@ -328,10 +343,11 @@ async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
         clock.advance(seconds=10)
         assert [j.id for j in await store.jobs.due_jobs()] == [submitted.id]
         completed = by_state[JobState.COMPLETED]
-        assert not await store.jobs.claim_delivery(completed.id, 30)  # old lease still live
+        later = Claimant("test-host:2:later", live_within=24 * 3600)
+        assert not await store.jobs.claim_delivery(completed.id, 30, later)  # still live
         clock.advance(seconds=30)
-        assert await store.jobs.claim_delivery(completed.id, 30)
-        assert await store.jobs.mark_delivered(completed.id, 1)
+        assert await store.jobs.claim_delivery(completed.id, 30, later)
+        assert await store.jobs.mark_delivered(completed.id, 1, later)
         assert await store.jobs.mark_completed(submitted.id, "https://x/v.mp4")
         assert await store.jobs.refund(by_state[JobState.FAILED].id)
         assert await store.jobs.refund(by_state[JobState.EXPIRED].id)
@@ -364,7 +380,9 @@ async def test_ping_answers_on_an_open_store_and_fails_on_a_closed_one(
     db_path: Path, clock: FakeClock
 ) -> None:
     """Health checks: ping returns while the database answers, raises once it is closed."""
-    store = await open_store(db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    store = await open_store(
+        db_path, default_daily_credits=DEFAULT_CREDITS, clock=clock, database_clock=clock
+    )
     await store.ping()
     await store.close()
     with pytest.raises(Exception):  # noqa: B017 - each engine raises its own closed-error

@@ -1,0 +1,452 @@
+"""Exactly-once posting of a finished video: the one module every path that posts goes through.
+
+The delivery loop (`cogs.delivery`) and a moderator's /job → Deliver again
+(`cogs.job_admin`) both call `Poster.post`. Four rules make a post happen once, whatever
+crashes, stalls or races in between, with one process or several on one database:
+
+1. **The lease.** Nothing is posted before `JobStore.claim_delivery` leased the job to this
+   process (`JobService.claimant`), with its end read by the database's clock. Recovery
+   never ends a live process's lease; a process that stops beating loses it.
+2. **The nonce.** Every attempt at one posting sends the same message `nonce` with
+   `enforce_nonce` (discord.py sets it with any nonce): the job's `delivery_nonce` for its
+   delivery, `r` + it for its one redelivery (`post_nonce`). Discord answers a repeat
+   within its nonce window (a few minutes) with the message already created instead of a
+   second one: two posters that overlap (a stalled one and its successor) post once.
+3. **The history check.** A poster that finds a lease ended without a record (a crash, a
+   stall, an upload that ran out of time) first looks in the channel, from the moment the
+   posting became due, for a message of this bot carrying the job's footer marker
+   (`botkit.cards.job_marker`), and records it instead of posting again: this covers
+   what the nonce window does not.
+4. **The record, fenced.** `mark_delivered` / `record_redelivery` succeed only while this
+   process still holds the lease, checked in the statement that records the post. A
+   poster whose lease was taken over is refused there and leaves the job to its
+   successor (whose post, by rules 2 and 3, is the same message).
+
+Every step has a deadline (`DOWNLOAD_DEADLINE_SECONDS`, `UPLOAD_DEADLINE_SECONDS`, and the
+two together with a margin for the whole post, inside the lease). A video is uploaded
+within the guild's upload limit (from the cache, else the limit recorded with the job);
+when it does not fit, or Discord refuses the file (413/40005, or 403/50013: no Attach
+Files, which a process without the guild in its cache cannot know beforehand), its link is
+posted instead. Only when even the link cannot be posted is the job undeliverable.
+
+Seams: `fetch_video` turns a job into a downloaded file (or `None`: post a link), and
+`send_video` turns a downloaded file into a posted message; a re-encode to fit the limit
+goes between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import enum
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import discord
+
+from botkit.cards import delivery_embed, job_marker
+from botkit.permissions import channel_bot_permissions, may_send
+from botkit.views import result_view
+from core.jobs import JobService
+from core.settings import BotSettings
+from happyhorse.client import HappyHorseClient
+from happyhorse.errors import DownloadTooLargeError, HappyHorseError
+from storage.models import Claimant, Job, JobState
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_DOWNLOAD_TRIES = 3
+MAX_POST_TRIES = 5
+HISTORY_SCAN_LIMIT = 500
+ENTITY_TOO_LARGE = 40005
+MISSING_PERMISSIONS = 50013
+FAILURE_MEMORY = 1000
+"""Jobs whose failed attempts this process remembers (least recently failed forgotten)."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedMap(Generic[K, V]):
+    """A dict that keeps at most ``cap`` keys, forgetting the least recently set first.
+
+    For per-process memory about jobs (failure counts, retry-after times): with several
+    processes each sees only some attempts at a job, and a job settled by another process
+    is never popped here, so without a cap these maps would only grow.
+    """
+
+    def __init__(self, cap: int = FAILURE_MEMORY) -> None:
+        self._cap = cap
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        """The value for ``key``, or ``None``."""
+        return self._items.get(key)
+
+    def set(self, key: K, value: V) -> None:
+        """Set ``key`` (now the most recent), dropping the oldest beyond the cap."""
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._cap:
+            self._items.popitem(last=False)
+
+    def pop(self, key: K) -> V | None:
+        """Forget ``key``; its value or ``None``."""
+        return self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Outcome(enum.Enum):
+    """How one call of `Poster.post` ended."""
+
+    POSTED = "posted"
+    """Posted (or found already posted) and recorded by this process."""
+    BUSY = "busy"
+    """Not postable by this process now: another lease is live, or it is settled."""
+    RETRY = "retry"
+    """Nothing recorded; the lease was given back (or ended) and a later attempt may post."""
+    UNDELIVERABLE = "undeliverable"
+    """Even a link cannot be posted in the job's channel; ``reason`` says why. The lease
+    is still held: the caller refunds the job or calls `Poster.release`."""
+    TAKEN_OVER = "taken over"
+    """Posted, but the lease had passed to another process: the record is its to make."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    """What `Poster.post` did: the outcome, the message, why, and when to retry."""
+
+    outcome: Outcome
+    message: discord.Message | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+    found: bool = False
+    """The message was found in the channel (posted before a crash), not sent now."""
+
+
+def requester_mentions(user_id: int) -> discord.AllowedMentions:
+    """Mentions that may ping the requester and nobody else."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(id=user_id)], replied_user=False
+    )
+
+
+def post_nonce(job: Job, *, again: bool) -> str:
+    """The nonce of every attempt at one posting (at most 25 characters, Discord's cap):
+    the job's delivery nonce, or ``r`` + it for its one redelivery."""
+    return f"r{job.delivery_nonce[:24]}" if again else job.delivery_nonce[:25]
+
+
+def is_again(job: Job) -> bool:
+    """Whether posting this job now is a redelivery (its delivered message was deleted)."""
+    return job.state is JobState.DELIVERED
+
+
+class Poster:
+    """Posts finished videos exactly once (see the module docstring).
+
+    Per process: ``_posting`` holds the jobs this process is posting right now (the
+    database lease already refuses a second claim; this answers without a query), and
+    the failure memory (`BoundedMap`) counts only this process's attempts, so with ``n``
+    processes a job may be tried up to ``n`` times the limits before one gives up.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        store: Store,
+        api: HappyHorseClient,
+        jobs: JobService,
+        settings: BotSettings,
+        tmp: Path,
+        *,
+        claimant: Claimant | None = None,
+    ) -> None:
+        """``tmp`` holds downloads while they are uploaded; ``claimant`` names the lease
+        owner (default: ``jobs.claimant``, this process)."""
+        self._client = client
+        self._store = store
+        self._api = api
+        self._jobs = jobs
+        self._settings = settings
+        self._tmp = tmp
+        self.claimant = claimant or jobs.claimant
+        self._posting: set[int] = set()
+        self.download_failures: BoundedMap[int, int] = BoundedMap()
+        self.post_failures: BoundedMap[int, int] = BoundedMap()
+
+    @property
+    def posting(self) -> frozenset[int]:
+        """The jobs this process is posting right now."""
+        return frozenset(self._posting)
+
+    async def post(self, job: Job) -> PostResult:
+        """Post the job's video in its channel once: its delivery, or (a delivered job
+        whose message was deleted) its one redelivery. Never raises for Discord errors."""
+        if job.id in self._posting:
+            return PostResult(Outcome.BUSY)
+        self._posting.add(job.id)
+        try:
+            return await self._post(job)
+        finally:
+            self._posting.discard(job.id)
+
+    async def _post(self, job: Job) -> PostResult:
+        store = self._store.jobs
+        lease = self._settings.delivery_lease_seconds
+        # Read just before the claim: a lease end left set means an attempt ended
+        # unrecorded (the claim overwrites it).
+        before = await store.get_job(job.id)
+        if before is None or not await store.claim_delivery(job.id, lease, self.claimant):
+            return PostResult(Outcome.BUSY)
+        claimed = await store.get_job(job.id)
+        if claimed is None:
+            return PostResult(Outcome.BUSY)
+        ended_before = before.delivering_until is not None
+        try:
+            async with asyncio.timeout(self._settings.delivery_time_limit_seconds):
+                return await self._attempt(claimed, ended_before=ended_before)
+        except TimeoutError:
+            # It may have been posting: end the lease visibly, so the next attempt looks
+            # for the post before posting again.
+            log.warning("Job %s: posting ran out of time; retrying later", job.id)
+            await store.end_delivery(job.id, self.claimant)
+            return PostResult(Outcome.RETRY, reason="the post did not finish in time")
+        except BaseException:
+            # Cancelled (shutdown) or a bug: a post may be on its way; keep that visible.
+            await asyncio.shield(store.end_delivery(job.id, self.claimant))
+            raise
+
+    async def _attempt(self, job: Job, *, ended_before: bool) -> PostResult:
+        again = is_again(job)
+        channel = self.channel(job)
+        if ended_before:
+            existing = await self.find_posted(channel, job, again=again)
+            if existing is not None:
+                log.info("Job %s was already posted as %s before a restart", job.id, existing.id)
+                return await self._record(job, existing, found=True)
+        # Checked first when the guild is cached: a refused send is an invalid request
+        # (Discord bans IPs that make too many), and without Attach Files a link still
+        # delivers the video.
+        permissions = channel_bot_permissions(channel)
+        if permissions is not None and not may_send(channel, permissions):
+            return await self._give_up(job, "the bot is not allowed to post in that channel")
+        path: Path | None = None
+        try:
+            if permissions is None or permissions.attach_files:
+                try:
+                    path = await self.fetch_video(job)
+                except HappyHorseError as exc:
+                    failures = (self.download_failures.get(job.id) or 0) + 1
+                    self.download_failures.set(job.id, failures)
+                    if failures < MAX_DOWNLOAD_TRIES:
+                        log.warning("Job %s: download failed (%s); retrying", job.id, exc.message)
+                        await self._store.jobs.record_error(job.id, f"download: {exc.message}")
+                        return await self._release(job, f"download: {exc.message}")
+                    log.warning("Job %s: download keeps failing; posting a link instead", job.id)
+            return await self._upload(channel, job, path, again=again)
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    async def _upload(
+        self, channel: discord.abc.Messageable, job: Job, path: Path | None, *, again: bool
+    ) -> PostResult:
+        try:
+            async with asyncio.timeout(self._settings.upload_deadline_seconds):
+                message = await send_video(channel, job, path, again=again)
+        except discord.Forbidden:
+            return await self._give_up(job, "the bot is not allowed to post in that channel")
+        except discord.NotFound:
+            return await self._give_up(job, "the channel no longer exists")
+        except discord.HTTPException as exc:
+            what = f"HTTP {exc.status}, code {exc.code}"
+            if self._count_post_failure(job) >= MAX_POST_TRIES:
+                return await self._give_up(job, f"Discord kept refusing the post ({what})")
+            log.warning("Job %s: posting failed (%s); retrying later", job.id, exc)
+            return await self._release(job, what)
+        except discord.RateLimited as exc:
+            # discord.py refuses to wait out a long rate limit (max_ratelimit_timeout):
+            # nothing was posted, so give the lease back at once and retry once Discord
+            # allows it. Being asked to wait is not a refusal: it does not count as one.
+            log.warning("Job %s: posting is rate limited for %.0f s", job.id, exc.retry_after)
+            await self._store.jobs.release_delivery(job.id, self.claimant)
+            return PostResult(
+                Outcome.RETRY, reason="Discord asked to wait", retry_after=exc.retry_after
+            )
+        except TimeoutError:
+            # The upload ran out of time and may have reached Discord: end the lease but
+            # keep it visible, so the next attempt looks for the post first (and sends the
+            # same nonce).
+            log.warning("Job %s: the upload did not finish in time; retrying later", job.id)
+            self._count_post_failure(job)
+            await self._store.jobs.end_delivery(job.id, self.claimant)
+            return PostResult(Outcome.RETRY, reason="the upload did not finish in time")
+        return await self._record(job, message)
+
+    async def _record(
+        self, job: Job, message: discord.Message, *, found: bool = False
+    ) -> PostResult:
+        """Record the post, fenced by this process's lease."""
+        self.forget(job.id)
+        store = self._store.jobs
+        if is_again(job):
+            recorded = await store.record_redelivery(job.id, message.id, self.claimant)
+        else:
+            recorded = await store.mark_delivered(job.id, message.id, self.claimant)
+        if not recorded:
+            log.warning(
+                "Job %s: posted as %s, but another process took the post over; its record "
+                "stands",
+                job.id,
+                message.id,
+            )
+            return PostResult(Outcome.TAKEN_OVER, message, found=found)
+        return PostResult(Outcome.POSTED, message, found=found)
+
+    async def _release(self, job: Job, reason: str) -> PostResult:
+        await self._store.jobs.release_delivery(job.id, self.claimant)
+        return PostResult(Outcome.RETRY, reason=reason)
+
+    async def _give_up(self, job: Job, reason: str) -> PostResult:
+        """Nothing can be posted. The lease stays held, so no other poster starts before
+        the caller settles the job: it refunds it (which ends the lease) or `release`s it."""
+        log.warning("Job %s cannot be posted: %s", job.id, reason)
+        self.forget(job.id)
+        return PostResult(Outcome.UNDELIVERABLE, reason=reason)
+
+    async def release(self, job: Job) -> bool:
+        """Give back this process's posting lease on the job (nothing was posted)."""
+        return await self._store.jobs.release_delivery(job.id, self.claimant)
+
+    def _count_post_failure(self, job: Job) -> int:
+        failures = (self.post_failures.get(job.id) or 0) + 1
+        self.post_failures.set(job.id, failures)
+        return failures
+
+    def forget(self, job_id: int) -> None:
+        """Drop what this process remembers about a job's failed attempts."""
+        self.download_failures.pop(job_id)
+        self.post_failures.pop(job_id)
+
+    def channel(self, job: Job) -> discord.abc.Messageable:
+        """The job's channel from the cache, else a partial one to send to directly.
+
+        No lookup first: sending is the test. A channel that is gone answers 404 and one
+        the bot may not use 403, and both are handled where the message is sent.
+        """
+        channel = self._client.get_channel(job.channel_id)
+        if isinstance(channel, discord.abc.Messageable):
+            return channel
+        return self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    def upload_limit(self, job: Job) -> int:
+        """The largest file the job's guild accepts: from the cache, else (a guild on another
+        process's shards) the limit recorded with the job where its request arrived."""
+        guild = self._client.get_guild(job.guild_id)
+        if guild is not None:
+            return guild.filesize_limit
+        return job.upload_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+    async def fetch_video(self, job: Job) -> Path | None:
+        """Download the video if it fits the guild's upload limit; ``None``: post a link.
+
+        Raises ``HappyHorseError`` when the download fails (the caller counts tries).
+        """
+        assert job.result_url is not None
+        dest = self._tmp / f"job-{job.id}-{time.monotonic_ns()}.mp4"
+        try:
+            await self._api.download(
+                job.result_url,
+                dest,
+                self.upload_limit(job),
+                deadline_seconds=self._settings.download_deadline_seconds,
+            )
+        except DownloadTooLargeError:
+            return None
+        return dest
+
+    async def find_posted(
+        self, channel: discord.abc.Messageable, job: Job, *, again: bool
+    ) -> discord.Message | None:
+        """Look for a message this bot already posted for the job (an attempt that ended
+        unrecorded).
+
+        Only messages created since the posting became due can be it (the job's completion,
+        or for a redelivery the deletion of its message), so the scan starts there (oldest
+        first) and a busy channel cannot push the post out of reach.
+        """
+        marker = job_marker(job.id)
+        due = job.message_deleted_at if again else job.completed_at
+        since = (due or job.created_at) - datetime.timedelta(seconds=5)
+        me = getattr(self._client.user, "id", None)
+        try:
+            async for message in channel.history(
+                limit=HISTORY_SCAN_LIMIT,
+                after=discord.Object(id=discord.utils.time_snowflake(since)),
+            ):
+                if message.author.id != me:
+                    continue
+                # The job's status card carries the same footer, but it is an interaction
+                # response; the video is always a plain channel message.
+                is_card = message.id == job.progress_message_id
+                if is_card or message.interaction_metadata is not None:
+                    continue
+                if again and message.id == job.delivered_message_id:
+                    continue
+                if any(e.footer.text == marker for e in message.embeds):
+                    return message
+        except discord.HTTPException as exc:
+            log.info("Job %s: could not read channel history (%s)", job.id, exc)
+        return None
+
+
+async def send_video(
+    channel: discord.abc.Messageable, job: Job, path: Path | None, *, again: bool = False
+) -> discord.Message:
+    """Turn a downloaded file into a posted message: upload ``path``, or post the link.
+
+    The link is posted instead of the file when there is no file, when Discord refuses it
+    as too large (413/40005), or when the bot may not attach files there (403/50013; a
+    process without the guild in its cache cannot check that first). Every attempt sends
+    the posting's nonce (`post_nonce`). Other errors are raised.
+    """
+    if again:
+        content = f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator."
+        mentions = discord.AllowedMentions.none()
+    else:
+        content = f"<@{job.user_id}> your video is ready!"
+        mentions = requester_mentions(job.user_id)
+    nonce = post_nonce(job, again=again)
+    view = result_view(job.id)
+    if path is not None:
+        try:
+            return await channel.send(
+                content,
+                embed=delivery_embed(job, link_only=False),
+                file=discord.File(path, filename=f"happyhorse-{job.id}.mp4"),
+                view=view,
+                allowed_mentions=mentions,
+                nonce=nonce,
+            )
+        except discord.HTTPException as exc:
+            too_large = exc.status == 413 or exc.code == ENTITY_TOO_LARGE
+            no_files = exc.status == 403 and exc.code == MISSING_PERMISSIONS
+            if not (too_large or no_files):
+                raise
+            why = "too large" if too_large else "not allowed (no Attach Files)"
+            log.info("Job %s: upload refused as %s; posting a link", job.id, why)
+    return await channel.send(
+        f"{content}\n{job.result_url}",
+        embed=delivery_embed(job, link_only=True),
+        view=view,
+        allowed_mentions=mentions,
+        nonce=nonce,
+    )
