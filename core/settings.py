@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.command_sync import SyncMode, parse_sync_mode
 from happyhorse.settings import ClientSettings
 from storage.opening import POSTGRES_SCHEMES
 
@@ -96,6 +97,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _sync_mode(env: Mapping[str, str]) -> SyncMode:
+    mode = parse_sync_mode(env.get("SYNC_COMMANDS", ""))
+    if mode is None:
+        raise SettingsError(
+            f"SYNC_COMMANDS must be auto, always or never, got {env['SYNC_COMMANDS'].strip()!r}"
+        )
+    return mode
+
+
 def _optional_str(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     return raw or None
@@ -179,7 +189,7 @@ class BotSettings:
     # may carry a password.
     database_url: str | None = field(default=None, repr=False)
     dev_guild_id: int | None = None
-    sync_commands: bool = True
+    sync_commands: SyncMode = SyncMode.AUTO
     log_level: str = "INFO"
     # Polling (see core/poll_policy.py): the plain cadence used until there is history
     # (first poll, then every interval), the spacing cap, and status calls in flight.
@@ -335,7 +345,7 @@ class BotSettings:
             database_path=Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH),
             database_url=database_url,
             dev_guild_id=_optional_int(env, "DEV_GUILD_ID"),
-            sync_commands=_bool(env, "SYNC_COMMANDS", True),
+            sync_commands=_sync_mode(env),
             log_level=log_level,
             poll_interval_seconds=_float(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
             poll_first_delay_seconds=_float(env, "POLL_FIRST_DELAY_SECONDS", 5.0),

@@ -17,7 +17,7 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -444,6 +444,25 @@ class ProcessStore(Protocol):
         ...
 
 
+class CommandSyncStore(Protocol):
+    """The hash of the command payload each sync target last got (``SYNC_COMMANDS=auto``)."""
+
+    async def stored_hash(self, target: str) -> str | None:
+        """The hash of the payload last synced to ``target``, if any."""
+        ...
+
+    async def sync_if_changed(
+        self, target: str, payload_hash: str, sync: Callable[[], Awaitable[object]]
+    ) -> bool:
+        """Run ``sync()`` unless ``target`` has ``payload_hash``, in one process at a time;
+        store the hash after it succeeded; True if it ran."""
+        ...
+
+    async def forget(self, target: str) -> None:
+        """Drop what is known about ``target``."""
+        ...
+
+
 class Store(Protocol):
     """Everything the bot remembers."""
 
@@ -465,6 +484,11 @@ class Store(Protocol):
     @property
     def processes(self) -> ProcessStore:
         """The registry of running bot processes."""
+        ...
+
+    @property
+    def command_sync(self) -> CommandSyncStore:
+        """The command payload hash per sync target."""
         ...
 
     async def ping(self) -> None:

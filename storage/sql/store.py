@@ -11,6 +11,7 @@ from storage.credits import (
 from storage.models import (
     CostTable,
 )
+from storage.sql.command_sync import SQLCommandSyncStore
 from storage.sql.common import (
     Clock,
     utc_now,
@@ -44,6 +45,7 @@ class SQLStore:
         )
         self._guilds = SQLGuildSettingsStore(db, clock)
         self._processes = SQLProcessStore(db, clock)
+        self._command_sync = SQLCommandSyncStore(db, clock)
 
     @property
     def jobs(self) -> SQLJobStore:
@@ -64,6 +66,11 @@ class SQLStore:
     def processes(self) -> SQLProcessStore:
         """The registry of running bot processes."""
         return self._processes
+
+    @property
+    def command_sync(self) -> SQLCommandSyncStore:
+        """The hash of the command payload each sync target last got."""
+        return self._command_sync
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot answer (health checks)."""
