@@ -51,6 +51,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.stats",
     "cogs.job_admin",
     "cogs.retention",
+    "cogs.privacy",
     "cogs.health",
 )
 

@@ -34,6 +34,7 @@ from storage.models import (
     GuildStats,
     Job,
     MemberAdmission,
+    MemberErasure,
     NewJob,
     ProcessInfo,
     Reservation,
@@ -463,6 +464,30 @@ class CommandSyncStore(Protocol):
         ...
 
 
+class PrivacyStore(Protocol):
+    """A member's data in one guild: read out, or erased on request (``storage.sql.privacy``)."""
+
+    async def member_jobs(self, guild_id: int, user_id: int) -> list[Job]:
+        """Every job of the member in the guild, oldest first."""
+        ...
+
+    async def member_audit(self, guild_id: int, user_id: int) -> list[AuditEntry]:
+        """Audit entries about the member or made by them, oldest first."""
+        ...
+
+    async def member_allowance(self, guild_id: int, user_id: int) -> int | None:
+        """The member's own allowance (set by a moderator), if any."""
+        ...
+
+    async def erase_member(self, guild_id: int, user_id: int, by_user_id: int) -> MemberErasure:
+        """Erase the member's settled jobs' content and links and their per-member rows."""
+        ...
+
+    async def forget_due(self, now: datetime | None = None) -> int:
+        """Erased members' jobs whose credit period ended become nobody's."""
+        ...
+
+
 class Store(Protocol):
     """Everything the bot remembers."""
 
@@ -484,6 +509,11 @@ class Store(Protocol):
     @property
     def processes(self) -> ProcessStore:
         """The registry of running bot processes."""
+        ...
+
+    @property
+    def privacy(self) -> PrivacyStore:
+        """A member's data, exported or erased on request."""
         ...
 
     @property
