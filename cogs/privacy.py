@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FORGET_INTERVAL_HOURS = 1.0
 """How often erased members' jobs of an ended credit period lose the member's id."""
 NONE = discord.AllowedMentions.none()
+STOPPED_NOTE = "Cancelled and refunded: the member's data was deleted on request."
 
 
 def _bot(interaction: discord.Interaction) -> HappyHorseBot:
@@ -105,6 +106,9 @@ class EraseButton(
         done = await _service(bot).erase(guild_id, self.user_id, interaction.user.id)
         if done.erasure.audit is not None:
             bot.modlog.post(guild_id, audit_event(done.erasure.audit))
+        for job in done.stopped_jobs:
+            # Its card must not keep saying "Queued" or "Generating".
+            bot.cards.request(job, note=STOPPED_NOTE, final=True)
         whose = "your" if own else f"<@{self.user_id}>'s"
         await interaction.edit_original_response(
             content=erased_text(done, whose), view=None, allowed_mentions=NONE

@@ -11,6 +11,7 @@ transaction (see `storage.sql.privacy`). What is erased never reaches a log or t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -93,6 +94,8 @@ class Erased:
     stopped: int
     credits_refunded: int
     erasure: MemberErasure
+    stopped_jobs: tuple[Job, ...] = ()
+    """The stopped jobs as they are now (refunded, erased): their cards can say so."""
 
 
 class PrivacyService:
@@ -134,20 +137,16 @@ class PrivacyService:
         """The export as an indented UTF-8 JSON file."""
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
-    async def stop_unfinished(
-        self, guild_id: int, user_id: int, by_user_id: int
-    ) -> tuple[int, int]:
-        """Cancel or refund every unfinished job of the member; (jobs stopped, credits back)."""
-        stopped = credits = 0
-        for job in await self.store.privacy.member_jobs(guild_id, user_id):
-            if job.state.is_terminal:
-                continue
-            if await self._stop(job, by_user_id):
-                stopped += 1
-                credits += job.cost
+    async def stop_unfinished(self, guild_id: int, user_id: int, by_user_id: int) -> list[Job]:
+        """Cancel or refund every unfinished job of the member; return the jobs stopped."""
+        stopped = [
+            job
+            for job in await self.store.privacy.member_jobs(guild_id, user_id)
+            if not job.state.is_terminal and await self._stop(job, by_user_id)
+        ]
         if stopped:
             self.queue.wake()  # running slots freed
-        return stopped, credits
+        return stopped
 
     async def _stop(self, job: Job, by_user_id: int) -> bool:
         if job.state is JobState.QUEUED:
@@ -166,25 +165,35 @@ class PrivacyService:
             metrics.count_credits_refunded(job.cost)
             # The member asked for this: no "could not be made" notice follows.
             await self.store.jobs.mark_notified(job.id)
+            # The poll scheduler stops tracking it.
+            self.queue.jobs.notify(await self.store.jobs.get_job(job.id) or job)
         return refunded
 
     async def erase(self, guild_id: int, user_id: int, by_user_id: int) -> Erased:
         """Stop the member's unfinished jobs, then erase their data; audited by the store."""
-        stopped, credits = await self.stop_unfinished(guild_id, user_id, by_user_id)
+        stopped = await self.stop_unfinished(guild_id, user_id, by_user_id)
         erasure = await self.store.privacy.erase_member(guild_id, user_id, by_user_id)
         if erasure.unfinished:
             # A request arrived between the two steps: stop it and erase once more.
-            more, more_credits = await self.stop_unfinished(guild_id, user_id, by_user_id)
-            stopped, credits = stopped + more, credits + more_credits
-            erasure = await self.store.privacy.erase_member(guild_id, user_id, by_user_id)
+            stopped += await self.stop_unfinished(guild_id, user_id, by_user_id)
+            again = await self.store.privacy.erase_member(guild_id, user_id, by_user_id)
+            erasure = dataclasses.replace(
+                again, jobs_erased=erasure.jobs_erased + again.jobs_erased
+            )
         log.info(
             "Erased the data of a member of guild %s on request of %s: %d jobs, %d stopped",
             guild_id,
             "the member" if by_user_id == user_id else f"moderator {by_user_id}",
             erasure.jobs_erased,
-            stopped,
+            len(stopped),
         )
-        return Erased(stopped=stopped, credits_refunded=credits, erasure=erasure)
+        now = [await self.store.jobs.get_job(job.id) or job for job in stopped]
+        return Erased(
+            stopped=len(stopped),
+            credits_refunded=sum(job.cost for job in stopped),
+            erasure=erasure,
+            stopped_jobs=tuple(now),
+        )
 
     async def forget_due(self) -> int:
         """Erased members' jobs whose credit period ended become nobody's."""

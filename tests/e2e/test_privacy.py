@@ -15,6 +15,9 @@ from storage.models import AuditAction, GuildLimits, JobState
 from tests.e2e.conftest import Running, StartBot, World, eventually
 from tests.fake_discord import FakeMember, InteractionRecord
 
+CARDS: dict[int, InteractionRecord] = {}
+"""The /video interaction of each job id (its status card is the original response)."""
+
 
 async def video(running: Running, world: World, member: FakeMember, prompt: str) -> int:
     """/video as `member`; return the new job's id."""
@@ -31,7 +34,9 @@ async def video(running: Running, world: World, member: FakeMember, prompt: str)
 
     await eventually(created, what=f"the job for {prompt!r}")
     jobs = await running.store.jobs.recent_jobs(world.guild.id, member.id, 20)
-    return next(j.id for j in jobs if j.prompt == prompt)
+    job_id = next(j.id for j in jobs if j.prompt == prompt)
+    CARDS[job_id] = inter
+    return job_id
 
 
 async def state_of(running: Running, job_id: int) -> JobState:
@@ -147,6 +152,12 @@ async def test_delete_cancels_and_refunds_then_erases_keeping_stats(
         ]
         assert (await store.credits.balance(world.guild.id, world.alice.id)).used == 1
         # No "could not be made" notice pings her for the videos she had stopped.
+        # Their status cards say so, and no longer show the prompt.
+        for job_id in (busy, queued):
+            card = await CARDS[job_id].wait_for_original(
+                lambda m: "data was deleted" in json.dumps(m.get("embeds"))
+            )
+            assert "alice's" not in json.dumps(card)
         posts = world.fake.channel_messages(world.channel)
         assert not [m for m in posts if "could not be made" in m["content"]]
 
