@@ -2,7 +2,7 @@
 
 `/privacy export` gives a member everything the bot keeps about them in a guild (their
 jobs with prompts, settings, states, times and links, their credits, and the audit
-entries about them or by them) as one JSON document. `/privacy delete` (and a
+entries about them) as one JSON document. `/privacy delete` (and a
 moderator's `/privacy delete-member`) first stops the member's unfinished jobs, each
 refunded once (a queued one through the queue's own cancel, one already at the video
 service by refunding it, since the service has no cancel), then erases the rest in one

@@ -472,7 +472,7 @@ class PrivacyStore(Protocol):
         ...
 
     async def member_audit(self, guild_id: int, user_id: int) -> list[AuditEntry]:
-        """Audit entries about the member or made by them, oldest first."""
+        """Audit entries about the member, oldest first."""
         ...
 
     async def member_allowance(self, guild_id: int, user_id: int) -> int | None:

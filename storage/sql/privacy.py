@@ -56,12 +56,13 @@ class SQLPrivacyStore:
         return [_job(row) for row in rows]
 
     async def member_audit(self, guild_id: int, user_id: int) -> list[AuditEntry]:
-        """Audit entries about the member or made by them, oldest first."""
+        """Audit entries about the member, oldest first.
+
+        Not the changes a moderator made to others: those are about other members.
+        """
         rows = await self._db.fetch_all(
-            """SELECT * FROM audit_log
-               WHERE guild_id = ? AND (target_user_id = ? OR moderator_id = ?)
-               ORDER BY id""",
-            (guild_id, user_id, user_id),
+            "SELECT * FROM audit_log WHERE guild_id = ? AND target_user_id = ? ORDER BY id",
+            (guild_id, user_id),
         )
         return [_audit(row) for row in rows]
 

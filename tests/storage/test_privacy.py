@@ -43,6 +43,8 @@ async def test_member_data_reads_jobs_audit_and_allowance(store: SQLStore) -> No
     assert [(a.action, a.target_user_id) for a in audit] == [
         (AuditAction.SET_USER_ALLOWANCE, USER)
     ]
+    # A moderator's changes to others are those members' data, not the moderator's.
+    assert await privacy.member_audit(GUILD, MODERATOR) == []
     assert await privacy.member_allowance(GUILD, USER) == 25
     assert await privacy.member_allowance(GUILD, 1) is None
 
