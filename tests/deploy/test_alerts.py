@@ -106,3 +106,14 @@ def test_dashboard_shows_every_alerted_signal() -> None:
     alerted = {name for rule in alert_rules() for name, _ in selectors(str(rule["expr"]))}
     assert alerted <= on_dashboard, alerted - on_dashboard
     assert any("up{" in expr for expr in dashboard_exprs()), "a panel shows the scrape targets"
+
+
+def test_promtool_accepts_the_scrape_configuration(tmp_path: Path) -> None:
+    """`promtool check config` on the compose profile's prometheus.yml (rules path local)."""
+    config = yaml.safe_load((ALERTS.parent / "prometheus.yml").read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    config["rule_files"] = [str(ALERTS)]
+    local = tmp_path / "prometheus.yml"
+    local.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = run(promtool(), "check", "config", str(local))
+    assert done.returncode == 0, done.stdout + done.stderr
