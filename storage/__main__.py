@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if database is None:
         print(f"error: {POSTGRES_HELP}", file=sys.stderr)
         return 2
+    database = database.resolve()
     try:
         if args.command == "backup":
             info = asyncio.run(backup(database, args.file))
