@@ -13,6 +13,7 @@ import discord
 
 from storage.models import AuditAction, GuildLimits, JobState
 from tests.e2e.conftest import Running, StartBot, World, eventually
+from tests.e2e.test_modlog import set_log_channel, wait_log
 from tests.fake_discord import FakeMember, InteractionRecord
 
 CARDS: dict[int, InteractionRecord] = {}
@@ -166,7 +167,9 @@ async def test_delete_member_is_for_moderators_and_audited_without_content(
     start_bot: StartBot, world: World
 ) -> None:
     """bob may not; mod may (confirmed); the audit entry says who and how many, not what."""
+    modlog = world.fake.add_text_channel(world.guild, "mod-log")
     async with start_bot() as running:
+        await set_log_channel(running, world, modlog)
         job_id = await video(running, world, world.alice, "a very personal horse")
         await wait_state(running, job_id, JobState.DELIVERED)
 
@@ -188,3 +191,6 @@ async def test_delete_member_is_for_moderators_and_audited_without_content(
         [entry] = [a for a in audit if a.action is AuditAction.ERASE_MEMBER_DATA]
         assert entry.moderator_id == world.mod.id
         assert "horse" not in f"{entry.old_value} {entry.new_value}"
+        [posted] = await wait_log(running, modlog, "Member data erased on request")
+        assert f"<@{world.mod.id}>" in json.dumps(posted)
+        assert "personal" not in json.dumps(posted)
