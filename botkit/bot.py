@@ -23,6 +23,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from botkit.command_sync import sync_commands
 from botkit.gateway_heartbeat import install_heartbeat_latency_fix
 from botkit.modlog import ModLog
 from botkit.posting import Poster
@@ -54,6 +55,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.stats",
     "cogs.job_admin",
     "cogs.retention",
+    "cogs.privacy",
     "cogs.health",
 )
 
@@ -180,23 +182,17 @@ class HappyHorseBot(commands.AutoShardedBot):
             self._closed_event.set()
 
     async def setup_hook(self) -> None:
-        """Load the cogs, then sync the command tree (dev guild first, if one is set)."""
+        """Load the cogs, then sync the command tree (to the dev guild, if one is set) as
+        SYNC_COMMANDS says: only when it changed (auto), always or never."""
         if not self.gateway_free and (
             self.settings.discord_api_base_url or self.settings.discord_gateway_url
         ):
             await self._use_configured_gateway()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        if not self.settings.sync_commands:
-            return
-        if self.settings.dev_guild_id is not None:
-            guild = discord.Object(id=self.settings.dev_guild_id)
-            self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("Synced %d commands to dev guild %s", len(synced), guild.id)
-        else:
-            synced = await self.tree.sync()
-            log.info("Synced %d global commands (may take a while to appear)", len(synced))
+        await sync_commands(
+            self, self.tree, self.store, self.settings.sync_commands, self.settings.dev_guild_id
+        )
 
     async def _use_configured_gateway(self) -> None:
         """Pointed at another Discord (a local fake): connect to its gateway.

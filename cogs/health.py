@@ -7,8 +7,9 @@ names each check and what it found:
 * database: a trivial query answers within `DATABASE_TIMEOUT` seconds;
 * scheduler: the delivery loop beat within the last `scheduler_stale_after` seconds.
 
-`/metrics` is the Prometheus text format (see core/metrics.py); the backlog gauges are read
-from the database at scrape time. The server belongs to this cog: started when the cog
+`/metrics` is the Prometheus text format (see core/metrics.py); the checks above
+(`happyhorse_health_check`, `happyhorse_gateway_shards`) and the backlog gauges are read at
+scrape time. The server belongs to this cog: started when the cog
 loads, stopped when it unloads (bot shutdown).
 """
 
@@ -133,7 +134,14 @@ class HealthServer:
         return web.json_response(body, status=503 if failed else 200)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """GET /metrics: the Prometheus text format, backlog read from the database now."""
+        """GET /metrics: the Prometheus text format; checks and backlog read now."""
+        checks = await self.checks()
+        gateway = checks["gateway"]
+        metrics.observe_health(
+            {name: bool(result["ok"]) for name, result in checks.items()},
+            expected_shards=0 if self.bot.gateway_free else len(self.bot.expected_shards),
+            connected_shards=len(gateway.get("shards", [])),
+        )
         await metrics.refresh_backlog(self.bot.store)
         return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
 

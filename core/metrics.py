@@ -11,6 +11,7 @@ so the names and label sets stay in this one file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -120,14 +121,42 @@ PROCESSES_LIVE = Gauge(
     "Bot processes sharing the database at this process's last heartbeat (itself included).",
     registry=REGISTRY,
 )
+GATEWAY_SHARDS = Gauge(
+    "happyhorse_gateway_shards",
+    "Gateway shards of this process at the last scrape: state=expected (it should run them) "
+    "or state=connected (identified, socket open). Both 0 for a process without shards.",
+    ["state"],
+    registry=REGISTRY,
+)
+HEALTH_CHECK = Gauge(
+    "happyhorse_health_check",
+    "1 if the /healthz check passed at the last scrape, else 0 (check=gateway, database or "
+    "scheduler; see cogs/health.py).",
+    ["check"],
+    registry=REGISTRY,
+)
 STATUS_RATE_SHARE = Gauge(
     "happyhorse_status_rate_share",
     "Status calls per second this process may make: its share of HAPPYHORSE_STATUS_RATE.",
     registry=REGISTRY,
 )
 
+HEALTH_CHECKS = ("gateway", "database", "scheduler")
+"""The checks `/healthz` runs, each exported as `happyhorse_health_check{check=...}`."""
+# The error kinds the alerts and the dashboard watch (deploy/) exist from the start at zero,
+# so `increase()` sees the first one rather than a series appearing out of nowhere.
+ALERTED_API_ERRORS = ("rate_limited", "server_error", "insufficient_credits")
+
 for _operation in ("generate", "status", "download"):
     API_REQUESTS.labels(operation=_operation)
+    for _kind in ALERTED_API_ERRORS:
+        API_ERRORS.labels(operation=_operation, kind=_kind)
+for _discord_kind in ("rate_limited", "server_error"):
+    DISCORD_ERRORS.labels(kind=_discord_kind)
+for _check in HEALTH_CHECKS:
+    HEALTH_CHECK.labels(check=_check)
+for _shard_state in ("expected", "connected"):
+    GATEWAY_SHARDS.labels(state=_shard_state)
 for _state in UNFINISHED_STATES:
     JOBS.labels(state=_state.value)
 for _work in ("poll", "delivery"):
@@ -260,6 +289,14 @@ def observe_processes(live: int, status_rate: float) -> None:
     """Record the live processes and this process's status budget share (at each beat)."""
     PROCESSES_LIVE.set(live)
     STATUS_RATE_SHARE.set(status_rate)
+
+
+def observe_health(checks: Mapping[str, bool], expected_shards: int, connected_shards: int) -> None:
+    """Record the outcome of each /healthz check and this process's shards (at scrape time)."""
+    for check in HEALTH_CHECKS:
+        HEALTH_CHECK.labels(check=check).set(1 if checks.get(check, False) else 0)
+    GATEWAY_SHARDS.labels(state="expected").set(expected_shards)
+    GATEWAY_SHARDS.labels(state="connected").set(connected_shards)
 
 
 def render() -> bytes:

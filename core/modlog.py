@@ -100,6 +100,7 @@ _ACTION_TITLES = {
     AuditAction.REFUND_JOB: "Job refunded",
     AuditAction.SET_ROLE_ALLOWANCE: "Role allowance set",
     AuditAction.SET_LIMITS: "Queue limits set",
+    AuditAction.ERASE_MEMBER_DATA: "Member data erased on request",
 }
 _CHANNEL_ACTIONS = {
     AuditAction.ADD_ALLOWED_CHANNEL,

@@ -39,6 +39,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
+from core.command_sync import SyncMode, parse_sync_mode
 from happyhorse.models import NATIVE_DURATIONS
 from happyhorse.settings import ClientSettings
 from storage.credits import MAX_CREDITS
@@ -102,6 +103,18 @@ def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
 
+def _sync_mode(value: object) -> object:
+    """SYNC_COMMANDS: auto, always or never (true/false keep their old meanings)."""
+    if isinstance(value, bool):
+        return SyncMode.ALWAYS if value else SyncMode.NEVER
+    if isinstance(value, str):
+        mode = parse_sync_mode(value)
+        if mode is None:
+            raise ValueError(f"SYNC_COMMANDS must be auto, always or never, got {value.strip()!r}")
+        return mode
+    return value
+
+
 class BotSettings(BaseSettings):
     """Everything the bot process is configured with.
 
@@ -127,7 +140,7 @@ class BotSettings(BaseSettings):
     # may carry a password.
     database_url: str | None = Field(None, repr=False)
     dev_guild_id: int | None = Field(None, ge=1, lt=2**63)
-    sync_commands: bool = True
+    sync_commands: Annotated[SyncMode, BeforeValidator(_sync_mode)] = SyncMode.AUTO
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
     ] = "INFO"

@@ -316,6 +316,7 @@ class AuditAction(StrEnum):
     REFUND_JOB = "refund_job"
     SET_ROLE_ALLOWANCE = "set_role_allowance"
     SET_LIMITS = "set_limits"
+    ERASE_MEMBER_DATA = "erase_member_data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,3 +451,20 @@ class ProcessInfo:
     id: str
     started: datetime
     last_seen: datetime
+
+
+ERASED_USER_ID = 0
+"""The ``user_id`` of a job whose member erased their data: counted, nobody's."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberErasure:
+    """What ``PrivacyStore.erase_member`` did: counts only, never the erased content."""
+
+    jobs_erased: int
+    jobs_still_counted: int
+    allowance_removed: bool
+    usage_resets_removed: int
+    audit_entries_anonymised: int
+    unfinished: int
+    audit: AuditEntry | None

@@ -17,7 +17,7 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -34,6 +34,7 @@ from storage.models import (
     GuildStats,
     Job,
     MemberAdmission,
+    MemberErasure,
     NewJob,
     ProcessInfo,
     Reservation,
@@ -455,6 +456,49 @@ class ProcessStore(Protocol):
         ...
 
 
+class CommandSyncStore(Protocol):
+    """The hash of the command payload each sync target last got (``SYNC_COMMANDS=auto``)."""
+
+    async def stored_hash(self, target: str) -> str | None:
+        """The hash of the payload last synced to ``target``, if any."""
+        ...
+
+    async def sync_if_changed(
+        self, target: str, payload_hash: str, sync: Callable[[], Awaitable[object]]
+    ) -> bool:
+        """Run ``sync()`` unless ``target`` has ``payload_hash``, in one process at a time;
+        store the hash after it succeeded; True if it ran."""
+        ...
+
+    async def forget(self, target: str) -> None:
+        """Drop what is known about ``target``."""
+        ...
+
+
+class PrivacyStore(Protocol):
+    """A member's data in one guild: read out, or erased on request (``storage.sql.privacy``)."""
+
+    async def member_jobs(self, guild_id: int, user_id: int) -> list[Job]:
+        """Every job of the member in the guild, oldest first."""
+        ...
+
+    async def member_audit(self, guild_id: int, user_id: int) -> list[AuditEntry]:
+        """Audit entries about the member, oldest first."""
+        ...
+
+    async def member_allowance(self, guild_id: int, user_id: int) -> int | None:
+        """The member's own allowance (set by a moderator), if any."""
+        ...
+
+    async def erase_member(self, guild_id: int, user_id: int, by_user_id: int) -> MemberErasure:
+        """Erase the member's settled jobs' content and links and their per-member rows."""
+        ...
+
+    async def forget_due(self, now: datetime | None = None) -> int:
+        """Erased members' jobs whose credit period ended become nobody's."""
+        ...
+
+
 class Store(Protocol):
     """Everything the bot remembers."""
 
@@ -476,6 +520,16 @@ class Store(Protocol):
     @property
     def processes(self) -> ProcessStore:
         """The registry of running bot processes."""
+        ...
+
+    @property
+    def privacy(self) -> PrivacyStore:
+        """A member's data, exported or erased on request."""
+        ...
+
+    @property
+    def command_sync(self) -> CommandSyncStore:
+        """The command payload hash per sync target."""
         ...
 
     async def ping(self) -> None:

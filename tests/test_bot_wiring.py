@@ -148,7 +148,9 @@ async def test_command_surface(bot: HappyHorseBot) -> None:
     """Exactly the documented commands exist, with the documented options and choices."""
     tree = bot.tree
     names = {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)}
-    assert names == {"video", "animate", "quota", "quotas", "jobs", "config", "stats", "job"}
+    assert names == {
+        "video", "animate", "quota", "quotas", "jobs", "config", "stats", "job", "privacy",
+    }  # fmt: skip
     menus = tree.get_commands(type=discord.AppCommandType.message)
     assert [m.name for m in menus] == ["Animate image"]
     video = tree.get_command("video")
@@ -168,6 +170,9 @@ async def test_command_surface(bot: HappyHorseBot) -> None:
     role_set = quotas.get_command("role-set")
     assert isinstance(role_set, discord.app_commands.Command)
     assert [p.name for p in role_set.parameters] == ["role", "credits"]
+    privacy = tree.get_command("privacy")
+    assert isinstance(privacy, discord.app_commands.Group)
+    assert [c.name for c in privacy.commands] == ["export", "delete", "delete-member"]
     config = tree.get_command("config")
     assert isinstance(config, discord.app_commands.Group)
     limits = config.get_command("limits")

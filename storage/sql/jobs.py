@@ -12,6 +12,7 @@ from storage.credits import (
     period_bounds,
 )
 from storage.models import (
+    ERASED_USER_ID,
     UNFINISHED_STATES,
     AuditAction,
     AuditEntry,
@@ -416,9 +417,9 @@ class SQLJobStore(SQLJobClaims):
         users = await self._db.fetch_all(
             """SELECT user_id, SUM(cost) AS credits, COUNT(*) AS n FROM jobs
                WHERE guild_id = :guild_id AND created_at >= :start AND created_at < :end
-                 AND state <> 'refunded'
+                 AND state <> 'refunded' AND user_id <> :erased
                GROUP BY user_id ORDER BY credits DESC, user_id LIMIT :top""",
-            {**params, "top": _limit(top)},
+            {**params, "top": _limit(top), "erased": ERASED_USER_ID},
         )
         return UsageSummary(
             guild_id=guild_id,
@@ -513,9 +514,9 @@ class SQLJobStore(SQLJobClaims):
         )
         members = await self._db.fetch_all(
             f"""SELECT user_id, COUNT(*) AS videos, SUM(cost) AS credits FROM jobs
-               {where} AND delivered_at IS NOT NULL
+               {where} AND delivered_at IS NOT NULL AND user_id <> :erased
                GROUP BY user_id ORDER BY videos DESC, user_id LIMIT :top""",  # noqa: S608
-            {**params, "top": _limit(top)},
+            {**params, "top": _limit(top), "erased": ERASED_USER_ID},
         )
         day_count = max(1, math.ceil((until - since).total_seconds() / 86400))
         made, failed, total = [0] * day_count, [0] * day_count, [0] * day_count

@@ -11,6 +11,7 @@ from storage.credits import (
 from storage.models import (
     CostTable,
 )
+from storage.sql.command_sync import SQLCommandSyncStore
 from storage.sql.common import (
     Clock,
     utc_now,
@@ -19,6 +20,7 @@ from storage.sql.credits import SQLCreditStore
 from storage.sql.database import Database
 from storage.sql.guilds import SQLGuildSettingsStore
 from storage.sql.jobs import SQLJobStore
+from storage.sql.privacy import SQLPrivacyStore
 from storage.sql.processes import SQLProcessStore
 
 
@@ -50,6 +52,8 @@ class SQLStore:
         )
         self._guilds = SQLGuildSettingsStore(db, clock)
         self._processes = SQLProcessStore(db, database_clock)
+        self._command_sync = SQLCommandSyncStore(db, clock)
+        self._privacy = SQLPrivacyStore(db, clock, period)
 
     @property
     def jobs(self) -> SQLJobStore:
@@ -70,6 +74,16 @@ class SQLStore:
     def processes(self) -> SQLProcessStore:
         """The registry of running bot processes."""
         return self._processes
+
+    @property
+    def command_sync(self) -> SQLCommandSyncStore:
+        """The hash of the command payload each sync target last got."""
+        return self._command_sync
+
+    @property
+    def privacy(self) -> SQLPrivacyStore:
+        """A member's data: exported or erased on request."""
+        return self._privacy
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot answer (health checks)."""

@@ -38,6 +38,7 @@ from typing import Any, TypeAlias
 import aiosqlite
 
 from storage.sql.database import Engine, LockKey, Params, Program, T, drive_sync
+from storage.sqlite.filelock import FileLock
 
 DEFAULT_DATABASE_PATH = Path("data/happyhorse.sqlite3")
 """Where the bot keeps its database unless the ``DATABASE_PATH`` setting says otherwise."""
@@ -159,9 +160,17 @@ class Database:
     (or use it as an async context manager).
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path, schema_version: int) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        schema_version: int,
+        file_lock: FileLock | None = None,
+    ) -> None:
         """Wrap an already configured connection; use ``Database.open`` instead."""
         self._conn = conn
+        # Shared while open: a restore (which takes it exclusively) waits for no one.
+        self._file_lock = file_lock
         self._lock = asyncio.Lock()
         self.engine: Engine = "sqlite"
         self.path = path
@@ -176,7 +185,8 @@ class Database:
         """Open (creating the file and its folder) and migrate the database at ``path``.
 
         ``migrations`` defaults to the files shipped in ``storage/sqlite/migrations``. Raises
-        ``SchemaTooNewError`` if the file was written by a newer version of the code.
+        ``SchemaTooNewError`` if the file was written by a newer version of the code, and
+        ``DatabaseInUseError`` while ``python -m storage restore`` is replacing it.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +194,12 @@ class Database:
             migrations = load_migrations()
         else:
             check_numbering(migrations)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        file_lock = FileLock.shared(path)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            file_lock.release()
+            raise
         try:
             conn.row_factory = sqlite3.Row
             await _execute(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}", ())
@@ -197,8 +212,9 @@ class Database:
             version = await _migrate(conn, path, migrations)
         except BaseException:
             await conn.close()
+            file_lock.release()
             raise
-        return cls(conn, path, version)
+        return cls(conn, path, version, file_lock)
 
     async def close(self) -> None:
         """Wait for running statements, then close the connection."""
@@ -215,7 +231,11 @@ class Database:
                 if not future.done():
                     future.set_exception(ValueError("the database is closed"))
             self._queued.clear()
-            await self._conn.close()
+            try:
+                await self._conn.close()
+            finally:
+                if self._file_lock is not None:
+                    self._file_lock.release()
 
     async def __aenter__(self) -> Database:
         return self
