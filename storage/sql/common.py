@@ -202,11 +202,11 @@ def reserve_sql(role_ids: Sequence[int], engine: Engine) -> str:
     INSERT INTO jobs (
         guild_id, channel_id, user_id, interaction_id, mode, prompt, image_url,
         duration, aspect_ratio, quality, sound, cost, state, attempts, delivery_nonce,
-        created_at, updated_at, last_frame_url, sandbox, queue_round)
+        created_at, updated_at, last_frame_url, sandbox, queue_round, lease_owner, lease_until)
     SELECT
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
         :duration, :aspect_ratio, :quality, :sound, :cost, :state, 0, :nonce,
-        :now, :now, :last_frame_url, :sandbox, :queue_round
+        :now, :now, :last_frame_url, :sandbox, :queue_round, :held_by, :held_until
     WHERE
         COALESCE(
             (SELECT credits FROM user_allowances

@@ -168,6 +168,8 @@ class SQLCreditStore:
             **roles,
             "state": "queued" if new_job.queued else "reserved",
             "queue_round": new_job.queue_round,
+            "held_by": new_job.held_by,
+            "held_until": None if new_job.held_by is None else _ts(now) + new_job.hold_seconds,
             "guild_id": new_job.guild_id,
             "channel_id": new_job.channel_id,
             "user_id": new_job.user_id,

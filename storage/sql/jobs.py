@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from storage.models import (
     UsageSummary,
     UserUsage,
 )
-from storage.sql.claims import SQLJobClaims
+from storage.sql.claims import _NOBODY, FREE_FOR_OWNER, VOID_LEASE, SQLJobClaims
 from storage.sql.common import (
     Clock,
     _dt,
@@ -48,6 +48,20 @@ _RECORD_COMPLETION_SQL = """
     FROM jobs WHERE id = :id AND submitted_at IS NOT NULL AND completed_at >= submitted_at
     ON CONFLICT (job_id) DO NOTHING
 """
+
+
+def _expected(
+    expected: JobState | Collection[JobState], allowed: Collection[JobState]
+) -> tuple[dict[str, str], str]:
+    """The bound parameters and placeholders of a transition's ``state IN (...)`` guard.
+
+    Refuses a state the transition may not start from, so a caller cannot widen a guard.
+    """
+    states = [expected] if isinstance(expected, JobState) else sorted(expected)
+    if not states or any(state not in allowed for state in states):
+        raise ValueError(f"this transition cannot start from {states}")
+    params = {f"expected_{index}": state.value for index, state in enumerate(states)}
+    return params, ", ".join(f":{name}" for name in params)
 
 
 class SQLJobStore(SQLJobClaims):
@@ -141,14 +155,20 @@ class SQLJobStore(SQLJobClaims):
             {"id": job_id, "message_id": message_id},
         )
 
-    async def mark_failed(self, job_id: int, error: str) -> bool:
-        """reserved | submitted | completed -> failed (still charged until refunded)."""
+    async def mark_failed(
+        self, job_id: int, error: str, *, expected: JobState | Collection[JobState]
+    ) -> bool:
+        """``expected`` -> failed (reserved, submitted or completed; still charged until
+        refunded). The caller names the state(s) it means; any other leaves the job alone."""
+        states, marks = _expected(
+            expected, {JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED}
+        )
         return await self._update(
-            """UPDATE jobs SET state = 'failed', last_error = :error, next_poll_at = NULL,
+            f"""UPDATE jobs SET state = 'failed', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, updated_at = :now, lease_owner = NULL,
                    lease_until = NULL
-               WHERE id = :id AND state IN ('reserved', 'submitted', 'completed')""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state IN ({marks})""",  # noqa: S608 - placeholders only
+            {"id": job_id, "error": error, **states},
         )
 
     async def mark_expired(self, job_id: int, error: str) -> bool:
@@ -169,23 +189,39 @@ class SQLJobStore(SQLJobClaims):
             {"id": job_id},
         )
 
-    async def fail_and_refund(self, job_id: int, error: str) -> bool:
-        """queued | reserved | submitted | completed -> refunded in one step, with ``error``."""
+    async def fail_and_refund(
+        self, job_id: int, error: str, *, expected: JobState | Collection[JobState]
+    ) -> bool:
+        """``expected`` -> refunded in one step, recording ``error``.
+
+        ``expected`` is the state (or states) the caller knows the job is in: queued (the
+        acknowledgement failed), reserved (the submit failed), submitted (the API failed
+        it) or completed (undeliverable). A job that moved on meanwhile (another process
+        started, delivered or refunded it) is left alone and ``False`` returned.
+        """
+        states, marks = _expected(
+            expected,
+            {JobState.QUEUED, JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED},
+        )
         return await self._update(
-            """UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
+            f"""UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, refunded_at = :now, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state IN ({marks})""",  # noqa: S608 - placeholders only
+            {"id": job_id, "error": error, **states},
         )
 
-    async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
-        """Set the next poll time of a submitted job and count one more attempt."""
+    async def schedule_poll(
+        self, job_id: int, next_poll_at: datetime, error: str | None = None
+    ) -> bool:
+        """Set the next poll time of a submitted job and count one more attempt; with
+        ``error``, record why the last status call gave no answer (``last_error``)."""
         return await self._update(
             """UPDATE jobs SET next_poll_at = :next_poll_at, attempts = attempts + 1,
+                   last_error = COALESCE(:error, last_error),
                    updated_at = :now, lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'submitted'""",
-            {"id": job_id, "next_poll_at": _ts(next_poll_at)},
+            {"id": job_id, "next_poll_at": _ts(next_poll_at), "error": error},
         )
 
     async def set_progress_message(
@@ -304,46 +340,152 @@ class SQLJobStore(SQLJobClaims):
         claimant: Claimant | None = None,
         lease_seconds: float | None = None,
         guild_id: int | None = None,
+        take_held: bool = True,
     ) -> bool:
         """queued -> reserved, only while the member and the server are under their limits.
 
-        A limit of 0 means none. The counts and the change are one statement, run under
-        the guild's running-slots lock (a no-op on SQLite, whose single writer already
-        serialises it; on PostgreSQL, READ COMMITTED would let two claims count the same
-        slot free), so two dispatchers, even in two processes, cannot both fill the last slot.
-        With a ``claimant`` the reservation is leased to it for ``lease_seconds``: no
-        other process's recovery refunds it while it is being submitted.
+        A limit of 0 means none. The limits are checked against the running counts
+        (``queue_members``/``queue_guilds``, kept by triggers) in the statement that makes
+        the change, run under the guild's running-slots lock (a no-op on SQLite, whose
+        single writer already serialises it; on PostgreSQL, READ COMMITTED would let two
+        claims count the same slot free), so two dispatchers, even in two processes,
+        cannot both fill the last slot. With a ``claimant`` the reservation is leased to it
+        for ``lease_seconds``: no other process's recovery refunds it while it is being
+        submitted.
+
+        A just-accepted job is *held* for its own request (its lease names the process
+        that accepted it, see ``NewJob.held_by``): with ``take_held`` (the request
+        starting its job) the claimant may take a job held by itself or by nobody live;
+        without it (a dispatcher) only a job nobody live holds.
         """
+        claim = self._claim_params(claimant or _NOBODY)
         owner = None if claimant is None else claimant.process_id
-        until = None if lease_seconds is None or owner is None else self._now() + lease_seconds
+        until = None if lease_seconds is None or owner is None else claim["now"] + lease_seconds
         if guild_id is None:
             row = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
             if row is None:
                 return False
             guild_id = row["guild_id"]
+        free = FREE_FOR_OWNER if take_held and claimant is not None else VOID_LEASE
         changed = await self._db.execute(
-            """UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
+            f"""UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :new_owner,
                    lease_until = :until
-               WHERE id = :id AND state = 'queued'
-                 AND (:member_running = 0 OR (
-                     SELECT COUNT(*) FROM jobs AS other
-                      WHERE other.guild_id = jobs.guild_id AND other.user_id = jobs.user_id
-                        AND other.state IN ('reserved', 'submitted')) < :member_running)
-                 AND (:server_running = 0 OR (
-                     SELECT COUNT(*) FROM jobs AS other
-                      WHERE other.guild_id = jobs.guild_id
-                        AND other.state IN ('reserved', 'submitted')) < :server_running)""",
+               WHERE id = :id AND state = 'queued' AND {free}
+                 AND (:member_running = 0 OR COALESCE((
+                     SELECT running FROM queue_members AS m
+                      WHERE m.guild_id = jobs.guild_id AND m.user_id = jobs.user_id), 0)
+                     < :member_running)
+                 AND (:server_running = 0 OR COALESCE((
+                     SELECT running FROM queue_guilds AS g
+                      WHERE g.guild_id = jobs.guild_id), 0) < :server_running)""",  # noqa: S608
             {
+                **claim,
                 "id": job_id,
-                "now": self._now(),
                 "member_running": member_running,
                 "server_running": server_running,
-                "owner": owner,
+                "new_owner": owner,
                 "until": until,
             },
             lock=("running", guild_id),
         )
         return changed == 1
+
+    async def release_hold(self, job_id: int, claimant: Claimant) -> bool:
+        """End the claimant's hold on its just-accepted, still queued job: its request
+        left it in the queue, so any dispatcher may start it from now on."""
+        return await self._update(
+            """UPDATE jobs SET lease_owner = NULL, lease_until = NULL
+               WHERE id = :id AND state = 'queued' AND lease_owner = :owner""",
+            {"id": job_id, "owner": claimant.process_id},
+        )
+
+    async def hold_reservation(
+        self, job_id: int, claimant: Claimant, lease_seconds: float
+    ) -> Job | None:
+        """Renew the claimant's lease on a reserved job it is about to submit; return it.
+
+        ``None`` when the job is no longer reserved, or another live process holds it
+        (refunded by expiry or recovery, or taken elsewhere): it must not be sent.
+        """
+        params = self._claim_params(claimant)
+        row = await self._db.fetch_one(
+            f"""UPDATE jobs SET lease_owner = :owner, lease_until = :until, updated_at = :now
+               WHERE id = :id AND state = 'reserved' AND {FREE_FOR_OWNER}
+               RETURNING *""",  # noqa: S608 - constant text only
+            {**params, "id": job_id, "until": params["now"] + lease_seconds},
+        )
+        return None if row is None else _job(row)
+
+    async def expire_queued(self, created_before: datetime, error: str) -> list[Job]:
+        """queued -> refunded for every job still queued that arrived before the cut-off.
+
+        Only ``queued`` jobs: one another process has just started (reserved) is not
+        touched. The requester is told through the failure-notice outbox.
+        """
+        rows = await self._db.fetch_all(
+            """UPDATE jobs SET state = 'refunded', last_error = :error, refunded_at = :now,
+                   updated_at = :now, lease_owner = NULL, lease_until = NULL
+               WHERE state = 'queued' AND created_at < :before
+               RETURNING *""",
+            {"now": self._now(), "before": _ts(created_before), "error": error},
+        )
+        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+
+    async def startable_jobs(
+        self,
+        *,
+        member_running: int,
+        server_running: int,
+        guild_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[Job]:
+        """The queued jobs that may start now, in fair order, within the running limits.
+
+        Computed in one statement from the maintained counts: only guilds with jobs
+        waiting and a free slot, and in them only members with a free slot, are read,
+        and of each such member only the head of their queue (``jobs_member_queue``). So
+        the work follows the jobs that can start, not the length of the queue. A job
+        skipped because its member is at their limit never holds back other members'
+        jobs. ``member_running``/``server_running`` are the defaults for guilds that set
+        none (0: no limit). Jobs still held for their request are included (they count
+        for the order); the claim skips them. With ``guild_id``, that guild's only.
+        """
+        rows = await self._db.fetch_all(
+            """SELECT * FROM (
+                   SELECT c.*, ROW_NUMBER() OVER (
+                       PARTITION BY c.guild_id ORDER BY c.queue_round, c.created_at, c.id
+                   ) AS guild_turn
+                   FROM (
+                       SELECT jobs.*, g.running AS guild_busy, m.running AS member_busy,
+                              COALESCE(s.member_running, :member_running) AS member_limit,
+                              COALESCE(s.server_running, :server_running) AS server_limit,
+                              ROW_NUMBER() OVER (
+                                  PARTITION BY jobs.guild_id, jobs.user_id
+                                  ORDER BY jobs.queue_round, jobs.created_at, jobs.id
+                              ) AS member_turn
+                       FROM queue_guilds AS g
+                       LEFT JOIN guild_settings AS s ON s.guild_id = g.guild_id
+                       JOIN queue_members AS m ON m.guild_id = g.guild_id AND m.queued > 0
+                       JOIN jobs ON jobs.guild_id = m.guild_id AND jobs.user_id = m.user_id
+                                AND jobs.state = 'queued'
+                       WHERE g.queued > 0 AND (:guild_id = 0 OR g.guild_id = :guild_id)
+                         AND (COALESCE(s.server_running, :server_running) = 0
+                              OR g.running < COALESCE(s.server_running, :server_running))
+                         AND (COALESCE(s.member_running, :member_running) = 0
+                              OR m.running < COALESCE(s.member_running, :member_running))
+                   ) AS c
+                   WHERE c.member_limit = 0 OR c.member_turn <= c.member_limit - c.member_busy
+               ) AS r
+               WHERE r.server_limit = 0 OR r.guild_turn <= r.server_limit - r.guild_busy
+               ORDER BY r.queue_round, r.created_at, r.id LIMIT :limit""",
+            {
+                "member_running": member_running,
+                "server_running": server_running,
+                "guild_id": guild_id or 0,
+                "limit": _limit(limit),
+            },
+        )
+        return [_job(row) for row in rows]
 
     async def requeue(self, job_id: int, error: str) -> bool:
         """reserved -> queued: the API could not take the job yet (429, 402); still charged."""

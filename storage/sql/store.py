@@ -17,6 +17,7 @@ from storage.sql.common import (
 )
 from storage.sql.credits import SQLCreditStore
 from storage.sql.database import Database
+from storage.sql.gate import SQLSubmitGateStore
 from storage.sql.guilds import SQLGuildSettingsStore
 from storage.sql.jobs import SQLJobStore
 from storage.sql.processes import SQLProcessStore
@@ -44,6 +45,7 @@ class SQLStore:
         )
         self._guilds = SQLGuildSettingsStore(db, clock)
         self._processes = SQLProcessStore(db, clock)
+        self._gate = SQLSubmitGateStore(db, clock)
 
     @property
     def jobs(self) -> SQLJobStore:
@@ -64,6 +66,11 @@ class SQLStore:
     def processes(self) -> SQLProcessStore:
         """The registry of running bot processes."""
         return self._processes
+
+    @property
+    def gate(self) -> SQLSubmitGateStore:
+        """The submit gate (the 402 pause and 429 hold), shared by every process."""
+        return self._gate
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot answer (health checks)."""

@@ -162,7 +162,7 @@ async def test_queued_jobs_hold_credits_and_cancel_returns_them_once(
     assert (await store.credits.balance(GUILD, USER)).used == 2
     assert await store.jobs.cancel_queued(job.id, MODERATOR)
     assert not await store.jobs.cancel_queued(job.id, MODERATOR)
-    assert not await store.jobs.fail_and_refund(job.id, "late")
+    assert not await store.jobs.fail_and_refund(job.id, "late", expected=JobState.QUEUED)
     after = await store.jobs.get_job(job.id)
     assert after is not None and after.state is JobState.REFUNDED
     assert after.cancelled_by == MODERATOR and after.notified_at is not None
