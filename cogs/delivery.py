@@ -46,7 +46,7 @@ from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
-from core.wording import credits_text, short
+from core.wording import refund_words, short
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
 
@@ -409,7 +409,7 @@ class Delivery(commands.Cog):
         reason = short((job.last_error or "it was interrupted").strip(), 300)
         if not reason.endswith((".", "!", "?", "…")):
             reason += "."
-        refunded = f"{credits_text(job.cost).capitalize()} refunded."
+        refunded = refund_words(job, self.bot.store.credits.period) + "."
         if job.result_url:
             text = (
                 f"your video (job #{job.id}) was made, but I could not post it in "

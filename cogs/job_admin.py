@@ -24,7 +24,7 @@ from cogs.delivery import upload_limit
 from cogs.launch import reply_private
 from cogs.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
 from core.modlog import job_refunded
-from core.wording import credits_text, kind_label, settings_line, short
+from core.wording import credits_text, kind_label, past_period_note, settings_line, short
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job, JobState
 
@@ -161,9 +161,11 @@ class RefundButton(
         if job.state is not JobState.DELIVERED:
             # An unfinished job stops here: its card must not keep saying "Generating".
             bot.cards.request(refunded, note="Refunded by a moderator.", final=True)
+        note = past_period_note(refunded, bot.store.credits.period)
         await reply_private(
             interaction,
-            f"Refunded {credits_text(job.cost)} to <@{job.user_id}> for job #{job.id}.",
+            f"Refunded {credits_text(job.cost)} to <@{job.user_id}> for job #{job.id}"
+            + (f": {note}." if note else "."),
         )
 
 

@@ -117,9 +117,7 @@ async def test_a_402_seen_by_one_process_pauses_the_other_and_survives_a_restart
         gate = SubmitGate(restarted_store.gate, settings.queue_pause_backoff_seconds, 3600, clock)
         state = await gate.refresh()
         assert gate.out_of_credits and not gate.is_open()
-        assert state.not_before == clock() + timedelta(
-            seconds=settings.queue_pause_backoff_seconds
-        )
+        assert state.not_before == clock() + timedelta(seconds=settings.queue_pause_backoff_seconds)
         # The backoff doubles from where it was, not from the start.
         assert await gate.on_out_of_credits() == 2 * settings.queue_pause_backoff_seconds
     finally:
