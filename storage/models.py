@@ -472,3 +472,19 @@ class GateState:
     """No submit before this moment (a 402 backoff, a 429 Retry-After); ``None``: open."""
     backoff_seconds: float | None = None
     """How long the next 402 pauses for; ``None``: the first backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMember:
+    """A member with queued jobs who may start one now (``JobStore.waiting_members``)."""
+
+    guild_id: int
+    user_id: int
+    running: int
+    """The member's jobs holding a running slot (reserved or submitted)."""
+    guild_running: int
+    """The guild's jobs holding a running slot."""
+    member_limit: int
+    """The guild's running limit per member (0: none)."""
+    server_limit: int
+    """The guild's running limit (0: none)."""

@@ -40,6 +40,7 @@ from storage.models import (
     ProcessInfo,
     Reservation,
     UsageSummary,
+    WaitingMember,
 )
 
 
@@ -117,17 +118,16 @@ class JobStore(Protocol):
         it is no longer reserved or another live process holds it (do not send it)."""
         ...
 
-    async def startable_jobs(
-        self,
-        *,
-        member_running: int,
-        server_running: int,
-        guild_id: int | None = None,
-        limit: int = 1000,
-    ) -> list[Job]:
-        """The queued jobs that may start now (of one guild, or all), in fair order, within
-        the running limits (the defaults given apply to guilds that set none); read from
-        the maintained running counts, so the cost follows the jobs that can start."""
+    async def waiting_members(
+        self, *, member_running: int, server_running: int, guild_id: int | None = None
+    ) -> list[WaitingMember]:
+        """Members with queued jobs who may start one now (they and their guild are under
+        their running limits; the defaults given apply to guilds that set none), read
+        from the kept running counts, so the cost follows what can start."""
+        ...
+
+    async def member_queues(self, members: Sequence[tuple[int, int]]) -> list[Job]:
+        """The queued jobs of these (guild, member) pairs."""
         ...
 
     async def claim_queued(

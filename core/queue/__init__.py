@@ -80,7 +80,7 @@ class QueueService:
             clock,
         )
         self.admission = Admission(store, jobs, settings, self._starts_at, clock)
-        self.dispatcher = Dispatcher(store, jobs, settings, self.gate, self.limits, clock)
+        self.dispatcher = Dispatcher(store, jobs, settings, self.gate, clock)
         self.cancels = Cancels(store, self._cancelled)
 
     @property

@@ -5,14 +5,15 @@ running limit, the API answered 429 to generate, or submission is paused because
 account is out of credits) waits as a ``queued`` job with its credits held, and starts
 when a slot frees, in the fair order of `core.fairness`.
 
-Which jobs may start is computed in the database (`JobStore.startable_jobs`), from the
-running counts it keeps per guild and per member: only guilds with a free slot and, in
-them, members with a free slot are read, so a round costs what it starts, whatever the
-queue's length, and a small guild's job is seen however many older jobs big guilds have
-waiting. Each start is one guarded claim (``queued -> reserved`` under the guild's
-running-slots lock, checking the limits in the same statement), so dispatchers in several
-processes and the acknowledgement path never fill one slot twice, and no lock is held
-across a round that the acknowledgement path needs.
+Which jobs may start is narrowed in the database (`JobStore.waiting_members`), from the
+running counts it keeps per guild and per member: only guilds with jobs waiting are
+visited, and in those with a free slot only the members with a free slot, whose queues
+alone are read; the fair order (`core.fairness`) then picks among them. So a round costs
+what it starts, not the queue's length, and a small guild's job is seen however many
+older jobs big guilds have waiting. Each start is one guarded claim (``queued ->
+reserved`` under the guild's running-slots lock, checking the limits in the same
+statement), so dispatchers in several processes and the acknowledgement path never fill
+one slot twice, and no lock is held across a round that the acknowledgement path needs.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
 from core import metrics
 from core.errors import Refusal
+from core.fairness import fair_order, startable
 from core.jobs import JobService, SubmitHeld
 from core.limits import DEFAULT_MEMBER_RUNNING, DEFAULT_SERVER_RUNNING, Limits
 from core.queue.gate import SubmitGate, wait_text
@@ -83,14 +85,12 @@ class Dispatcher:
         jobs: JobService,
         settings: BotSettings,
         gate: SubmitGate,
-        limits: Callable[[int], Awaitable[Limits]],
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._jobs = jobs
         self._settings = settings
         self.gate = gate
-        self._limits = limits
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._round = asyncio.Lock()
@@ -139,13 +139,8 @@ class Dispatcher:
             await self._store.jobs.release_hold(job.id, self._jobs.claimant)
             self.wake()
             return StartOutcome(job, StartKind.QUEUED, self._held_message())
-        limits = await self._limits(job.guild_id)
-        picks = await self._store.jobs.startable_jobs(
-            member_running=DEFAULT_MEMBER_RUNNING,
-            server_running=DEFAULT_SERVER_RUNNING,
-            guild_id=job.guild_id,
-        )
-        claimed = job.id in {p.id for p in picks} and await self._claim(job, limits)
+        picks, limits = await self.startable(job.guild_id)
+        claimed = job.id in {p.id for p in picks} and await self._claim(job, limits[job.guild_id])
         if claimed:
             job = replace(job, state=JobState.RESERVED)
         else:
@@ -234,20 +229,43 @@ class Dispatcher:
         report.still_queued = await self._watched_queues()
         return report
 
+    async def startable(self, guild_id: int | None = None) -> tuple[list[Job], dict[int, Limits]]:
+        """The queued jobs that may start now (of one guild, or all), in fair order, and
+        the limits of their guilds.
+
+        The database narrows the queue to the members who may start a job (they and
+        their guild are under their running limits, `JobStore.waiting_members`) and reads
+        only their queues; `core.fairness.startable` then applies the one rule. Jobs
+        still held for their request are included (they keep their place); a
+        dispatcher's claim skips them.
+        """
+        members = await self._store.jobs.waiting_members(
+            member_running=DEFAULT_MEMBER_RUNNING,
+            server_running=DEFAULT_SERVER_RUNNING,
+            guild_id=guild_id,
+        )
+        if not members:
+            return [], {}
+        queued = await self._store.jobs.member_queues([(m.guild_id, m.user_id) for m in members])
+        limits = {
+            m.guild_id: Limits(member_running=m.member_limit, server_running=m.server_limit)
+            for m in members
+        }
+        picks = startable(
+            fair_order(queued),
+            {(m.guild_id, m.user_id): m.running for m in members},
+            limits.__getitem__,
+            guild_running={m.guild_id: m.guild_running for m in members},
+        )
+        return picks, limits
+
     async def _claim_startable(self) -> list[Job]:
         probe = self.gate.out_of_credits
         if probe and not await self.gate.claim_probe():
             return []  # another process probes the paused API now
-        picks = await self._store.jobs.startable_jobs(
-            member_running=DEFAULT_MEMBER_RUNNING,
-            server_running=DEFAULT_SERVER_RUNNING,
-            limit=1 if probe else MAX_STARTS_PER_ROUND,
-        )
-        limits: dict[int, Limits] = {}
+        picks, limits = await self.startable()
         claimed: list[Job] = []
-        for job in picks:
-            if job.guild_id not in limits:
-                limits[job.guild_id] = await self._limits(job.guild_id)
+        for job in picks[: 1 if probe else MAX_STARTS_PER_ROUND]:
             if await self._claim(job, limits[job.guild_id], take_held=False):
                 claimed.append(replace(job, state=JobState.RESERVED))
         return claimed

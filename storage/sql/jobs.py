@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from storage.models import (
     MemberVideos,
     UsageSummary,
     UserUsage,
+    WaitingMember,
 )
 from storage.sql.claims import _NOBODY, FREE_FOR_OWNER, VOID_LEASE, SQLJobClaims
 from storage.sql.common import (
@@ -39,6 +40,9 @@ from storage.sql.common import (
 from storage.sql.database import Database
 
 # The completion is bracketed by the last "pending" answer (or the submission) and now.
+_MEMBERS_PER_QUERY = 200
+"""Members whose queues one ``member_queues`` statement reads (bound parameters stay few)."""
+
 _RECORD_COMPLETION_SQL = """
     INSERT INTO completion_times
         (job_id, mode, quality, duration, sound, lower_seconds, upper_seconds, recorded_at)
@@ -431,61 +435,73 @@ class SQLJobStore(SQLJobClaims):
         )
         return sorted((_job(row) for row in rows), key=lambda job: job.id)
 
-    async def startable_jobs(
-        self,
-        *,
-        member_running: int,
-        server_running: int,
-        guild_id: int | None = None,
-        limit: int = 1000,
-    ) -> list[Job]:
-        """The queued jobs that may start now, in fair order, within the running limits.
+    async def waiting_members(
+        self, *, member_running: int, server_running: int, guild_id: int | None = None
+    ) -> list[WaitingMember]:
+        """Members with queued jobs who may start one now: their guild and they are under
+        their running limits (of one guild, or of all).
 
-        Computed in one statement from the maintained counts: only guilds with jobs
-        waiting and a free slot, and in them only members with a free slot, are read,
-        and of each such member only the head of their queue (``jobs_member_queue``). So
-        the work follows the jobs that can start, not the length of the queue. A job
-        skipped because its member is at their limit never holds back other members'
-        jobs. ``member_running``/``server_running`` are the defaults for guilds that set
-        none (0: no limit). Jobs still held for their request are included (they count
-        for the order); the claim skips them. With ``guild_id``, that guild's only.
+        Read from the counts the triggers keep (``queue_guilds``, ``queue_members``),
+        through their partial indexes on ``queued > 0``: only guilds with jobs waiting
+        are visited, and members only in guilds with a free slot, so the work follows
+        what can start, not the length of the queue. ``member_running`` and
+        ``server_running`` are the defaults for guilds that set none (0: no limit).
         """
+        waiting = " INDEXED BY queue_guilds_waiting" if self._db.engine == "sqlite" else ""
+        members = " INDEXED BY queue_members_waiting" if self._db.engine == "sqlite" else ""
         rows = await self._db.fetch_all(
-            """SELECT * FROM (
-                   SELECT c.*, ROW_NUMBER() OVER (
-                       PARTITION BY c.guild_id ORDER BY c.queue_round, c.created_at, c.id
-                   ) AS guild_turn
-                   FROM (
-                       SELECT jobs.*, g.running AS guild_busy, m.running AS member_busy,
-                              COALESCE(s.member_running, :member_running) AS member_limit,
-                              COALESCE(s.server_running, :server_running) AS server_limit,
-                              ROW_NUMBER() OVER (
-                                  PARTITION BY jobs.guild_id, jobs.user_id
-                                  ORDER BY jobs.queue_round, jobs.created_at, jobs.id
-                              ) AS member_turn
-                       FROM queue_guilds AS g
-                       LEFT JOIN guild_settings AS s ON s.guild_id = g.guild_id
-                       JOIN queue_members AS m ON m.guild_id = g.guild_id AND m.queued > 0
-                       JOIN jobs ON jobs.guild_id = m.guild_id AND jobs.user_id = m.user_id
-                                AND jobs.state = 'queued'
-                       WHERE g.queued > 0 AND (:guild_id = 0 OR g.guild_id = :guild_id)
-                         AND (COALESCE(s.server_running, :server_running) = 0
-                              OR g.running < COALESCE(s.server_running, :server_running))
-                         AND (COALESCE(s.member_running, :member_running) = 0
-                              OR m.running < COALESCE(s.member_running, :member_running))
-                   ) AS c
-                   WHERE c.member_limit = 0 OR c.member_turn <= c.member_limit - c.member_busy
-               ) AS r
-               WHERE r.server_limit = 0 OR r.guild_turn <= r.server_limit - r.guild_busy
-               ORDER BY r.queue_round, r.created_at, r.id LIMIT :limit""",
+            f"""SELECT g.guild_id, m.user_id, m.running AS member_busy,
+                       g.running AS guild_busy,
+                       COALESCE(s.member_running, :member_running) AS member_limit,
+                       COALESCE(s.server_running, :server_running) AS server_limit
+               FROM queue_guilds AS g{waiting}
+               LEFT JOIN guild_settings AS s ON s.guild_id = g.guild_id
+               CROSS JOIN queue_members AS m{members}
+               WHERE g.queued > 0 AND (:guild_id = 0 OR g.guild_id = :guild_id)
+                 AND (COALESCE(s.server_running, :server_running) = 0
+                      OR g.running < COALESCE(s.server_running, :server_running))
+                 AND m.guild_id = g.guild_id AND m.queued > 0
+                 AND (COALESCE(s.member_running, :member_running) = 0
+                      OR m.running < COALESCE(s.member_running, :member_running))
+               ORDER BY g.guild_id, m.user_id""",  # noqa: S608 - index names only
             {
                 "member_running": member_running,
                 "server_running": server_running,
                 "guild_id": guild_id or 0,
-                "limit": _limit(limit),
             },
         )
-        return [_job(row) for row in rows]
+        return [
+            WaitingMember(
+                guild_id=row["guild_id"],
+                user_id=row["user_id"],
+                running=row["member_busy"],
+                guild_running=row["guild_busy"],
+                member_limit=row["member_limit"],
+                server_limit=row["server_limit"],
+            )
+            for row in rows
+        ]
+
+    async def member_queues(self, members: Sequence[tuple[int, int]]) -> list[Job]:
+        """The queued jobs of these (guild, member) pairs, each member's through the
+        ``jobs_member_queue`` index (never the whole queue)."""
+        index = " INDEXED BY jobs_member_queue" if self._db.engine == "sqlite" else ""
+        found: list[Job] = []
+        for start in range(0, len(members), _MEMBERS_PER_QUERY):
+            chunk = members[start : start + _MEMBERS_PER_QUERY]
+            params: dict[str, int] = {}
+            values = []
+            for number, (guild_id, user_id) in enumerate(chunk):
+                params[f"g{number}"], params[f"u{number}"] = guild_id, user_id
+                values.append(f"(:g{number}, :u{number})")
+            found += await self._jobs(
+                f"""WITH wanted (guild_id, user_id) AS (VALUES {", ".join(values)})
+                   SELECT jobs.* FROM wanted CROSS JOIN jobs{index}
+                   WHERE jobs.guild_id = wanted.guild_id AND jobs.user_id = wanted.user_id
+                     AND jobs.state = 'queued'""",  # noqa: S608 - placeholders only
+                params,
+            )
+        return found
 
     async def requeue(self, job_id: int, error: str) -> bool:
         """reserved -> queued: the API could not take the job yet (429, 402); still charged."""

@@ -16,7 +16,7 @@ import pytest
 from core.errors import Refusal
 from core.fairness import fair_order, startable
 from core.jobs import JobDraft, JobService
-from core.limits import DEFAULT_MEMBER_RUNNING, DEFAULT_SERVER_RUNNING, Limits
+from core.limits import Limits
 from core.queue import QueueService, StartKind
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient
@@ -117,12 +117,14 @@ async def test_a_small_guilds_job_starts_behind_thousands_of_big_guilds_jobs(
     assert len(await store.jobs.queued_jobs(BIG_GUILDS[0], limit=10_000)) == 599
 
 
-async def test_the_database_picks_what_the_fair_order_would_start(
-    store: SQLStore, clock: Clock
+async def test_the_narrowed_queue_starts_what_the_whole_queue_would(
+    store: SQLStore, queues: tuple[QueueService, QueueService]
 ) -> None:
-    """`startable_jobs` (SQL, from the kept counts) agrees with `core.fairness.startable`
-    (the rule in Python, over every queued job) on a mixed ledger: several guilds with
-    their own limits, members at and under their limits, rounds and ties."""
+    """The dispatcher, reading only the members who may start (`waiting_members`, from
+    the kept counts) and their queues, picks what `core.fairness.startable` picks over
+    every queued job, on a mixed ledger: guilds with their own limits, members at and
+    under their limits, rounds and ties. It also shows the counts kept by the triggers
+    match the ledger."""
     rng = random.Random(14)
     limits = {
         1: Limits(member_running=1, server_running=3),
@@ -150,10 +152,11 @@ async def test_the_database_picks_what_the_fair_order_would_start(
     all_queued = await store.jobs.queued_jobs(limit=10_000)
     running = await store.jobs.running_counts()
     expected = startable(fair_order(all_queued), running, limits.__getitem__)
-    got = await store.jobs.startable_jobs(
-        member_running=DEFAULT_MEMBER_RUNNING, server_running=DEFAULT_SERVER_RUNNING
-    )
+    got, _ = await queues[0].dispatcher.startable()
     assert [job.id for job in got] == [job.id for job in expected]
+    for guild in limits:
+        one_guild, _ = await queues[0].dispatcher.startable(guild)
+        assert [job.id for job in one_guild] == [j.id for j in expected if j.guild_id == guild]
     assert expected  # the ledger leaves something to start
 
 
