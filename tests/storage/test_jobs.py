@@ -87,6 +87,45 @@ async def test_transition_table(store: SQLiteStore, source: JobState, method: st
         assert after.state is target
     else:
         assert after == job
+    assert await kept_counts(store) == await ledger_counts(store)
+
+
+async def kept_counts(store: SQLiteStore) -> dict[str, set[tuple[int, ...]]]:
+    """The queued and running counts the triggers keep, per member and per guild."""
+    db = store.database
+    members = await db.fetch_all("SELECT guild_id, user_id, queued, running FROM queue_members")
+    guilds = await db.fetch_all("SELECT guild_id, queued, running FROM queue_guilds")
+    return {
+        "members": {
+            (row["guild_id"], row["user_id"], row["queued"], row["running"])
+            for row in members
+            if row["queued"] or row["running"]
+        },
+        "guilds": {
+            (row["guild_id"], row["queued"], row["running"])
+            for row in guilds
+            if row["queued"] or row["running"]
+        },
+    }
+
+
+async def ledger_counts(store: SQLiteStore) -> dict[str, set[tuple[int, ...]]]:
+    """The same counts, counted from the job ledger."""
+    members: dict[tuple[int, int], list[int]] = {}
+    guilds: dict[int, list[int]] = {}
+    for state, column in ((JobState.QUEUED, 0), (JobState.RESERVED, 1), (JobState.SUBMITTED, 1)):
+        rows = await store.database.fetch_all(
+            "SELECT guild_id, user_id, COUNT(*) AS n FROM jobs WHERE state = ?"
+            " GROUP BY guild_id, user_id",
+            (state.value,),
+        )
+        for row in rows:
+            members.setdefault((row["guild_id"], row["user_id"]), [0, 0])[column] += row["n"]
+            guilds.setdefault(row["guild_id"], [0, 0])[column] += row["n"]
+    return {
+        "members": {(g, u, q, r) for (g, u), (q, r) in members.items()},
+        "guilds": {(g, q, r) for g, (q, r) in guilds.items()},
+    }
 
 
 async def test_guarded_transition_applied_twice_succeeds_once(store: SQLiteStore) -> None:
