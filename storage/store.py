@@ -102,9 +102,12 @@ class JobStore(Protocol):
         """
         ...
 
-    async def expire_queued(self, created_before: datetime, error: str) -> list[Job]:
-        """queued -> refunded for every job still queued that arrived before the cut-off;
-        return them. Only queued jobs: a job just started elsewhere is not touched."""
+    async def expire_queued(
+        self, created_before: datetime, error: str, *, limit: int = 500
+    ) -> list[Job]:
+        """queued -> refunded for the jobs still queued that arrived before the cut-off
+        (at most ``limit``, oldest first); return them. Only queued jobs: a job just
+        started elsewhere is not touched."""
         ...
 
     async def release_hold(self, job_id: int, claimant: Claimant) -> bool:

@@ -420,20 +420,35 @@ class SQLJobStore(SQLJobClaims):
         )
         return None if row is None else _job(row)
 
-    async def expire_queued(self, created_before: datetime, error: str) -> list[Job]:
-        """queued -> refunded for every job still queued that arrived before the cut-off.
+    async def expire_queued(
+        self, created_before: datetime, error: str, *, limit: int = 500
+    ) -> list[Job]:
+        """queued -> refunded for the jobs still queued that arrived before the cut-off
+        (at most ``limit``, oldest first; the next call takes the rest).
 
         Only ``queued`` jobs: one another process has just started (reserved) is not
-        touched. The requester is told through the failure-notice outbox.
+        touched. One guarded statement per job, so no statement holds the running-count
+        rows of several members while waiting for a job row (which, with another
+        process's claim, could deadlock on PostgreSQL). The requester is told through
+        the failure-notice outbox.
         """
-        rows = await self._db.fetch_all(
-            """UPDATE jobs SET state = 'refunded', last_error = :error, refunded_at = :now,
-                   updated_at = :now, lease_owner = NULL, lease_until = NULL
-               WHERE state = 'queued' AND created_at < :before
-               RETURNING *""",
-            {"now": self._now(), "before": _ts(created_before), "error": error},
+        overdue = await self._db.fetch_all(
+            """SELECT id FROM jobs WHERE state = 'queued' AND created_at < :before
+               ORDER BY created_at, id LIMIT :limit""",
+            {"before": _ts(created_before), "limit": _limit(limit)},
         )
-        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+        expired: list[Job] = []
+        for row in overdue:
+            refunded = await self._db.fetch_one(
+                """UPDATE jobs SET state = 'refunded', last_error = :error, refunded_at = :now,
+                       updated_at = :now, lease_owner = NULL, lease_until = NULL
+                   WHERE id = :id AND state = 'queued'
+                   RETURNING *""",
+                {"now": self._now(), "id": row["id"], "error": error},
+            )
+            if refunded is not None:
+                expired.append(_job(refunded))
+        return expired
 
     async def waiting_members(
         self, *, member_running: int, server_running: int, guild_id: int | None = None
