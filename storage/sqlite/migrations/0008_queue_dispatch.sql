@@ -11,6 +11,9 @@
 --   only those members' queues) instead of every queued job; claim_queued checks the
 --   limits against them instead of counting the member's whole history.
 -- * jobs_member_queue: one member's queue in fair order (round, then oldest first).
+--
+-- A later migration that rebuilds the jobs table (as 0005 did) must create the two
+-- triggers again: dropping a table drops its triggers.
 
 CREATE TABLE submit_gate (
     id             INTEGER PRIMARY KEY CHECK (id = 1),
