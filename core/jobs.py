@@ -435,7 +435,7 @@ class JobService:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 log.exception("Polling job %s failed unexpectedly", job.id, exc_info=result)
-                await self.reschedule(job)
+                outcomes.append(await self.poll_failed(job, result))
                 continue
             outcomes.append(result)
         return outcomes
@@ -486,6 +486,16 @@ class JobService:
             return await self._expire(job, expired_reason(error))
         await self.reschedule(job, at_least=at_least, error=error)
         return PollOutcome(job=job, kind=PollKind.RETRY, message=error)
+
+    async def poll_failed(self, job: Job, exc: BaseException) -> PollOutcome:
+        """A poll that raised unexpectedly (a bug, not an API answer) is held to the same
+        deadline: past it the job is expired and refunded once; before it the poll is
+        rescheduled with the error recorded."""
+        error = short_error(f"the status check failed unexpectedly ({type(exc).__name__})")
+        if self._past_deadline(job):
+            return await self._expire(job, expired_reason(error))
+        await self.reschedule(job, error=error)
+        return PollOutcome(job=await self._reload(job), kind=PollKind.RETRY, message=error)
 
     def _past_deadline(self, job: Job) -> bool:
         """Whether the job has outlived `JOB_DEADLINE_SECONDS` since its submission."""
