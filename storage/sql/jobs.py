@@ -464,6 +464,8 @@ class SQLJobStore(SQLJobClaims):
         """
         waiting = " INDEXED BY queue_guilds_waiting" if self._db.engine == "sqlite" else ""
         members = " INDEXED BY queue_members_waiting" if self._db.engine == "sqlite" else ""
+        # One guild (the acknowledgement path): its row by the index, not every waiting one.
+        one_guild = "" if guild_id is None else " AND g.guild_id = :guild_id"
         rows = await self._db.fetch_all(
             f"""SELECT g.guild_id, m.user_id, m.running AS member_busy,
                        g.running AS guild_busy,
@@ -472,7 +474,7 @@ class SQLJobStore(SQLJobClaims):
                FROM queue_guilds AS g{waiting}
                LEFT JOIN guild_settings AS s ON s.guild_id = g.guild_id
                CROSS JOIN queue_members AS m{members}
-               WHERE g.queued > 0 AND (:guild_id = 0 OR g.guild_id = :guild_id)
+               WHERE g.queued > 0{one_guild}
                  AND (COALESCE(s.server_running, :server_running) = 0
                       OR g.running < COALESCE(s.server_running, :server_running))
                  AND m.guild_id = g.guild_id AND m.queued > 0
@@ -482,7 +484,7 @@ class SQLJobStore(SQLJobClaims):
             {
                 "member_running": member_running,
                 "server_running": server_running,
-                "guild_id": guild_id or 0,
+                **({} if guild_id is None else {"guild_id": guild_id}),
             },
         )
         return [

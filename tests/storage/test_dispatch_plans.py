@@ -43,6 +43,8 @@ async def test_dispatch_statements_use_indexes(store: SQLiteStore) -> None:
     seen = record(store)
     members = await store.jobs.waiting_members(member_running=2, server_running=10)
     assert [(m.guild_id, m.user_id) for m in members] == [(GUILD, USER)]
+    one = await store.jobs.waiting_members(member_running=2, server_running=10, guild_id=GUILD)
+    assert one == members
     assert len(await store.jobs.member_queues([(GUILD, USER)])) == 2
     assert await store.jobs.claim_queued(
         job.id, member_running=2, server_running=10, claimant=Claimant("p"), lease_seconds=9
@@ -59,3 +61,5 @@ async def test_dispatch_statements_use_indexes(store: SQLiteStore) -> None:
         tables = [d for d in scans if d.split()[1] in {"jobs", "queue_members", "m", "g"}]
         assert not tables, (sql, details)
         assert not any("SCAN m " in d or d == "SCAN m" for d in details), (sql, details)
+        if "g.guild_id = :guild_id" in sql:  # one guild: its row, not every waiting guild
+            assert any(d.startswith("SEARCH g USING INDEX queue_guilds_waiting") for d in details)
