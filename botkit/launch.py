@@ -16,7 +16,7 @@ from core.errors import Refusal
 from core.jobs import JobDraft
 from core.logs import CURRENT_JOB
 from core.modlog import job_accepted, job_failed
-from storage.models import Job
+from storage.models import Job, JobState
 
 if TYPE_CHECKING:
     from botkit.bot import HappyHorseBot
@@ -96,7 +96,9 @@ async def start_job(
         # Too late (the 3 s deadline passed) or Discord refused: nobody is waiting for
         # this job, so it must not run or cost anything.
         log.warning("Could not acknowledge the request for job %s: %s", job.id, exc)
-        if await bot.store.jobs.fail_and_refund(job.id, "the request could not be acknowledged"):
+        if await bot.store.jobs.fail_and_refund(
+            job.id, "the request could not be acknowledged", expected=JobState.QUEUED
+        ):
             metrics.count_credits_refunded(job.cost)
         return None
     if interaction.guild is not None:

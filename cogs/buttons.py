@@ -21,7 +21,7 @@ from botkit.permissions import is_moderator, member_permissions, member_role_ids
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 from core.queue import CancelOutcome
-from core.wording import credits_text
+from core.wording import refund_words
 
 if TYPE_CHECKING:
     from botkit.bot import HappyHorseBot
@@ -183,7 +183,8 @@ class CancelButton(
         whose = "your" if job.user_id == interaction.user.id else f"<@{job.user_id}>'s"
         await reply_private(
             interaction,
-            f"Cancelled {whose} video; {credits_text(job.cost)} returned.",
+            f"Cancelled {whose} video; "
+            f"{refund_words(job, bot.store.credits.period, verb='returned')}.",
         )
 
 

@@ -38,7 +38,7 @@ from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
-from core.wording import credits_text, quote
+from core.wording import quote, refund_words
 from storage.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ class Delivery(commands.Cog):
         reason = quote((job.last_error or "it was interrupted").strip(), 300)
         if not reason.endswith((".", "!", "?", "…")):
             reason += "."
-        refunded = f"{credits_text(job.cost).capitalize()} refunded."
+        refunded = refund_words(job, self.bot.store.credits.period) + "."
         if job.result_url:
             text = (
                 f"your video (job #{job.id}) was made, but I could not post it in "

@@ -22,7 +22,7 @@ from botkit.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_o
 from botkit.posting import Outcome
 from core import metrics
 from core.modlog import job_refunded
-from core.wording import credits_text, kind_label, quote, settings_line
+from core.wording import credits_text, kind_label, past_period_note, quote, settings_line
 from storage.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -160,9 +160,11 @@ class RefundButton(
         if job.state is not JobState.DELIVERED:
             # An unfinished job stops here: its card must not keep saying "Generating".
             bot.cards.request(refunded, note="Refunded by a moderator.", final=True)
+        note = past_period_note(refunded, bot.store.credits.period)
         await reply_private(
             interaction,
-            f"Refunded {credits_text(job.cost)} to <@{job.user_id}> for job #{job.id}.",
+            f"Refunded {credits_text(job.cost)} to <@{job.user_id}> for job #{job.id}"
+            + (f": {note}." if note else "."),
         )
 
 

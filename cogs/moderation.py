@@ -80,7 +80,7 @@ class Moderation(commands.Cog):
             name="Limits", value=limits_text(Limits.resolve(settings.limits)), inline=False
         )
         queued = len(await self.bot.store.jobs.queued_jobs(interaction.guild_id))
-        status = self.bot.queue.gate.status or "running"
+        status = await self.bot.queue.service_status() or "running"
         service = f"{status} · {queued} waiting in the queue"
         if self.bot.settings.sandbox:
             service += (

@@ -48,17 +48,23 @@ def startable(
     ordered: Sequence[Job],
     running: Mapping[Member, int],
     limits_of: Callable[[int], Limits],
+    guild_running: Mapping[int, int] | None = None,
 ) -> list[Job]:
     """The jobs to start now, in order: each fits its member's and its server's running
     limits, counting the jobs already running and those picked before it.
 
     A job whose member is at their limit is skipped, not waited for, so it never holds
-    back other members' jobs behind it.
+    back other members' jobs behind it. ``guild_running`` gives each guild's running
+    count when ``running`` does not hold every member (the dispatcher passes only the
+    members who may start a job); by default it is summed from ``running``.
     """
     member_running: Counter[Member] = Counter(running)
     server_running: Counter[int] = Counter()
-    for (guild_id, _), count in running.items():
-        server_running[guild_id] += count
+    if guild_running is None:
+        for (guild_id, _), count in running.items():
+            server_running[guild_id] += count
+    else:
+        server_running.update(guild_running)
     picked: list[Job] = []
     for job in ordered:
         limits = limits_of(job.guild_id)

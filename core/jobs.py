@@ -233,7 +233,11 @@ class JobService:
         return self.store.credits.cost(duration, quality)
 
     async def reserve(
-        self, draft: JobDraft, *, admit: Callable[[MemberAdmission], None] | None = None
+        self,
+        draft: JobDraft,
+        *,
+        admit: Callable[[MemberAdmission], None] | None = None,
+        hold_seconds: float = 0.0,
     ) -> Job:
         """Check a draft and reserve its credits atomically; raise Refusal to say no.
 
@@ -246,13 +250,20 @@ class JobService:
         the member's state, the rounds and the charge, under the member's lock), so the
         cogs call this before acknowledging the interaction, and two requests of one
         member at once cannot both pass a check the other's job would fail.
+
+        With ``hold_seconds`` the job is held for this process that long (its request
+        starts it; dispatchers leave it alone, see `JobStore.claim_queued`).
         """
+        held_by = self.claimant.process_id if hold_seconds > 0 else None
 
         def decide(admission: MemberAdmission) -> NewJob:
             if admit is not None:
                 admit(admission)
             return replace(
-                self._new_job(draft, admission.guild), queue_round=next_round(admission.rounds)
+                self._new_job(draft, admission.guild),
+                queue_round=next_round(admission.rounds),
+                held_by=held_by,
+                hold_seconds=hold_seconds,
             )
 
         reservation = await self.store.credits.admit_and_reserve(
@@ -357,6 +368,14 @@ class JobService:
             guild_id=job.guild_id,
         ):
             raise Refusal("This video was cancelled before it started.")
+        # Only a job still reserved, and by nobody else, may be sent: expiry, a cancel or
+        # another process's recovery may have settled it since it was chosen.
+        held = await self.store.jobs.hold_reservation(
+            job.id, self.claimant, self.reservation_lease_seconds
+        )
+        if held is None:
+            raise Refusal(NOT_SENT_SETTLED)
+        job = held
         try:
             task = await self.client.generate(request_for(job, model=self.settings.client.model))
         except (RateLimitError, InsufficientCreditsError) as exc:
@@ -373,7 +392,10 @@ class JobService:
             else:
                 log.warning("Submitting job %s failed: %s", job.id, type(exc).__name__)
             if await self.store.jobs.fail_and_refund(
-                job.id, f"submit: {exc.message}", claimant=self.claimant
+                job.id,
+                f"submit: {exc.message}",
+                expected=JobState.RESERVED,
+                claimant=self.claimant,
             ):
                 metrics.count_credits_refunded(job.cost)
             if tell_now:
@@ -420,7 +442,7 @@ class JobService:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 log.exception("Polling job %s failed unexpectedly", job.id, exc_info=result)
-                await self.reschedule(job)
+                outcomes.append(await self.poll_failed(job, result))
                 continue
             outcomes.append(result)
         return outcomes
@@ -428,10 +450,14 @@ class JobService:
     async def poll(self, job: Job) -> PollOutcome:
         """Ask the API about one submitted job and record what it says.
 
-        The deadline is only checked against an answer: a job expires when the API says
-        it is still unfinished past the deadline, never because its poll came late (a
-        video finished meanwhile is delivered, not thrown away). The outcome carries the
-        job as stored afterwards (its next poll time included).
+        The deadline (`JOB_DEADLINE_SECONDS` after submission) holds whatever the API
+        answers: past it, a job that is not completed is expired and refunded once (the
+        requester is told through the failure-notice outbox) with the last error named,
+        whether the API said "still unfinished", answered an error or nothing readable.
+        Before it, a failed status call only reschedules the poll, recording the error on
+        the job (``last_error``). A video the API reports completed is delivered even when
+        its poll comes late. The outcome carries the job as stored afterwards (its next
+        poll time included).
         """
         outcome = await self._poll_once(job)
         if outcome.kind is PollKind.RETRY:
@@ -440,31 +466,50 @@ class JobService:
 
     async def _poll_once(self, job: Job) -> PollOutcome:
         assert job.task_id is not None, "a submitted job always has a task id"
+        at_least = 0.0
         try:
             status = await self.client.status(job.task_id)
         except RateLimitError as exc:
-            await self.reschedule(job, at_least=exc.retry_after or 0.0)
-            return PollOutcome(job=job, kind=PollKind.RETRY, message="rate limited")
+            error, at_least = "the status call was rate limited (429)", exc.retry_after or 0.0
         except AuthenticationError as exc:
             log.error("Polling job %s: %s", job.id, operator_hint(exc))
-            await self.reschedule(job)
-            return PollOutcome(job=job, kind=PollKind.RETRY, message="api key rejected")
+            error = "the video service rejected the bot's API key (401)"
         except APIStatusError as exc:
             if exc.status == 404 and job.attempts >= LOST_TASK_POLLS:
                 # Some services answer 404 for a moment after creating a task; only a
                 # task still unknown after several polls is taken as lost.
                 return await self._fail(job, "The video service lost track of this job.")
-            await self.reschedule(job)
-            return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
+            error = f"the status call failed with HTTP {exc.status}: {exc.message}"
         except InvalidResponseError as exc:
             log.warning("Job %s: unreadable status answer: %s", job.id, exc.message)
-            await self.reschedule(job)
-            return PollOutcome(job=job, kind=PollKind.RETRY, message="unreadable answer")
+            error = f"unreadable status answer: {exc.message}"
         except HappyHorseError as exc:
             log.info("Job %s: status call failed (%s); will retry", job.id, type(exc).__name__)
-            await self.reschedule(job)
-            return PollOutcome(job=job, kind=PollKind.RETRY, message=type(exc).__name__)
-        return await self._apply_status(job, status)
+            error = f"the status call failed: {exc.message or type(exc).__name__}"
+        else:
+            return await self._apply_status(job, status)
+        error = short_error(error)
+        if self._past_deadline(job):
+            return await self._expire(job, expired_reason(error))
+        await self.reschedule(job, at_least=at_least, error=error)
+        return PollOutcome(job=job, kind=PollKind.RETRY, message=error)
+
+    async def poll_failed(self, job: Job, exc: BaseException) -> PollOutcome:
+        """A poll that raised unexpectedly (a bug, not an API answer) is held to the same
+        deadline: past it the job is expired and refunded once; before it the poll is
+        rescheduled with the error recorded."""
+        error = short_error(f"the status check failed unexpectedly ({type(exc).__name__})")
+        if self._past_deadline(job):
+            return await self._expire(job, expired_reason(error))
+        await self.reschedule(job, error=error)
+        return PollOutcome(job=await self._reload(job), kind=PollKind.RETRY, message=error)
+
+    def _past_deadline(self, job: Job) -> bool:
+        """Whether the job has outlived `JOB_DEADLINE_SECONDS` since its submission."""
+        if job.submitted_at is None:
+            return False
+        age = self._clock() - job.submitted_at
+        return age.total_seconds() > self.settings.job_deadline_seconds
 
     async def _apply_status(self, job: Job, status: TaskStatus) -> PollOutcome:
         if status.state is TaskState.COMPLETED:
@@ -480,9 +525,8 @@ class JobService:
             reason = status.message or "The video service could not make this video."
             return await self._fail(job, reason)
         now = self._clock()
-        age = now - job.submitted_at if job.submitted_at is not None else timedelta(0)
-        if age.total_seconds() > self.settings.job_deadline_seconds:
-            return await self._expire(job, "The video took too long and was cancelled.")
+        if self._past_deadline(job):
+            return await self._expire(job, expired_reason(None))
         await self.store.jobs.mark_pending(job.id, self.policy.next_poll_at(job, now))
         return PollOutcome(
             job=await self._reload(job),
@@ -502,15 +546,20 @@ class JobService:
             (job.completed_at - job.submitted_at).total_seconds(),
         )
 
-    async def reschedule(self, job: Job, *, at_least: float = 0.0) -> None:
-        """After a failed status call: the next scheduled poll, or after Retry-After."""
+    async def reschedule(
+        self, job: Job, *, at_least: float = 0.0, error: str | None = None
+    ) -> None:
+        """After a failed status call: the next scheduled poll, or after Retry-After;
+        ``error`` (why the call gave no answer) is recorded on the job."""
         now = self._clock()
         scheduled = self.policy.next_poll_at(job, now)
         retry = now + timedelta(seconds=max(at_least, self.settings.poll_min_interval_seconds))
-        await self.store.jobs.schedule_poll(job.id, max(scheduled, retry))
+        await self.store.jobs.schedule_poll(job.id, max(scheduled, retry), error)
 
     async def _fail(self, job: Job, reason: str) -> PollOutcome:
-        refunded = await self.store.jobs.fail_and_refund(job.id, reason)
+        refunded = await self.store.jobs.fail_and_refund(
+            job.id, reason, expected=JobState.SUBMITTED
+        )
         metrics.count_credits_refunded(job.cost if refunded else 0)
         self._slot_freed()
         return PollOutcome(
@@ -535,7 +584,9 @@ class JobService:
 
     async def fail_undeliverable(self, job: Job, reason: str) -> bool:
         """A completed video could not be delivered at all: record why and refund once."""
-        refunded = await self.store.jobs.fail_and_refund(job.id, reason)
+        refunded = await self.store.jobs.fail_and_refund(
+            job.id, reason, expected=JobState.COMPLETED
+        )
         metrics.count_credits_refunded(job.cost if refunded else 0)
         return refunded
 
@@ -592,6 +643,30 @@ class JobService:
         fresh = await self.store.jobs.get_job(job.id)
         return fresh if fresh is not None else job
 
+
+EXPIRED_REASON = "The video took too long and was cancelled"
+MAX_ERROR_LENGTH = 300
+
+
+def short_error(error: str) -> str:
+    """An error for ``last_error`` and notices: one line, at most `MAX_ERROR_LENGTH`."""
+    line = " ".join(error.split())
+    return line if len(line) <= MAX_ERROR_LENGTH else line[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def expired_reason(last_error: str | None) -> str:
+    """Why a job past its deadline was refunded, naming the video service's last answer."""
+    if last_error is None:
+        return f"{EXPIRED_REASON}: the video service still had not finished it."
+    return f"{EXPIRED_REASON}; the video service's last answer was: {last_error}."
+
+
+NOT_SENT_SETTLED = (
+    "This video was not sent to the video service: it was cancelled or refunded before "
+    "it could start."
+)
+"""Why a job chosen to start was not sent: it was settled meanwhile (expired, cancelled,
+refunded by recovery), so it must not create a paid task."""
 
 INTERRUPTED_BEFORE_RECORDED = (
     "interrupted by a restart before the video service's answer was recorded"

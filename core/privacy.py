@@ -160,7 +160,12 @@ class PrivacyService:
         if job.state in (JobState.FAILED, JobState.EXPIRED):
             refunded = await self.store.jobs.refund(job.id)
         else:
-            refunded = await self.store.jobs.fail_and_refund(job.id, STOPPED_REASON)
+            # Whatever unfinished state it is in now: the member asked for it to stop.
+            refunded = await self.store.jobs.fail_and_refund(
+                job.id,
+                STOPPED_REASON,
+                expected=(JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED),
+            )
         if refunded:
             metrics.count_credits_refunded(job.cost)
             # The member asked for this: no "could not be made" notice follows.

@@ -195,12 +195,17 @@ class PollScheduler:
 
     async def _poll(self, job: Job) -> None:
         try:
-            outcome = await self.service.poll(job)
+            try:
+                outcome = await self.service.poll(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("Polling job %s failed unexpectedly", job.id)
+                outcome = await self.service.poll_failed(job, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("Polling job %s failed unexpectedly", job.id)
-            await self._recover(job)
+            log.exception("Rescheduling job %s after a failed poll failed", job.id)
             return
         finally:
             self._in_flight.pop(job.id, None)
@@ -210,17 +215,6 @@ class PollScheduler:
             self._on_outcome(outcome)
         except Exception:
             log.exception("Handling the poll outcome of job %s failed", job.id)
-
-    async def _recover(self, job: Job) -> None:
-        """After an unexpected error, put the job back on the schedule from the store."""
-        try:
-            await self.service.reschedule(job)
-            fresh = await self.service.store.jobs.get_job(job.id)
-        except Exception:
-            log.exception("Rescheduling job %s failed", job.id)
-            return
-        if fresh is not None:
-            self.track(fresh)
 
     async def close(self) -> None:
         """Cancel the sleeper and every poll in flight, and wait for them to end."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from storage.credits import Period, period_bounds
 from storage.models import Job
 
 IMAGE_TO_VIDEO = "image-to-video"
@@ -93,3 +94,32 @@ def credits_text(amount: int) -> str:
 def kind_label(job: Job) -> str:
     """'Text to video' or 'Image to video'."""
     return "Image to video" if job.mode == IMAGE_TO_VIDEO else "Text to video"
+
+
+def past_period_note(job: Job, period: Period) -> str | None:
+    """For a job refunded after its credit period ended: 'they went back to the credit
+    period it was charged in, which ended <t:..:R>, so the current balance does not
+    change'; ``None`` for a refund within the period (the credits can be spent again).
+
+    Credits are charged to the period a job was accepted in (usage is summed per period
+    from the job ledger), so a refund gives them back to that period; once it is over,
+    they cannot be spent any more, and the words must not promise them.
+    """
+    if job.refunded_at is None:
+        return None
+    charged = period_bounds(job.created_at, period)
+    if charged == period_bounds(job.refunded_at, period):
+        return None
+    ended = int(charged[1].timestamp())
+    return (
+        f"they went back to the credit period it was charged in, which ended <t:{ended}:R>, "
+        "so the current balance does not change"
+    )
+
+
+def refund_words(job: Job, period: Period, *, verb: str = "refunded") -> str:
+    """'2 credits refunded', with `past_period_note` when the job's credit period had
+    ended before the refund."""
+    amount = f"{credits_text(job.cost)} {verb}"
+    note = past_period_note(job, period)
+    return amount if note is None else f"{amount}: {note}"

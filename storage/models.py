@@ -54,14 +54,20 @@ ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
 """The state machine the store enforces: ``from -> {to, ...}``.
 
 ``fail_and_refund`` is one shortcut: it performs ``-> failed -> refunded`` as a single
-statement from reserved, submitted or completed, so no crash can fall between the two.
+statement from the state the caller expects (queued, reserved, submitted or completed), so
+no crash can fall between the two.
 ``moderator_refund`` is the other: a moderator may refund any job not refunded yet, even a
 delivered one (the video stays posted; the member gets the credits back).
 
 ``queued`` is a job accepted and charged but not started: the queue moves it to ``reserved``
 (``claim_queued``) when a slot is free, and a submit the API answered 429 or 402 moves it
 back (``requeue``). A queued job leaves the queue unstarted only by being refunded: cancelled
-(``cancel_queued``) or waiting too long (``fail_and_refund``).
+(``cancel_queued``), waiting too long (``expire_queued``) or not acknowledged
+(``fail_and_refund(..., expected=QUEUED)``).
+
+Every transition names the state(s) it starts from in its ``WHERE`` clause; the shortcuts
+that could start from several (``fail_and_refund``, ``mark_failed``) take the caller's
+``expected`` state(s), so a job another process moved on meanwhile is never touched.
 """
 
 
@@ -88,6 +94,10 @@ class NewJob:
     """Create the job ``queued`` (the queue starts it) rather than ``reserved``."""
     queue_round: int | None = None
     """The job's round in the fair queue (see ``core.queue``), fixed when it arrives."""
+    held_by: str | None = None
+    """The process whose request will start this queued job itself (its lease, for
+    ``hold_seconds``): dispatchers leave it alone meanwhile (see ``claim_queued``)."""
+    hold_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,3 +478,31 @@ class MemberErasure:
     audit_entries_anonymised: int
     unfinished: int
     audit: AuditEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """Whether new jobs may be sent to the API (``SubmitGateStore``), shared by processes."""
+
+    out_of_credits: bool = False
+    """The API answered 402: submission is paused for everyone until a probe is accepted."""
+    not_before: datetime | None = None
+    """No submit before this moment (a 402 backoff, a 429 Retry-After); ``None``: open."""
+    backoff_seconds: float | None = None
+    """How long the next 402 pauses for; ``None``: the first backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMember:
+    """A member with queued jobs who may start one now (``JobStore.waiting_members``)."""
+
+    guild_id: int
+    user_id: int
+    running: int
+    """The member's jobs holding a running slot (reserved or submitted)."""
+    guild_running: int
+    """The guild's jobs holding a running slot."""
+    member_limit: int
+    """The guild's running limit per member (0: none)."""
+    server_limit: int
+    """The guild's running limit (0: none)."""

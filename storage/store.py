@@ -17,7 +17,7 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -29,16 +29,19 @@ from storage.models import (
     Claimant,
     CompletionTime,
     CostTable,
+    GateState,
     GuildLimits,
     GuildSettings,
     GuildStats,
     Job,
+    JobState,
     MemberAdmission,
     MemberErasure,
     NewJob,
     ProcessInfo,
     Reservation,
     UsageSummary,
+    WaitingMember,
 )
 
 
@@ -83,8 +86,11 @@ class JobStore(Protocol):
         only while ``claimant`` still holds the posting lease (fenced)."""
         ...
 
-    async def mark_failed(self, job_id: int, error: str) -> bool:
-        """reserved | submitted | completed -> failed (still charged until refunded)."""
+    async def mark_failed(
+        self, job_id: int, error: str, *, expected: JobState | Collection[JobState]
+    ) -> bool:
+        """``expected`` (some of reserved | submitted | completed) -> failed (still charged
+        until refunded)."""
         ...
 
     async def mark_expired(self, job_id: int, error: str) -> bool:
@@ -96,12 +102,51 @@ class JobStore(Protocol):
         ...
 
     async def fail_and_refund(
-        self, job_id: int, error: str, *, claimant: Claimant | None = None
+        self,
+        job_id: int,
+        error: str,
+        *,
+        expected: JobState | Collection[JobState],
+        claimant: Claimant | None = None,
     ) -> bool:
-        """queued | reserved | submitted | completed -> refunded in one step, recording ``error``.
+        """``expected`` (the state(s) the caller knows the job is in, some of queued |
+        reserved | submitted | completed) -> refunded in one step, recording ``error``.
+        With a ``claimant`` (refunding its own reservation) it is fenced by that lease too.
 
-        The requester is told through the failure-notice outbox (``unnotified_refunds``).
+        A job in any other state (moved on by another process) is left alone. The
+        requester is told through the failure-notice outbox (``unnotified_refunds``).
         """
+        ...
+
+    async def expire_queued(
+        self, created_before: datetime, error: str, *, limit: int = 500
+    ) -> list[Job]:
+        """queued -> refunded for the jobs still queued that arrived before the cut-off
+        (at most ``limit``, oldest first); return them. Only queued jobs: a job just
+        started elsewhere is not touched."""
+        ...
+
+    async def release_hold(self, job_id: int, claimant: Claimant) -> bool:
+        """End the claimant's hold on its just-accepted, still queued job."""
+        ...
+
+    async def hold_reservation(
+        self, job_id: int, claimant: Claimant, lease_seconds: float
+    ) -> Job | None:
+        """Renew the claimant's lease on a reserved job it is about to submit; ``None`` if
+        it is no longer reserved or another live process holds it (do not send it)."""
+        ...
+
+    async def waiting_members(
+        self, *, member_running: int, server_running: int, guild_id: int | None = None
+    ) -> list[WaitingMember]:
+        """Members with queued jobs who may start one now (they and their guild are under
+        their running limits; the defaults given apply to guilds that set none), read
+        from the kept running counts, so the cost follows what can start."""
+        ...
+
+    async def member_queues(self, members: Sequence[tuple[int, int]]) -> list[Job]:
+        """The queued jobs of these (guild, member) pairs."""
         ...
 
     async def claim_queued(
@@ -113,12 +158,14 @@ class JobStore(Protocol):
         claimant: Claimant | None = None,
         lease_seconds: float | None = None,
         guild_id: int | None = None,
+        take_held: bool = True,
     ) -> bool:
         """queued -> reserved, only while fewer than ``member_running`` jobs of the member
         and fewer than ``server_running`` jobs of the guild are reserved or submitted
         (0: no limit). The counts and the change are one atomic step. With a
         ``claimant`` the reservation is leased to it for ``lease_seconds``. ``guild_id``
-        (the job's, when the caller has it) saves looking it up."""
+        (the job's, when the caller has it) saves looking it up. Without ``take_held`` (a
+        dispatcher) a job still held for its own request (``NewJob.held_by``) is left."""
         ...
 
     async def requeue(
@@ -143,8 +190,11 @@ class JobStore(Protocol):
         """When the member's latest request that was not refunded was accepted."""
         ...
 
-    async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
-        """Set the next poll time of a submitted job and count one more attempt."""
+    async def schedule_poll(
+        self, job_id: int, next_poll_at: datetime, error: str | None = None
+    ) -> bool:
+        """Set the next poll time of a submitted job and count one more attempt; with
+        ``error``, record why the last status call gave no answer."""
         ...
 
     async def set_progress_message(
@@ -499,6 +549,32 @@ class PrivacyStore(Protocol):
         ...
 
 
+class SubmitGateStore(Protocol):
+    """Whether new jobs may be sent to the API: one row every process shares."""
+
+    async def read(self) -> GateState:
+        """The gate as it is now."""
+        ...
+
+    async def pause_out_of_credits(self, first_seconds: float, max_seconds: float) -> GateState:
+        """A 402: pause for the current backoff (``first_seconds`` at first) and double the
+        next one up to ``max_seconds``; return the gate after."""
+        ...
+
+    async def hold(self, seconds: float) -> GateState:
+        """A 429: no submit for ``seconds`` (never shortening a longer hold)."""
+        ...
+
+    async def claim_probe(self, lease_seconds: float) -> bool:
+        """Take the one probe of a 402 pause whose backoff is over; ``False`` if another
+        process took it or the gate is not due."""
+        ...
+
+    async def open(self) -> bool:
+        """The API accepted a job: lift any pause or hold; ``True`` if a 402 pause ended."""
+        ...
+
+
 class Store(Protocol):
     """Everything the bot remembers."""
 
@@ -530,6 +606,11 @@ class Store(Protocol):
     @property
     def command_sync(self) -> CommandSyncStore:
         """The command payload hash per sync target."""
+        ...
+
+    @property
+    def gate(self) -> SubmitGateStore:
+        """The submit gate (the 402 pause and 429 hold), shared by every process."""
         ...
 
     async def ping(self) -> None:

@@ -371,3 +371,6 @@ def _positive(lease_seconds: float) -> None:
 
 _ANYONE = Claimant(process_id="")
 """A claimant that owns nothing: for recovery by callers that hold no leases."""
+
+_NOBODY = _ANYONE
+"""The claimant of a claim made on nobody's behalf (no lease is recorded)."""

@@ -230,18 +230,20 @@ def allowance_sql(role_ids: Sequence[int], engine: Engine) -> str:
 """  # noqa: S608 - only placeholders are formatted in
 
 
-def reserve_sql(role_ids: Sequence[int], engine: Engine) -> str:
-    """Check and charge in one statement (see the package docstring)."""
+def reserve_sql(role_ids: Sequence[int], engine: Engine, lease_now: str) -> str:
+    """Check and charge in one statement (see the package docstring); ``lease_now`` is the
+    lease clock's SQL (``LeaseClock._at``), which a hold on the new job is measured by."""
     roles, _ = role_params(role_ids)
     return f"""
     INSERT INTO jobs (
         guild_id, channel_id, user_id, interaction_id, mode, prompt, image_url,
         duration, aspect_ratio, quality, sound, cost, state, attempts, delivery_nonce,
-        created_at, updated_at, last_frame_url, sandbox, queue_round)
+        created_at, updated_at, last_frame_url, sandbox, queue_round, lease_owner, lease_until)
     SELECT
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
         :duration, :aspect_ratio, :quality, :sound, :cost, :state, 0, :nonce,
-        :now, :now, :last_frame_url, :sandbox, :queue_round
+        :now, :now, :last_frame_url, :sandbox, :queue_round, :held_by,
+        CASE WHEN :held_by IS NULL THEN NULL ELSE {lease_now} + :hold_seconds END
     WHERE
         COALESCE(
             (SELECT credits FROM user_allowances

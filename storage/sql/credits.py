@@ -26,6 +26,7 @@ from storage.models import (
 from storage.sql.common import (
     _ENSURE_GUILD_SQL,
     Clock,
+    LeaseClock,
     _audit,
     _credits_text,
     _dt,
@@ -115,8 +116,12 @@ async def _replace_allowance(
     return None if old is None else int(old["credits"])
 
 
-class SQLCreditStore:
-    """``CreditStore`` on either engine: usage is derived from the job ledger, never cached."""
+class SQLCreditStore(LeaseClock):
+    """``CreditStore`` on either engine: usage is derived from the job ledger, never cached.
+
+    The hold on a just-accepted job is a lease, so its end is read by the lease clock
+    (the database's, see ``LeaseClock``) like every other lease.
+    """
 
     def __init__(
         self,
@@ -125,10 +130,12 @@ class SQLCreditStore:
         period: Period,
         cost_table: CostTable,
         default_credits: int,
+        database_clock: Clock | None = None,
     ) -> None:
         """Use ``open_store`` rather than building this directly."""
         self._db = db
         self._clock = clock
+        self._db_clock = database_clock
         self._period = period
         self._cost_table = cost_table
         self._default_credits = validate_credits(default_credits, what="default credits")
@@ -154,7 +161,7 @@ class SQLCreditStore:
         period are below the job's cost.
         """
         row = await self._db.fetch_one(
-            reserve_sql(new_job.role_ids, self._db.engine),
+            reserve_sql(new_job.role_ids, self._db.engine, self._at()[0]),
             self._reserve_params(new_job),
             lock=member_lock(new_job.guild_id, new_job.user_id),
         )
@@ -168,6 +175,9 @@ class SQLCreditStore:
             **roles,
             "state": "queued" if new_job.queued else "reserved",
             "queue_round": new_job.queue_round,
+            **self._at()[1],
+            "held_by": new_job.held_by,
+            "hold_seconds": float(new_job.hold_seconds),
             "guild_id": new_job.guild_id,
             "channel_id": new_job.channel_id,
             "user_id": new_job.user_id,
@@ -217,7 +227,7 @@ class SQLCreditStore:
             if (new_job.guild_id, new_job.user_id) != (guild_id, user_id):
                 raise ValueError("admit_and_reserve: the job must be the admitted member's")
             rows = yield (
-                reserve_sql(new_job.role_ids, self._db.engine),
+                reserve_sql(new_job.role_ids, self._db.engine, self._at()[0]),
                 self._reserve_params(new_job),
             )
             if rows:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,8 +26,9 @@ from storage.models import (
     MemberVideos,
     UsageSummary,
     UserUsage,
+    WaitingMember,
 )
-from storage.sql.claims import SQLJobClaims
+from storage.sql.claims import _NOBODY, SQLJobClaims, free_for_owner, void_lease
 from storage.sql.common import (
     Clock,
     _dt,
@@ -40,6 +41,9 @@ from storage.sql.common import (
 from storage.sql.database import Database
 
 # The completion is bracketed by the last "pending" answer (or the submission) and now.
+_MEMBERS_PER_QUERY = 200
+"""Members whose queues one ``member_queues`` statement reads (bound parameters stay few)."""
+
 _RECORD_COMPLETION_SQL = """
     INSERT INTO completion_times
         (job_id, mode, quality, duration, sound, lower_seconds, upper_seconds, recorded_at)
@@ -49,6 +53,20 @@ _RECORD_COMPLETION_SQL = """
     FROM jobs WHERE id = :id AND submitted_at IS NOT NULL AND completed_at >= submitted_at
     ON CONFLICT (job_id) DO NOTHING
 """
+
+
+def _expected(
+    expected: JobState | Collection[JobState], allowed: Collection[JobState]
+) -> tuple[dict[str, str], str]:
+    """The bound parameters and placeholders of a transition's ``state IN (...)`` guard.
+
+    Refuses a state the transition may not start from, so a caller cannot widen a guard.
+    """
+    states = [expected] if isinstance(expected, JobState) else sorted(expected)
+    if not states or any(state not in allowed for state in states):
+        raise ValueError(f"this transition cannot start from {states}")
+    params = {f"expected_{index}": state.value for index, state in enumerate(states)}
+    return params, ", ".join(f":{name}" for name in params)
 
 
 class SQLJobStore(SQLJobClaims):
@@ -154,14 +172,20 @@ class SQLJobStore(SQLJobClaims):
             for row in rows
         ]
 
-    async def mark_failed(self, job_id: int, error: str) -> bool:
-        """reserved | submitted | completed -> failed (still charged until refunded)."""
+    async def mark_failed(
+        self, job_id: int, error: str, *, expected: JobState | Collection[JobState]
+    ) -> bool:
+        """``expected`` -> failed (reserved, submitted or completed; still charged until
+        refunded). The caller names the state(s) it means; any other leaves the job alone."""
+        states, marks = _expected(
+            expected, {JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED}
+        )
         return await self._update(
-            """UPDATE jobs SET state = 'failed', last_error = :error, next_poll_at = NULL,
+            f"""UPDATE jobs SET state = 'failed', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, updated_at = :now, lease_owner = NULL,
                    lease_until = NULL
-               WHERE id = :id AND state IN ('reserved', 'submitted', 'completed')""",
-            {"id": job_id, "error": error},
+               WHERE id = :id AND state IN ({marks})""",  # noqa: S608 - placeholders only
+            {"id": job_id, "error": error, **states},
         )
 
     async def mark_expired(self, job_id: int, error: str) -> bool:
@@ -183,34 +207,51 @@ class SQLJobStore(SQLJobClaims):
         )
 
     async def fail_and_refund(
-        self, job_id: int, error: str, *, claimant: Claimant | None = None
+        self,
+        job_id: int,
+        error: str,
+        *,
+        expected: JobState | Collection[JobState],
+        claimant: Claimant | None = None,
     ) -> bool:
-        """queued | reserved | submitted | completed -> refunded in one step, with ``error``.
+        """``expected`` -> refunded in one step, recording ``error``.
 
-        With a ``claimant`` (refunding its own reservation) the refund is fenced: refused
-        once the job is no longer leased to it.
+        ``expected`` is the state (or states) the caller knows the job is in: queued (the
+        acknowledgement failed), reserved (the submit failed), submitted (the API failed
+        it) or completed (undeliverable). A job that moved on meanwhile (another process
+        started, delivered or refunded it) is left alone and ``False`` returned. With a
+        ``claimant`` (refunding its own reservation) the refund is fenced too: refused once
+        the job is no longer leased to it.
         """
+        states, marks = _expected(
+            expected,
+            {JobState.QUEUED, JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED},
+        )
         fence = "" if claimant is None else " AND lease_owner = :owner"
         return await self._update(
             f"""UPDATE jobs SET state = 'refunded', last_error = :error, next_poll_at = NULL,
                    delivering_until = NULL, refunded_at = :now, updated_at = :now,
                    lease_owner = NULL, lease_until = NULL
-               WHERE id = :id AND state IN ('queued', 'reserved', 'submitted', 'completed')
-                 {fence}""",  # noqa: S608 - constant text only
+               WHERE id = :id AND state IN ({marks}){fence}""",  # noqa: S608 - placeholders only
             {
                 "id": job_id,
                 "error": error,
                 "owner": None if claimant is None else claimant.process_id,
+                **states,
             },
         )
 
-    async def schedule_poll(self, job_id: int, next_poll_at: datetime) -> bool:
-        """Set the next poll time of a submitted job and count one more attempt."""
+    async def schedule_poll(
+        self, job_id: int, next_poll_at: datetime, error: str | None = None
+    ) -> bool:
+        """Set the next poll time of a submitted job and count one more attempt; with
+        ``error``, record why the last status call gave no answer (``last_error``)."""
         return await self._update(
             """UPDATE jobs SET next_poll_at = :next_poll_at, attempts = attempts + 1,
+                   last_error = COALESCE(:error, last_error),
                    updated_at = :now, lease_owner = NULL, lease_until = NULL
                WHERE id = :id AND state = 'submitted'""",
-            {"id": job_id, "next_poll_at": _ts(next_poll_at)},
+            {"id": job_id, "next_poll_at": _ts(next_poll_at), "error": error},
         )
 
     async def set_progress_message(
@@ -286,48 +327,182 @@ class SQLJobStore(SQLJobClaims):
         claimant: Claimant | None = None,
         lease_seconds: float | None = None,
         guild_id: int | None = None,
+        take_held: bool = True,
     ) -> bool:
         """queued -> reserved, only while the member and the server are under their limits.
 
-        A limit of 0 means none. The counts and the change are one statement, run under
-        the guild's running-slots lock (a no-op on SQLite, whose single writer already
-        serialises it; on PostgreSQL, READ COMMITTED would let two claims count the same
-        slot free), so two dispatchers, even in two processes, cannot both fill the last slot.
-        With a ``claimant`` the reservation is leased to it for ``lease_seconds``: no
-        other process's recovery refunds it while it is being submitted.
+        A limit of 0 means none. The limits are checked against the running counts
+        (``queue_members``/``queue_guilds``, kept by triggers) in the statement that makes
+        the change, run under the guild's running-slots lock (a no-op on SQLite, whose
+        single writer already serialises it; on PostgreSQL, READ COMMITTED would let two
+        claims count the same slot free), so two dispatchers, even in two processes,
+        cannot both fill the last slot. With a ``claimant`` the reservation is leased to it
+        for ``lease_seconds``: no other process's recovery refunds it while it is being
+        submitted.
+
+        A just-accepted job is *held* for its own request (its lease names the process
+        that accepted it, see ``NewJob.held_by``): with ``take_held`` (the request
+        starting its job) the claimant may take a job held by itself or by nobody live;
+        without it (a dispatcher) only a job nobody live holds.
         """
         owner = None if claimant is None else claimant.process_id
-        at, clock = self._at()
+        at, claim = self._claim_params(claimant or _NOBODY)
         until = "NULL" if lease_seconds is None or owner is None else f"{at} + :lease"
         if guild_id is None:
             row = await self._db.fetch_one("SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
             if row is None:
                 return False
             guild_id = row["guild_id"]
+        free = free_for_owner(at) if take_held and claimant is not None else void_lease(at)
         changed = await self._db.execute(
-            f"""UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
+            f"""UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :new_owner,
                    lease_until = {until}
-               WHERE id = :id AND state = 'queued'
-                 AND (:member_running = 0 OR (
-                     SELECT COUNT(*) FROM jobs AS other
-                      WHERE other.guild_id = jobs.guild_id AND other.user_id = jobs.user_id
-                        AND other.state IN ('reserved', 'submitted')) < :member_running)
-                 AND (:server_running = 0 OR (
-                     SELECT COUNT(*) FROM jobs AS other
-                      WHERE other.guild_id = jobs.guild_id
-                        AND other.state IN ('reserved', 'submitted')) < :server_running)""",  # noqa: S608
+               WHERE id = :id AND state = 'queued' AND {free}
+                 AND (:member_running = 0 OR COALESCE((
+                     SELECT running FROM queue_members AS m
+                      WHERE m.guild_id = jobs.guild_id AND m.user_id = jobs.user_id), 0)
+                     < :member_running)
+                 AND (:server_running = 0 OR COALESCE((
+                     SELECT running FROM queue_guilds AS g
+                      WHERE g.guild_id = jobs.guild_id), 0) < :server_running)""",  # noqa: S608
             {
-                **clock,
+                **claim,
                 "id": job_id,
-                "now": self._now(),
                 "member_running": member_running,
                 "server_running": server_running,
-                "owner": owner,
+                "new_owner": owner,
                 "lease": float(lease_seconds or 0.0),
             },
             lock=("running", guild_id),
         )
         return changed == 1
+
+    async def release_hold(self, job_id: int, claimant: Claimant) -> bool:
+        """End the claimant's hold on its just-accepted, still queued job: its request
+        left it in the queue, so any dispatcher may start it from now on."""
+        return await self._update(
+            """UPDATE jobs SET lease_owner = NULL, lease_until = NULL
+               WHERE id = :id AND state = 'queued' AND lease_owner = :owner""",
+            {"id": job_id, "owner": claimant.process_id},
+        )
+
+    async def hold_reservation(
+        self, job_id: int, claimant: Claimant, lease_seconds: float
+    ) -> Job | None:
+        """Renew the claimant's lease on a reserved job it is about to submit; return it.
+
+        ``None`` when the job is no longer reserved, or another live process holds it
+        (refunded by expiry or recovery, or taken elsewhere): it must not be sent.
+        """
+        at, params = self._claim_params(claimant)
+        row = await self._db.fetch_one(
+            f"""UPDATE jobs SET lease_owner = :owner, lease_until = {at} + :lease,
+                   updated_at = :now
+               WHERE id = :id AND state = 'reserved' AND {free_for_owner(at)}
+               RETURNING *""",  # noqa: S608 - constant text only
+            {**params, "id": job_id, "lease": float(lease_seconds)},
+        )
+        return None if row is None else _job(row)
+
+    async def expire_queued(
+        self, created_before: datetime, error: str, *, limit: int = 500
+    ) -> list[Job]:
+        """queued -> refunded for the jobs still queued that arrived before the cut-off
+        (at most ``limit``, oldest first; the next call takes the rest).
+
+        Only ``queued`` jobs: one another process has just started (reserved) is not
+        touched. One guarded statement per job, so no statement holds the running-count
+        rows of several members while waiting for a job row (which, with another
+        process's claim, could deadlock on PostgreSQL). The requester is told through
+        the failure-notice outbox.
+        """
+        overdue = await self._db.fetch_all(
+            """SELECT id FROM jobs WHERE state = 'queued' AND created_at < :before
+               ORDER BY created_at, id LIMIT :limit""",
+            {"before": _ts(created_before), "limit": _limit(limit)},
+        )
+        expired: list[Job] = []
+        for row in overdue:
+            refunded = await self._db.fetch_one(
+                """UPDATE jobs SET state = 'refunded', last_error = :error, refunded_at = :now,
+                       updated_at = :now, lease_owner = NULL, lease_until = NULL
+                   WHERE id = :id AND state = 'queued'
+                   RETURNING *""",
+                {"now": self._now(), "id": row["id"], "error": error},
+            )
+            if refunded is not None:
+                expired.append(_job(refunded))
+        return expired
+
+    async def waiting_members(
+        self, *, member_running: int, server_running: int, guild_id: int | None = None
+    ) -> list[WaitingMember]:
+        """Members with queued jobs who may start one now: their guild and they are under
+        their running limits (of one guild, or of all).
+
+        Read from the counts the triggers keep (``queue_guilds``, ``queue_members``),
+        through their partial indexes on ``queued > 0``: only guilds with jobs waiting
+        are visited, and members only in guilds with a free slot, so the work follows
+        what can start, not the length of the queue. ``member_running`` and
+        ``server_running`` are the defaults for guilds that set none (0: no limit).
+        """
+        waiting = " INDEXED BY queue_guilds_waiting" if self._db.engine == "sqlite" else ""
+        members = " INDEXED BY queue_members_waiting" if self._db.engine == "sqlite" else ""
+        # One guild (the acknowledgement path): its row by the index, not every waiting one.
+        one_guild = "" if guild_id is None else " AND g.guild_id = :guild_id"
+        rows = await self._db.fetch_all(
+            f"""SELECT g.guild_id, m.user_id, m.running AS member_busy,
+                       g.running AS guild_busy,
+                       COALESCE(s.member_running, :member_running) AS member_limit,
+                       COALESCE(s.server_running, :server_running) AS server_limit
+               FROM queue_guilds AS g{waiting}
+               LEFT JOIN guild_settings AS s ON s.guild_id = g.guild_id
+               CROSS JOIN queue_members AS m{members}
+               WHERE g.queued > 0{one_guild}
+                 AND (COALESCE(s.server_running, :server_running) = 0
+                      OR g.running < COALESCE(s.server_running, :server_running))
+                 AND m.guild_id = g.guild_id AND m.queued > 0
+                 AND (COALESCE(s.member_running, :member_running) = 0
+                      OR m.running < COALESCE(s.member_running, :member_running))
+               ORDER BY g.guild_id, m.user_id""",  # noqa: S608 - index names only
+            {
+                "member_running": member_running,
+                "server_running": server_running,
+                **({} if guild_id is None else {"guild_id": guild_id}),
+            },
+        )
+        return [
+            WaitingMember(
+                guild_id=row["guild_id"],
+                user_id=row["user_id"],
+                running=row["member_busy"],
+                guild_running=row["guild_busy"],
+                member_limit=row["member_limit"],
+                server_limit=row["server_limit"],
+            )
+            for row in rows
+        ]
+
+    async def member_queues(self, members: Sequence[tuple[int, int]]) -> list[Job]:
+        """The queued jobs of these (guild, member) pairs, each member's through the
+        ``jobs_member_queue`` index (never the whole queue)."""
+        index = " INDEXED BY jobs_member_queue" if self._db.engine == "sqlite" else ""
+        found: list[Job] = []
+        for start in range(0, len(members), _MEMBERS_PER_QUERY):
+            chunk = members[start : start + _MEMBERS_PER_QUERY]
+            params: dict[str, int] = {}
+            values = []
+            for number, (guild_id, user_id) in enumerate(chunk):
+                params[f"g{number}"], params[f"u{number}"] = guild_id, user_id
+                values.append(f"(:g{number}, :u{number})")
+            found += await self._jobs(
+                f"""WITH wanted (guild_id, user_id) AS (VALUES {", ".join(values)})
+                   SELECT jobs.* FROM wanted CROSS JOIN jobs{index}
+                   WHERE jobs.guild_id = wanted.guild_id AND jobs.user_id = wanted.user_id
+                     AND jobs.state = 'queued'""",  # noqa: S608 - placeholders only
+                params,
+            )
+        return found
 
     async def requeue(
         self, job_id: int, error: str, *, claimant: Claimant | None = None

@@ -18,6 +18,7 @@ from storage.sql.common import (
 )
 from storage.sql.credits import SQLCreditStore
 from storage.sql.database import Database
+from storage.sql.gate import SQLSubmitGateStore
 from storage.sql.guilds import SQLGuildSettingsStore
 from storage.sql.jobs import SQLJobStore
 from storage.sql.privacy import SQLPrivacyStore
@@ -48,12 +49,13 @@ class SQLStore:
         self.database = db
         self._jobs = SQLJobStore(db, clock, period, database_clock)
         self._credits = SQLCreditStore(
-            db, clock, period, cost_table or CostTable(), default_daily_credits
+            db, clock, period, cost_table or CostTable(), default_daily_credits, database_clock
         )
         self._guilds = SQLGuildSettingsStore(db, clock)
         self._processes = SQLProcessStore(db, database_clock)
         self._command_sync = SQLCommandSyncStore(db, clock)
         self._privacy = SQLPrivacyStore(db, clock, period)
+        self._gate = SQLSubmitGateStore(db, clock)
 
     @property
     def jobs(self) -> SQLJobStore:
@@ -84,6 +86,11 @@ class SQLStore:
     def privacy(self) -> SQLPrivacyStore:
         """A member's data: exported or erased on request."""
         return self._privacy
+
+    @property
+    def gate(self) -> SQLSubmitGateStore:
+        """The submit gate (the 402 pause and 429 hold), shared by every process."""
+        return self._gate
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot answer (health checks)."""

@@ -1,4 +1,4 @@
-"""The queue's order and who may start, without I/O; and the 402/429 submit gate."""
+"""The queue's order and who may start, without I/O (the submit gate: test_gate.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from core.fairness import fair_order, next_round, positions, startable
 from core.limits import Limits
-from core.queue import BUSY_STATUS, OUT_OF_CREDITS_STATUS, SubmitGate, wait_text
+from core.queue import wait_text
 from storage.models import Job, JobState, QueueRounds
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -151,42 +151,6 @@ def test_zero_means_no_limit_and_limits_are_per_guild() -> None:
 def test_positions_are_per_guild() -> None:
     ordered = [job(1, ALICE, 0), job(2, BOB, 0, guild=OTHER_GUILD), job(3, BOB, 1)]
     assert positions(ordered) == {1: (1, 2), 2: (1, 1), 3: (2, 2)}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def test_gate_pauses_on_402_with_doubling_backoff_and_resumes_on_success() -> None:
-    clock = Clock()
-    gate = SubmitGate(30.0, 100.0, clock)
-    assert gate.is_open() and gate.status is None
-    assert gate.on_out_of_credits() == 30.0
-    assert not gate.is_open() and gate.status == OUT_OF_CREDITS_STATUS
-    clock.now += timedelta(seconds=30)
-    assert gate.is_open()  # time for one probe; still reported as paused
-    assert gate.status == OUT_OF_CREDITS_STATUS
-    assert gate.on_out_of_credits() == 60.0
-    assert gate.on_out_of_credits() == 100.0  # capped
-    assert gate.on_accepted() is True
-    assert gate.is_open() and gate.status is None and not gate.out_of_credits
-    assert gate.on_out_of_credits() == 30.0  # the backoff starts over
-
-
-def test_gate_holds_until_retry_after_on_429() -> None:
-    clock = Clock()
-    gate = SubmitGate(30.0, 600.0, clock)
-    assert gate.on_rate_limited(7.0) == 7.0
-    assert gate.status == BUSY_STATUS and gate.seconds_until_open() == pytest.approx(7.0)
-    gate.on_rate_limited(2.0)  # a shorter hold never shortens the current one
-    assert gate.seconds_until_open() == pytest.approx(7.0)
-    clock.now += timedelta(seconds=7)
-    assert gate.is_open() and gate.status is None
-    assert gate.on_accepted() is False
 
 
 @pytest.mark.parametrize(

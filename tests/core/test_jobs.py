@@ -256,17 +256,51 @@ async def test_a_late_poll_still_delivers_a_finished_video(
     assert await remaining(store) == 3
 
 
-async def test_a_failing_status_call_never_expires_a_job(
-    service: JobService, store: SQLiteStore, clock: Clock, sandbox: SandboxServer
+@pytest.mark.parametrize(
+    ("fault", "named"),
+    [
+        ({"status": 400}, "HTTP 400"),
+        ({"status": 410}, "HTTP 410"),
+        ({"status": 503}, "HTTP 503"),
+        ({"status": 401}, "rejected the bot's API key (401)"),
+        ({"body": {"code": 200, "data": {"state": "levitating"}}}, "unknown task state"),
+        ({"body": {"code": 200, "data": {"state": "completed"}}}, "no result URL"),
+    ],
+    ids=["400", "410", "503", "401", "unknown-state", "completed-without-url"],
+)
+async def test_the_deadline_holds_whatever_the_api_answers(
+    service: JobService,
+    store: SQLiteStore,
+    clock: Clock,
+    sandbox: SandboxServer,
+    fault: dict[str, object],
+    named: str,
 ) -> None:
-    """Past the deadline, a status call that fails leaves the job to be asked again."""
-    sandbox.state.faults.add("status", status=503, count=-1)
+    """Regression (a job was polled forever: only a "pending" answer was checked against
+    the deadline): a status call that fails the same way every time is retried, with the
+    error recorded on the job, until the deadline; then the job is expired and refunded
+    once, and waits in the notice outbox with the last error named."""
     job = await service.submit(await service.reserve(draft()))
+    sandbox.state.faults.add("status", count=-1, **fault)  # type: ignore[arg-type]
+    clock.advance(5)
+    assert [o.kind for o in await service.poll_due()] == [PollKind.RETRY]
+    retried = await store.jobs.get_job(job.id)
+    assert retried is not None and retried.state is JobState.SUBMITTED
+    assert retried.last_error is not None and named in retried.last_error
+
     clock.advance(601)
     outcomes = await service.poll_due()
-    assert [o.kind for o in outcomes] == [PollKind.RETRY]
-    after = await store.jobs.get_job(job.id)
-    assert after is not None and after.state is JobState.SUBMITTED
+    assert [o.kind for o in outcomes] == [PollKind.EXPIRED] and outcomes[0].refunded
+    expired = await store.jobs.get_job(job.id)
+    assert expired is not None and expired.state is JobState.REFUNDED
+    assert expired.last_error is not None
+    assert "took too long" in expired.last_error and named in expired.last_error
+    assert [j.id for j in await store.jobs.unnotified_refunds(3600)] == [job.id]
+    assert await remaining(store) == 4
+    clock.advance(60)
+    assert await service.poll_due() == []  # never polled again
+    assert not await store.jobs.refund(job.id)
+    assert await remaining(store) == 4
 
 
 async def test_restart_refunds_jobs_interrupted_before_submit(

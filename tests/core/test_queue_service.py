@@ -40,6 +40,8 @@ def draft(user: int = ALICE, prompt: str = "a horse in the rain") -> JobDraft:
 async def queue(
     store: SQLiteStore, service: JobService, settings: BotSettings, clock: Clock
 ) -> AsyncIterator[QueueService]:
+    # The holds on just-accepted jobs are leases: their owner must be a live process.
+    await store.processes.beat(service.claimant.process_id)
     yield QueueService(store, service, settings, clock=clock)
 
 

@@ -6,6 +6,7 @@ No test here sleeps or measures time: the scheduler's choices (`due`, `next_poll
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import random
@@ -303,3 +304,28 @@ async def test_the_schedule_is_rebuilt_from_the_store(
     )
     clock.advance(2)
     assert [j.id for j in fresh.due(clock.now, 5)] == [job.id]
+
+
+async def test_a_poll_that_raises_every_time_still_ends_at_the_deadline(
+    service: JobService, store: SQLiteStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (a poll raising unexpectedly was only rescheduled, so a bug on one job's
+    answer kept it polled forever): the scheduler holds it to the deadline like any
+    answer, expiring and refunding it once."""
+    outcomes: list[PollOutcome] = []
+    scheduler = PollScheduler(service, outcomes.append, clock=service._clock)
+    job = await service.submit(await service.reserve(draft()))
+
+    async def broken(task_id: str) -> None:
+        raise RuntimeError("a bug reading this answer")
+
+    monkeypatch.setattr(service.client, "status", broken)
+    for advance, kind in ((5, PollKind.RETRY), (601, PollKind.EXPIRED)):
+        clock.advance(advance)
+        await scheduler.round()
+        await asyncio.gather(*list(scheduler._in_flight.values()))
+        assert outcomes[-1].kind is kind
+    after = await store.jobs.get_job(job.id)
+    assert after is not None and after.state is JobState.REFUNDED
+    assert after.last_error is not None and "RuntimeError" in after.last_error
+    await scheduler.close()

@@ -353,6 +353,27 @@ async def test_failed_task_tells_requester_and_refunds_once(
         assert not [m for m in fake.channel_messages(world.channel) if m["attachments"]]
 
 
+async def test_a_status_call_failing_every_time_still_ends_at_the_deadline(
+    start_bot: StartBot, world: World
+) -> None:
+    """Regression (only a "pending" answer was checked against JOB_DEADLINE, so a job whose
+    status call failed every time was polled forever, holding its slot and credits): the
+    scheduler expires it at the deadline, refunds it once and tells the requester, naming
+    the service's last answer."""
+    fake = world.fake
+    async with start_bot(job_deadline_seconds=1.0) as running:
+        running.sandbox.state.faults.add("status", status=503, count=-1)
+        await order_video(world)
+        notice = await fake.wait_for_message(
+            world.channel, lambda m: "refunded" in m["content"], timeout=15
+        )
+        assert "took too long" in notice["content"] and "HTTP 503" in notice["content"]
+        assert [m["id"] for m in notice["mentions"]] == [str(world.alice.id)]
+        job = await wait_for_state(running, JobState.REFUNDED)
+        assert job.last_error and "HTTP 503" in job.last_error
+        assert await remaining(running) == ALLOWANCE
+
+
 async def test_stuck_job_expires_and_is_refunded(start_bot: StartBot, world: World) -> None:
     """A task stuck processing past JOB_DEADLINE: expired, refunded once, requester told."""
     fake = world.fake

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from storage.models import NewJob
+from storage.models import JobState, NewJob
 from storage.sqlite import open_store
 from tests.e2e.conftest import StartBot, World, eventually
 
@@ -37,7 +37,9 @@ async def test_refund_without_its_notice_is_told_once_after_restart(
         )
         assert job is not None
         # What a crash leaves behind: the refund is written, its notice never posted.
-        assert await store.jobs.fail_and_refund(job.id, "The service lost the task")
+        assert await store.jobs.fail_and_refund(
+            job.id, "The service lost the task", expected=JobState.RESERVED
+        )
     finally:
         await store.close()
 

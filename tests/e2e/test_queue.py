@@ -391,6 +391,28 @@ async def test_402_pauses_everyone_then_resumes(
         assert any("submission resumed" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_402_pause_survives_a_restart(start_bot: StartBot, world: World) -> None:
+    """Regression (the pause was held in memory, so the first submit after a restart found
+    out again): a restarted bot still knows the account is out of credits; /config show
+    and a new request's card say so, and nothing is sent until the backoff is over."""
+    async with start_bot(queue_pause_backoff_seconds=600.0) as running:
+        running.sandbox.state.faults.add("generate", status=402, count=1)
+        before = await ask(world, world.alice, "alice before the restart")
+        await card(before, "Queued")
+        assert "out of credits" in (await before.wait_for_followup(timeout=10))["content"]
+    async with start_bot(queue_pause_backoff_seconds=600.0) as running:
+        generates = running.sandbox.state.request_counts["generate"]
+        show = await world.fake.invoke_slash(
+            world.guild, world.channel, world.mod, "config show", {}
+        )
+        assert PAUSED in fields(await private_embed(show))["Video service"]
+        after = await ask(world, world.bob, "bob after the restart")
+        bob_card = await card(after, "Queued")
+        assert PAUSED in fields(bob_card["embeds"][0]).values()
+        assert "out of credits" in (await after.wait_for_followup(timeout=10))["content"]
+        assert running.sandbox.state.request_counts["generate"] == generates
+
+
 async def test_queued_job_that_waits_too_long_is_refunded_with_a_notice(
     start_bot: StartBot, world: World
 ) -> None:

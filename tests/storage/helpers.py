@@ -85,7 +85,7 @@ async def job_in_state(store: SQLiteStore, state: JobState, **changes: Any) -> J
     if state is JobState.EXPIRED:
         assert await jobs.mark_expired(job.id, "deadline passed")
     if state in (JobState.FAILED, JobState.REFUNDED):
-        assert await jobs.mark_failed(job.id, "boom")
+        assert await jobs.mark_failed(job.id, "boom", expected=JobState.RESERVED)
     if state is JobState.REFUNDED:
         assert await jobs.refund(job.id)
     current = await jobs.get_job(job.id)

@@ -265,7 +265,7 @@ async def test_double_refund_refunds_once(store: SQLiteStore) -> None:
     assert await store.jobs.refund(job.id)
     assert (await store.credits.balance(GUILD, USER)).used == 1
     assert not await store.jobs.refund(job.id)
-    assert not await store.jobs.fail_and_refund(job.id, "again")
+    assert not await store.jobs.fail_and_refund(job.id, "again", expected=JobState.COMPLETED)
     assert (await store.credits.balance(GUILD, USER)).used == 1
 
 
@@ -412,7 +412,7 @@ async def test_reset_usage_gives_the_full_allowance_back(store: SQLiteStore) -> 
         "0",
     )
     assert (await store.credits.balance(GUILD, USER)).remaining == DEFAULT_CREDITS
-    assert await store.jobs.fail_and_refund(pending.id, "api down")
+    assert await store.jobs.fail_and_refund(pending.id, "api down", expected=JobState.SUBMITTED)
     assert (await store.credits.balance(GUILD, USER)).remaining == DEFAULT_CREDITS
     await reserve(store)
     assert (await store.credits.balance(GUILD, USER)).used == 1
@@ -478,6 +478,7 @@ async def test_usage_reads_only_the_members_jobs_on_sqlite(store: SQLiteStore) -
         params = {
             "guild_id": GUILD, "user_id": USER, "period_start": 0.0, "period_end": 1.0,
             "role_0": 9, "state": "queued", "queue_round": 0, "channel_id": 1,
+            "held_by": None, "held_until": None,
             "interaction_id": None, "mode": "text-to-video", "prompt": "p",
             "image_url": None, "last_frame_url": None, "sandbox": 0, "duration": 5,
             "aspect_ratio": "16:9", "quality": "std", "sound": 0, "cost": 1, "nonce": "n",

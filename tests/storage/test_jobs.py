@@ -34,26 +34,41 @@ METHODS: dict[str, tuple[JobState, Action]] = {
     "mark_submitted": (JobState.SUBMITTED, lambda j, i: j.mark_submitted(i, "task", START)),
     "mark_completed": (JobState.COMPLETED, lambda j, i: j.mark_completed(i, "https://x/v.mp4")),
     "mark_delivered": (JobState.DELIVERED, lambda j, i: deliver(j, i, 1)),
-    "mark_failed": (JobState.FAILED, lambda j, i: j.mark_failed(i, "err")),
+    **{
+        f"mark_failed({expected.value})": (
+            JobState.FAILED,
+            lambda j, i, expected=expected: j.mark_failed(i, "err", expected=expected),
+        )
+        for expected in (JobState.RESERVED, JobState.SUBMITTED, JobState.COMPLETED)
+    },
     "mark_expired": (JobState.EXPIRED, lambda j, i: j.mark_expired(i, "late")),
     "refund": (JobState.REFUNDED, lambda j, i: j.refund(i)),
-    "fail_and_refund": (JobState.REFUNDED, lambda j, i: j.fail_and_refund(i, "err")),
+    **{
+        f"fail_and_refund({expected.value})": (
+            JobState.REFUNDED,
+            lambda j, i, expected=expected: j.fail_and_refund(i, "err", expected=expected),
+        )
+        for expected in (
+            JobState.QUEUED,
+            JobState.RESERVED,
+            JobState.SUBMITTED,
+            JobState.COMPLETED,
+        )
+    },
     "claim_queued": (JobState.RESERVED, lambda j, i: j.claim_queued(i)),
     "requeue": (JobState.QUEUED, lambda j, i: j.requeue(i, "429")),
     "cancel_queued": (JobState.REFUNDED, lambda j, i: j.cancel_queued(i, 42)),
 }
-FAIL_AND_REFUND_FROM = {
-    JobState.QUEUED,
-    JobState.RESERVED,
-    JobState.SUBMITTED,
-    JobState.COMPLETED,
-}
 
 
 def allowed(method: str, source: JobState) -> bool:
-    """Whether the state machine lets ``method`` act on a job in ``source``."""
-    if method == "fail_and_refund":
-        return source in FAIL_AND_REFUND_FROM
+    """Whether the state machine lets ``method`` act on a job in ``source``.
+
+    The shortcuts that could start from several states act only from the one the
+    caller names (``fail_and_refund(reserved)`` never refunds a submitted job).
+    """
+    if method.startswith(("fail_and_refund(", "mark_failed(")):
+        return method.endswith(f"({source.value})")
     if method == "cancel_queued":
         return source is JobState.QUEUED
     if method == "refund":  # queued -> refunded is only taken by cancel or fail_and_refund
@@ -75,6 +90,45 @@ async def test_transition_table(store: SQLiteStore, source: JobState, method: st
         assert after.state is target
     else:
         assert after == job
+    assert await kept_counts(store) == await ledger_counts(store)
+
+
+async def kept_counts(store: SQLiteStore) -> dict[str, set[tuple[int, ...]]]:
+    """The queued and running counts the triggers keep, per member and per guild."""
+    db = store.database
+    members = await db.fetch_all("SELECT guild_id, user_id, queued, running FROM queue_members")
+    guilds = await db.fetch_all("SELECT guild_id, queued, running FROM queue_guilds")
+    return {
+        "members": {
+            (row["guild_id"], row["user_id"], row["queued"], row["running"])
+            for row in members
+            if row["queued"] or row["running"]
+        },
+        "guilds": {
+            (row["guild_id"], row["queued"], row["running"])
+            for row in guilds
+            if row["queued"] or row["running"]
+        },
+    }
+
+
+async def ledger_counts(store: SQLiteStore) -> dict[str, set[tuple[int, ...]]]:
+    """The same counts, counted from the job ledger."""
+    members: dict[tuple[int, int], list[int]] = {}
+    guilds: dict[int, list[int]] = {}
+    for state, column in ((JobState.QUEUED, 0), (JobState.RESERVED, 1), (JobState.SUBMITTED, 1)):
+        rows = await store.database.fetch_all(
+            "SELECT guild_id, user_id, COUNT(*) AS n FROM jobs WHERE state = ?"
+            " GROUP BY guild_id, user_id",
+            (state.value,),
+        )
+        for row in rows:
+            members.setdefault((row["guild_id"], row["user_id"]), [0, 0])[column] += row["n"]
+            guilds.setdefault(row["guild_id"], [0, 0])[column] += row["n"]
+    return {
+        "members": {(g, u, q, r) for (g, u), (q, r) in members.items()},
+        "guilds": {(g, q, r) for g, (q, r) in guilds.items()},
+    }
 
 
 async def test_guarded_transition_applied_twice_succeeds_once(store: SQLiteStore) -> None:
@@ -92,7 +146,10 @@ async def test_racing_transitions_have_one_winner(store: SQLiteStore) -> None:
     assert await store.jobs.claim_delivery(job.id, 60, POSTER)
     results = await asyncio.gather(
         *(store.jobs.mark_delivered(job.id, n, POSTER) for n in range(10)),
-        *(store.jobs.fail_and_refund(job.id, f"e{n}") for n in range(10)),
+        *(
+            store.jobs.fail_and_refund(job.id, f"e{n}", expected=JobState.COMPLETED)
+            for n in range(10)
+        ),
     )
     assert results.count(True) == 1
 
@@ -109,7 +166,10 @@ async def test_guarded_transition_raced_by_processes_succeeds_once(db_path: Path
         f"""
         import asyncio, sys
         from storage import open_store
+        from storage.models import JobState
         from tests.storage.helpers import POSTER, wait_until
+
+        COMPLETED = JobState.COMPLETED
 
         async def main() -> None:
             store = await open_store(sys.argv[1], default_daily_credits=1)
@@ -118,7 +178,10 @@ async def test_guarded_transition_raced_by_processes_succeeds_once(db_path: Path
                 me = int(sys.argv[3])
                 results = await asyncio.gather(
                     *(store.jobs.mark_delivered({job.id}, 1000 + me, POSTER) for _ in range(5)),
-                    *(store.jobs.fail_and_refund({job.id}, f"p{{me}}") for _ in range(5)),
+                    *(
+                        store.jobs.fail_and_refund({job.id}, f"p{{me}}", expected=COMPLETED)
+                        for _ in range(5)
+                    ),
                 )
                 print(sum(results))
             finally:
@@ -351,11 +414,13 @@ async def test_reopen_mid_lifecycle_resumes_every_unfinished_job(
         assert await store.jobs.mark_completed(submitted.id, "https://x/v.mp4")
         assert await store.jobs.refund(by_state[JobState.FAILED].id)
         assert await store.jobs.refund(by_state[JobState.EXPIRED].id)
-        assert await store.jobs.fail_and_refund(by_state[JobState.RESERVED].id, "restart")
+        assert await store.jobs.fail_and_refund(
+            by_state[JobState.RESERVED].id, "restart", expected=JobState.RESERVED
+        )
         queued = by_state[JobState.QUEUED]
         assert [j.id for j in await store.jobs.queued_jobs()] == [queued.id]  # still waiting
         assert await store.jobs.claim_queued(queued.id)
-        assert await store.jobs.fail_and_refund(queued.id, "restart")
+        assert await store.jobs.fail_and_refund(queued.id, "restart", expected=JobState.RESERVED)
         assert [j.id for j in await store.jobs.resumable_jobs()] == [submitted.id]
     finally:
         await store.close()

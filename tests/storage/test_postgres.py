@@ -123,7 +123,7 @@ async def test_migrations_apply_on_an_empty_database(pg_empty_database: str) -> 
     assert await _tables(pg_empty_database) == {
         "schema_version", "jobs", "guild_settings", "user_allowances", "usage_resets",
         "allowed_channels", "blocked_words", "audit_log", "role_allowances", "completion_times",
-        "processes", "command_sync",
+        "processes", "command_sync", "submit_gate", "queue_members", "queue_guilds",
     }  # fmt: skip
     assert await _versions(pg_empty_database) == shipped
 

@@ -162,7 +162,7 @@ async def test_queued_jobs_hold_credits_and_cancel_returns_them_once(
     assert (await store.credits.balance(GUILD, USER)).used == 2
     assert await store.jobs.cancel_queued(job.id, MODERATOR)
     assert not await store.jobs.cancel_queued(job.id, MODERATOR)
-    assert not await store.jobs.fail_and_refund(job.id, "late")
+    assert not await store.jobs.fail_and_refund(job.id, "late", expected=JobState.QUEUED)
     after = await store.jobs.get_job(job.id)
     assert after is not None and after.state is JobState.REFUNDED
     assert after.cancelled_by == MODERATOR and after.notified_at is not None
@@ -295,3 +295,38 @@ async def test_admission_snapshot_and_refusals_change_nothing(
     assert short.job is None and short.balance is not None
     assert short.balance.remaining == 0
     assert len(await store.jobs.recent_jobs(GUILD, USER, limit=50)) == DEFAULT_CREDITS
+
+
+async def test_the_queue_counts_migration_counts_the_jobs_already_there(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A database from before the kept counts (version 7) with queued, running and settled
+    jobs: the migration fills the counts from the ledger, and the triggers keep them."""
+    path = tmp_path / "old.sqlite3"
+    old = await Database.open(path, migrations=load_migrations()[:7])
+    for number, (guild, user, state) in enumerate(
+        [(1, 3, "queued"), (1, 3, "submitted"), (1, 4, "reserved"), (2, 3, "delivered")]
+    ):
+        await old.execute(
+            """INSERT INTO jobs (guild_id, channel_id, user_id, mode, prompt, duration,
+                   aspect_ratio, quality, sound, cost, state, delivery_nonce, created_at,
+                   updated_at, queue_round)
+               VALUES (?, 2, ?, 'text-to-video', 'p', 5, '16:9', 'std', 1, 1, ?, ?, 0, 0, 0)""",
+            (guild, user, state, f"n{number}"),
+        )
+    await old.close()
+    store = await open_store(path, default_daily_credits=DEFAULT_CREDITS, clock=clock)
+    try:
+        members = await store.jobs.waiting_members(member_running=0, server_running=0)
+        assert [(m.guild_id, m.user_id, m.running, m.guild_running) for m in members] == [
+            (1, 3, 1, 2)
+        ]
+        assert await store.jobs.claim_queued(1, member_running=2, server_running=3)
+        assert await store.jobs.waiting_members(member_running=0, server_running=0) == []
+        assert await store.jobs.running_counts(1) == {(1, 3): 2, (1, 4): 1}
+        rows = await store.database.fetch_all(
+            "SELECT guild_id, queued, running FROM queue_guilds ORDER BY guild_id"
+        )
+        assert [(r["guild_id"], r["queued"], r["running"]) for r in rows] == [(1, 0, 3)]
+    finally:
+        await store.close()
