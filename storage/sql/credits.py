@@ -177,7 +177,8 @@ class SQLCreditStore(LeaseClock):
             "queue_round": new_job.queue_round,
             **self._at()[1],
             "held_by": new_job.held_by,
-            "hold_seconds": float(new_job.hold_seconds),
+            # No hold: NULL, so the lease's end is NULL too.
+            "hold_seconds": None if new_job.held_by is None else float(new_job.hold_seconds),
             "guild_id": new_job.guild_id,
             "channel_id": new_job.channel_id,
             "user_id": new_job.user_id,

@@ -472,9 +472,9 @@ async def test_usage_reads_only_the_members_jobs_on_sqlite(store: SQLiteStore) -
     """The reservation's and the balance's usage sum searches the member's index, not the
     guild's whole period: without statistics SQLite would otherwise pick the covering
     /stats index and read every job of the guild on each reservation."""
-    from storage.sql.common import allowance_sql, reserve_sql
+    from storage.sql.common import SQLITE_NOW, allowance_sql, reserve_sql
 
-    for sql in (reserve_sql((), "sqlite"), allowance_sql((9,), "sqlite")):
+    for sql in (reserve_sql((), "sqlite", SQLITE_NOW), allowance_sql((9,), "sqlite")):
         params = {
             "guild_id": GUILD, "user_id": USER, "period_start": 0.0, "period_end": 1.0,
             "role_0": 9, "state": "queued", "queue_round": 0, "channel_id": 1,
