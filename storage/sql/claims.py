@@ -74,6 +74,18 @@ class SQLJobClaims:
         """
         return " NOT INDEXED" if self._db.engine == "sqlite" else ""
 
+    def _ids_from(self, select: str) -> str:
+        """``id IN (select)`` for an ``UPDATE`` of the rows a sub-select chose, by id.
+
+        On PostgreSQL the sub-select becomes an array computed once (``= ANY (ARRAY(...))``):
+        with ``IN`` the planner may join it to a sequential scan of ``jobs`` (it cannot know
+        that the sub-select's ``LIMIT`` will find few rows); with an array it looks the ids
+        up in the primary key. SQLite looks them up by rowid (with ``_by_id``).
+        """
+        if self._db.engine == "postgres":
+            return f"id = ANY (ARRAY({select}))"
+        return f"id IN ({select})"
+
     # -- polls ------------------------------------------------------------------------
 
     async def poll_candidates(
@@ -150,12 +162,11 @@ class SQLJobClaims:
         # the chosen ones changed by id: without the hints SQLite reads every refund ever
         # made through the state index, in the sub-select and again in the UPDATE.
         unnotified = indexed_by(self._db.engine, "jobs_unnotified")
+        chosen = f"""SELECT id FROM jobs{unnotified} WHERE {guard} AND refunded_at >= :since
+                     ORDER BY refunded_at, id LIMIT :limit{self._skip_locked()}"""  # noqa: S608
         rows = await self._db.fetch_all(
             f"""UPDATE jobs{self._by_id()} SET lease_owner = :owner, lease_until = :until
-               WHERE id IN (SELECT id FROM jobs{unnotified}
-                            WHERE {guard} AND refunded_at >= :since
-                            ORDER BY refunded_at, id LIMIT :limit{self._skip_locked()})
-                 AND {guard}
+               WHERE {self._ids_from(chosen)} AND {guard}
                RETURNING *""",  # noqa: S608 - constant text only
             {
                 **params,

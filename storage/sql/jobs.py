@@ -616,16 +616,16 @@ class SQLJobStore(SQLJobClaims):
         # Only the jobs not erased yet, through their partial index: the state index would
         # walk every settled job before the cut-off, erased ones included, on every run.
         retention = indexed_by(self._db.engine, "jobs_retention")
+        chosen = f"""SELECT id FROM jobs{retention}
+                     WHERE erased_at IS NULL AND state IN ('delivered', 'refunded')
+                       AND created_at < :before
+                     ORDER BY created_at LIMIT :batch{self._skip_locked()}"""  # noqa: S608
         while True:
             changed = await self._db.execute(
                 f"""UPDATE jobs{self._by_id()} SET prompt = '', image_url = NULL,
                        last_frame_url = NULL, result_url = NULL, erased_at = :now,
                        updated_at = :now
-                   WHERE erased_at IS NULL AND id IN (
-                       SELECT id FROM jobs{retention}
-                       WHERE erased_at IS NULL AND state IN ('delivered', 'refunded')
-                         AND created_at < :before
-                       ORDER BY created_at LIMIT :batch{self._skip_locked()})""",  # noqa: S608
+                   WHERE erased_at IS NULL AND {self._ids_from(chosen)}""",  # noqa: S608
                 {"now": self._now(), "before": _ts(before), "batch": _limit(batch)},
             )
             erased += changed
