@@ -52,8 +52,8 @@ class _RecordingTransaction:
 class RecordingDatabase:
     """Passes every call to ``inner`` and records the statements under the current label.
 
-    Set ``label`` (``with recorder.labelled("jobs.claim_notices"): ...``) before calling a
-    store method; ``statements`` then holds what it ran.
+    Set ``label`` (say ``"notices: jobs.claim_notices"``) before calling a store method;
+    ``statements`` then holds what it ran, under that label.
     """
 
     def __init__(self, inner: Database) -> None:

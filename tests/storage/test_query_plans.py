@@ -24,7 +24,6 @@ nothing new runs every few seconds unchecked.
 from __future__ import annotations
 
 import inspect
-import os
 import json
 import re
 import sqlite3
@@ -75,6 +74,9 @@ member's own history); the live jobs are about twenty."""
 
 ME = Claimant(process_id="query-plans:1:me")
 
+START_PLUS = FakeClock().now
+"""The store's "now" (the fake clock does not move in these tests)."""
+
 
 @dataclass(frozen=True)
 class Call:
@@ -117,10 +119,14 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
         Call(
             "dispatch: jobs.claim_queued",
             lambda s: s.jobs.claim_queued(
-                spare["queued"], member_running=2, server_running=10, claimant=ME,
-                lease_seconds=30, guild_id=GUILD,
+                spare["queued"],
+                member_running=2,
+                server_running=10,
+                claimant=ME,
+                lease_seconds=30,
+                guild_id=GUILD,
             ),
-        ),  # fmt: skip
+        ),
         Call(
             "dispatch: jobs.claim_queued (guild looked up)",
             lambda s: s.jobs.claim_queued(spare["queued_2"], member_running=2),
@@ -151,7 +157,9 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
             "scheduler: jobs.schedule_poll",
             lambda s: s.jobs.schedule_poll(jobs[JobState.SUBMITTED], now),
         ),
-        Call("scheduler: jobs.record_error", lambda s: s.jobs.record_error(spare["submitted"], "x")),
+        Call(
+            "scheduler: jobs.record_error", lambda s: s.jobs.record_error(spare["submitted"], "x")
+        ),
         Call(
             "scheduler: jobs.mark_completed",
             lambda s: s.jobs.mark_completed(spare["submitted"], "https://cdn.example/v.mp4"),
@@ -178,13 +186,17 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
             "notices: jobs.claim_notice",
             lambda s: s.jobs.claim_notice(jobs[JobState.REFUNDED], ME, 30),
         ),
-        Call("notices: jobs.mark_notified", lambda s: s.jobs.mark_notified(jobs[JobState.REFUNDED])),
+        Call(
+            "notices: jobs.mark_notified", lambda s: s.jobs.mark_notified(jobs[JobState.REFUNDED])
+        ),
         Call("deliveries: jobs.deliverable_jobs", lambda s: s.jobs.deliverable_jobs()),
         Call(
             "deliveries: jobs.claim_delivery",
             lambda s: s.jobs.claim_delivery(jobs[JobState.COMPLETED], 60, ME),
         ),
-        Call("deliveries: jobs.end_delivery", lambda s: s.jobs.end_delivery(jobs[JobState.COMPLETED])),
+        Call(
+            "deliveries: jobs.end_delivery", lambda s: s.jobs.end_delivery(jobs[JobState.COMPLETED])
+        ),
         Call(
             "deliveries: jobs.release_delivery",
             lambda s: s.jobs.release_delivery(jobs[JobState.COMPLETED]),
@@ -207,9 +219,6 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
     ]
     return calls
 
-
-START_PLUS = FakeClock().now
-"""The store's "now" (the fake clock does not move in these tests)."""
 
 NOT_ON_A_TIMER = frozenset(
     {
@@ -329,7 +338,10 @@ def _sqlite_findings(path: Path, statements: list[Statement]) -> list[str]:
                 for table, alias in _ALIAS.findall(statement.sql)
                 if table in GROWING_TABLES
             }
-            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement.sql, statement.params)]
+            plan = [
+                row[3]
+                for row in conn.execute("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
+            ]
             for line in plan:
                 match = _SCAN.match(line)
                 if match and aliases.get(match.group(1), match.group(1)) in GROWING_TABLES:
@@ -403,8 +415,6 @@ async def _postgres_findings(url: str, statements: list[Statement]) -> list[str]
                         f"{statement.label}: Seq Scan on {node['Relation Name']} "
                         f"in {_short(statement.sql)}"
                     )
-                if analysed and os.environ.get("QP_DEBUG"):
-                    print(statement.label, json.dumps(plan)[:3000])
                 if analysed:
                     loops = node.get("Actual Loops", 1)
                     read += loops * (
