@@ -450,3 +450,30 @@ async def test_timer_and_acknowledgement_statements_use_an_index(
     else:
         findings = await _postgres_findings(str(db_path), statements)
     assert findings == [], "\n".join(findings)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])
+async def test_sqlite_reads_do_not_wait_for_another_processes_write_lock(
+    store: SQLStore, db_path: Path
+) -> None:
+    """The loops' reads run outside the group commit's ``BEGIN IMMEDIATE``.
+
+    Another process (here a second connection) holds SQLite's write lock; the reads the
+    timed loops make every few seconds must still answer at once (in WAL mode readers
+    never wait for a writer) instead of queueing behind it for the busy timeout and
+    failing with "database is locked". And a read of ours never holds the write lock
+    that the other process's writes need.
+    """
+    job = await job_in_state(store, JobState.SUBMITTED)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        assert (await store.jobs.get_job(job.id)) == job
+        due = await store.jobs.poll_candidates(ME, job.next_poll_at)
+        assert [j.id for j in due] == [job.id]
+        assert await store.jobs.queued_jobs() == []
+        assert await store.jobs.deliverable_jobs() == []
+        assert (await store.credits.balance(GUILD, USER)).used == job.cost
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
