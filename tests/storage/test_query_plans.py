@@ -128,8 +128,10 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
             ),
         ),
         Call(
-            "dispatch: jobs.claim_queued (guild looked up)",
-            lambda s: s.jobs.claim_queued(spare["queued_2"], member_running=2),
+            # Refused (the member already runs a job), so the job stays queued and the
+            # re-run below counts the member's running jobs again.
+            "dispatch: jobs.claim_queued (guild looked up, member full)",
+            lambda s: s.jobs.claim_queued(spare["queued_2"], member_running=1),
         ),
         Call("dispatch: jobs.requeue", lambda s: s.jobs.requeue(spare["queued"], "429")),
         Call(
