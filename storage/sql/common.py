@@ -158,6 +158,13 @@ def role_source_sql(role_ids: Sequence[int]) -> str:
     )
 
 
+UNFINISHED_TERM = "state IN ('queued', 'reserved', 'submitted')"
+"""The WHERE term of the partial index ``jobs_member_unfinished`` (a member's live jobs).
+
+SQLite uses a partial index only when the query repeats its WHERE term word for word, so
+a query reading that index adds this term to its own narrower one."""
+
+
 def indexed_by(engine: Engine, index: str) -> str:
     """`` INDEXED BY index`` on SQLite, nothing on PostgreSQL: the index a statement needs.
 

@@ -28,6 +28,7 @@ from storage.models import (
 )
 from storage.sql.claims import SQLJobClaims
 from storage.sql.common import (
+    UNFINISHED_TERM,
     Clock,
     _dt,
     _job,
@@ -328,7 +329,7 @@ class SQLJobStore(SQLJobClaims):
                 return False
             guild_id = row["guild_id"]
         # The counts read only running jobs (of the member, of the guild), never the history.
-        member = indexed_by(self._db.engine, "jobs_member_state")
+        member = indexed_by(self._db.engine, "jobs_member_unfinished")
         server = indexed_by(self._db.engine, "jobs_guild_state_round")
         changed = await self._db.execute(
             f"""UPDATE jobs SET state = 'reserved', updated_at = :now, lease_owner = :owner,
@@ -337,7 +338,8 @@ class SQLJobStore(SQLJobClaims):
                  AND (:member_running = 0 OR (
                      SELECT COUNT(*) FROM jobs AS other{member}
                       WHERE other.guild_id = jobs.guild_id AND other.user_id = jobs.user_id
-                        AND other.state IN ('reserved', 'submitted')) < :member_running)
+                        AND other.state IN ('reserved', 'submitted')
+                        AND other.{UNFINISHED_TERM}) < :member_running)
                  AND (:server_running = 0 OR (
                      SELECT COUNT(*) FROM jobs AS other{server}
                       WHERE other.guild_id = jobs.guild_id
