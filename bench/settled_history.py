@@ -10,7 +10,7 @@ writes them). Each store also holds the same handful of live jobs.
 * **ack**: ``credits.admit_and_reserve`` (the admission and the charge, the whole
   storage side of acknowledging ``/video``) by members with history, ``concurrency`` at
   once (the ack figure's burst), ``admissions`` in all; the p99 of each call's latency.
-  Each round's jobs are then cancelled, so the queue does not grow across rounds.
+  The admitted jobs stay queued, as after a burst (the same number in both stores).
 * **sweep**: one round of the statements a process runs on its timers: recovery
   (stale leases and reservations, unfinished jobs), failure notices, deliveries due,
   the poll scheduler's candidates, the dispatcher's queue and running counts, the
@@ -127,7 +127,6 @@ async def _live_jobs(store: SQLStore) -> None:
 async def _admissions(store: SQLStore, count: int, concurrency: int, out: list[float]) -> None:
     """``count`` admissions, ``concurrency`` at a time, by members with history."""
     numbers = iter(range(count))
-    admitted: list[int] = []
 
     async def worker() -> None:
         for number in numbers:
@@ -141,11 +140,8 @@ async def _admissions(store: SQLStore, count: int, concurrency: int, out: list[f
             out.append(time.perf_counter() - started)
             if reservation.job is None:
                 raise RuntimeError("an admission was refused: raise the allowance")
-            admitted.append(reservation.job.id)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    for job_id in admitted:
-        await store.jobs.cancel_queued(job_id, 0)
 
 
 async def sweep(store: SQLStore) -> None:
@@ -199,14 +195,18 @@ async def measure_history(
                 run.seed_seconds = await bulk_seed(store, path, run.settled)
             await _live_jobs(store)
             await _sweeps(store, 3, [])  # warm-up
-            await _admissions(store, concurrency, concurrency, [])
         pairs = list(zip(runs, stores, strict=True))
+        # The sweeps first, while each store holds only its handful of live jobs; then the
+        # admissions (whose jobs stay queued, the same number in both stores). Each store
+        # goes first in every other round: neither always meets a neighbour's burst first.
         for number in range(rounds):
-            # Each store goes first in every other round: neither always meets a cold
-            # cache or a neighbour's burst first.
+            for run, store in pairs if number % 2 == 0 else pairs[::-1]:
+                await _sweeps(store, sweeps // rounds, run.sweeps)
+        for store in stores:
+            await _admissions(store, concurrency, concurrency, [])  # warm-up
+        for number in range(rounds):
             for run, store in pairs if number % 2 == 0 else pairs[::-1]:
                 await _admissions(store, admissions // rounds, concurrency, run.acks)
-                await _sweeps(store, sweeps // rounds, run.sweeps)
     finally:
         for store in stores:
             await store.close()
