@@ -9,10 +9,13 @@ from bench.draws import FIXED_POLL_SECONDS, budget_floor, fixed_poller, percenti
 from bench.figures import Figure, at_least, at_most
 from bench.harness import Deliveries
 from bench.scenarios import MIB, Measurements, Plan
+from bench.settled_history import HistoryRun, ack_p99, sweep_median
 
 MS = 1000.0
 ACK_CEILING_SECONDS = 3.0
 LOOP_STALL_LIMIT_MS = 250.0
+HISTORY_LIMIT = 1.2
+"""The storage target: with the settled history, at most this times the empty store."""
 
 
 def _p(values: list[float], q: float) -> float:
@@ -190,9 +193,11 @@ def figures(
                 run.pairs_per_second if run else 0.0,
                 "pairs/s",
                 baseline=run.updates_per_second if run else None,
-                limit=0.4,
+                # Retired as a target (issue 14): members feel the acknowledgement's p99,
+                # which has its own figure; the storage target is the settled-history one.
+                limit=0.0,
                 by_ratio=True,
-                target=">= 40% of bare UPDATEs/s; zero overspend",
+                target="reported, no target; zero overspend",
                 conditions=[(run is not None and run.overspent == 0, "zero overspend")],
                 note=(
                     f"{run.pairs_per_second / run.serial_updates_per_second:.2f}x of bare "
@@ -221,3 +226,43 @@ def figures(
         )
     )
     return out
+
+
+def history_figures(run: HistoryRun | None) -> list[Figure]:
+    """Ack p99 and sweep cost with the settled history, each against the empty store."""
+    if run is None:
+        return []
+    settled = f"{run.full.settled:,}"
+    return [
+        at_most(
+            f"ack p99 with {settled} settled jobs in the store, {run.concurrency} at once",
+            ack_p99(run.full) * MS,
+            "ms",
+            baseline=ack_p99(run.empty) * MS,
+            limit=HISTORY_LIMIT,
+            by_ratio=True,
+            target=f"<= {HISTORY_LIMIT:g}x empty store",
+            note="admit_and_reserve, the storage side of acknowledging /video",
+            detail={
+                "admissions": len(run.full.acks),
+                "p50_ms": percentile(run.full.acks, 50) * MS,
+                "empty_p50_ms": percentile(run.empty.acks, 50) * MS,
+                "seed_seconds": run.full.seed_seconds,
+            },
+        ),
+        at_most(
+            f"sweep cost with {settled} settled jobs in the store (median round)",
+            sweep_median(run.full) * MS,
+            "ms",
+            baseline=sweep_median(run.empty) * MS,
+            limit=HISTORY_LIMIT,
+            by_ratio=True,
+            target=f"<= {HISTORY_LIMIT:g}x empty store",
+            note="recovery, notices, deliveries, polls, dispatch, heartbeat, metrics, retention",
+            detail={
+                "sweeps": len(run.full.sweeps),
+                "p99_ms": percentile(run.full.sweeps, 99) * MS,
+                "empty_p99_ms": percentile(run.empty.sweeps, 99) * MS,
+            },
+        ),
+    ]

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.models import Claimant, Job
-from storage.sql.common import Clock, LeaseClock, _dt, _job, _limit, _ts
+from storage.sql.common import Clock, LeaseClock, _dt, _job, _limit, _ts, indexed_by
 from storage.sql.database import Database
 
 
@@ -94,6 +94,27 @@ class SQLJobClaims(LeaseClock):
     def _skip_locked(self) -> str:
         """The row-locking clause of a batch claim's sub-select (PostgreSQL only)."""
         return " FOR UPDATE SKIP LOCKED" if self._db.engine == "postgres" else ""
+
+    def _by_id(self) -> str:
+        """Hint for an ``UPDATE ... WHERE id IN (sub-select) AND ...``: change the rows by id.
+
+        SQLite, without statistics, may prefer an index on another term of the ``WHERE``
+        (``state``), reading every job in that state; ``NOT INDEXED`` leaves it only the
+        rowid. PostgreSQL plans from statistics and needs no hint.
+        """
+        return " NOT INDEXED" if self._db.engine == "sqlite" else ""
+
+    def _ids_from(self, select: str) -> str:
+        """``id IN (select)`` for an ``UPDATE`` of the rows a sub-select chose, by id.
+
+        On PostgreSQL the sub-select becomes an array computed once (``= ANY (ARRAY(...))``):
+        with ``IN`` the planner may join it to a sequential scan of ``jobs`` (it cannot know
+        that the sub-select's ``LIMIT`` will find few rows); with an array it looks the ids
+        up in the primary key. SQLite looks them up by rowid (with ``_by_id``).
+        """
+        if self._db.engine == "postgres":
+            return f"id = ANY (ARRAY({select}))"
+        return f"id IN ({select})"
 
     # -- polls ------------------------------------------------------------------------
 
@@ -168,11 +189,15 @@ class SQLJobClaims(LeaseClock):
         _positive(lease_seconds)
         at, params = self._claim_params(claimant)
         guard = f"state = 'refunded' AND notified_at IS NULL AND {free_for_owner(at)}"
+        # The untold refunds are found through their partial index (jobs_unnotified), and
+        # the chosen ones changed by id: without the hints SQLite reads every refund ever
+        # made through the state index, in the sub-select and again in the UPDATE.
+        unnotified = indexed_by(self._db.engine, "jobs_unnotified")
+        chosen = f"""SELECT id FROM jobs{unnotified} WHERE {guard} AND refunded_at >= :since
+                     ORDER BY refunded_at, id LIMIT :limit{self._skip_locked()}"""  # noqa: S608
         rows = await self._db.fetch_all(
-            f"""UPDATE jobs SET lease_owner = :owner, lease_until = {at} + :lease
-               WHERE id IN (SELECT id FROM jobs WHERE {guard} AND refunded_at >= :since
-                            ORDER BY refunded_at, id LIMIT :limit{self._skip_locked()})
-                 AND {guard}
+            f"""UPDATE jobs{self._by_id()} SET lease_owner = :owner, lease_until = {at} + :lease
+               WHERE {self._ids_from(chosen)} AND {guard}
                RETURNING *""",  # noqa: S608 - constant text only
             {
                 **params,
@@ -239,8 +264,10 @@ class SQLJobClaims(LeaseClock):
         lease with no owner can only be a previous version's.
         """
         at, params = self._claim_params(claimant or _ANYONE)
+        # Through the running posting leases only (a partial index), not every delivery.
+        posting = indexed_by(self._db.engine, "jobs_posting")
         return await self._db.execute(
-            f"""UPDATE jobs SET delivering_until = {at}, updated_at = :now
+            f"""UPDATE jobs{posting} SET delivering_until = {at}, updated_at = :now
                WHERE state IN ('completed', 'delivered') AND delivering_until > {at}
                  AND (lease_owner IS NULL OR (lease_owner <> :owner
                       AND lease_owner NOT IN ({live_owners(at)})))""",  # noqa: S608 - constant

@@ -193,6 +193,26 @@ def role_source_sql(role_ids: Sequence[int]) -> str:
     )
 
 
+UNFINISHED_TERM = "state IN ('queued', 'reserved', 'submitted')"
+"""The WHERE term of the partial index ``jobs_member_unfinished`` (a member's live jobs).
+
+SQLite uses a partial index only when the query repeats its WHERE term word for word, so
+a query reading that index adds this term to its own narrower one."""
+
+
+def indexed_by(engine: Engine, index: str) -> str:
+    """`` INDEXED BY index`` on SQLite, nothing on PostgreSQL: the index a statement needs.
+
+    SQLite plans without statistics (the bot never runs ``ANALYZE``), so where several
+    indexes match it may pick one that walks the settled history, such as the state index
+    for "this member's queued jobs", which reads every queued job of every guild, or the
+    guild index, which reads the guild's whole history. Naming the index makes the plan
+    fixed (a statement whose index is gone fails at once instead of scanning).
+    PostgreSQL plans from its own statistics and needs no hint.
+    """
+    return f" INDEXED BY {index}" if engine == "sqlite" else ""
+
+
 def used_sql(engine: Engine) -> str:
     """SQL for the credits a member has used this period (a scalar subquery).
 
@@ -201,8 +221,7 @@ def used_sql(engine: Engine) -> str:
     period only, and so reads every job the *guild* made this period to sum one member's,
     on every reservation and balance. PostgreSQL plans from its own statistics.
     """
-    hint = " INDEXED BY jobs_user_period" if engine == "sqlite" else ""
-    return f"""(SELECT COALESCE(SUM(cost), 0) FROM jobs{hint}
+    return f"""(SELECT COALESCE(SUM(cost), 0) FROM jobs{indexed_by(engine, "jobs_user_period")}
           WHERE guild_id = :guild_id AND user_id = :user_id
             AND created_at >= :period_start AND created_at < :period_end
             AND state <> 'refunded'

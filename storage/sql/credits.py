@@ -25,6 +25,7 @@ from storage.models import (
 )
 from storage.sql.common import (
     _ENSURE_GUILD_SQL,
+    UNFINISHED_TERM,
     Clock,
     LeaseClock,
     _audit,
@@ -36,6 +37,7 @@ from storage.sql.common import (
     _ts,
     _write_audit,
     allowance_sql,
+    indexed_by,
     reserve_sql,
     role_params,
 )
@@ -46,29 +48,37 @@ from storage.sql.guilds import read_guild
 def _admission_sql(engine: Engine) -> str:
     """The member's side of an admission, and the queue's rounds, in one statement.
 
-    SQLite is told which index serves the member's rows (see ``used_sql``): without
-    statistics it would scan the guild's ``/stats`` index instead.
+    Every part is a seek into an index whose cost does not grow with the settled history
+    (``tests/storage/test_query_plans.py``): the member's latest request steps back from
+    the end of ``jobs_user_period``; the queued count, the oldest queued job and the
+    member's unfinished rounds read the member's live jobs (the partial index
+    ``jobs_member_unfinished``); the guild's lowest unfinished round reads its unfinished
+    rows; its highest round is the last entry of ``jobs_guild_round``. The indexes are
+    named on SQLite (see ``indexed_by``).
     """
-    member = " INDEXED BY jobs_user_period" if engine == "sqlite" else ""
+    period = indexed_by(engine, "jobs_user_period")
+    member = indexed_by(engine, "jobs_member_unfinished")
+    unfinished = indexed_by(engine, "jobs_guild_state_round")
+    rounds = indexed_by(engine, "jobs_guild_round")
     return f"""
     SELECT
-        (SELECT MAX(created_at) FROM jobs{member}
+        (SELECT MAX(created_at) FROM jobs{period}
           WHERE guild_id = :guild_id AND user_id = :user_id
             AND state <> 'refunded') AS last_request_at,
         (SELECT COUNT(*) FROM jobs{member}
           WHERE guild_id = :guild_id AND user_id = :user_id
-            AND state = 'queued') AS queued,
+            AND state = 'queued' AND {UNFINISHED_TERM}) AS queued,
         (SELECT id FROM jobs{member}
-          WHERE guild_id = :guild_id AND user_id = :user_id AND state = 'queued'
+          WHERE guild_id = :guild_id AND user_id = :user_id
+            AND state = 'queued' AND {UNFINISHED_TERM}
           ORDER BY created_at, id LIMIT 1) AS oldest_queued_id,
-        (SELECT MIN(queue_round) FROM jobs
-          WHERE guild_id = :guild_id
-            AND state IN ('queued', 'reserved', 'submitted')) AS lowest_unfinished,
-        (SELECT MAX(queue_round) FROM jobs WHERE guild_id = :guild_id) AS highest,
+        (SELECT MIN(queue_round) FROM jobs{unfinished}
+          WHERE guild_id = :guild_id AND {UNFINISHED_TERM}) AS lowest_unfinished,
+        (SELECT MAX(queue_round) FROM jobs{rounds} WHERE guild_id = :guild_id) AS highest,
         (SELECT MAX(queue_round) FROM jobs{member}
           WHERE guild_id = :guild_id AND user_id = :user_id
-            AND state IN ('queued', 'reserved', 'submitted')) AS member_unfinished
-"""  # noqa: S608 - only an index name is formatted in
+            AND {UNFINISHED_TERM}) AS member_unfinished
+"""  # noqa: S608 - only index names and a constant term are formatted in
 
 
 def member_lock(guild_id: int, user_id: int) -> LockKey:

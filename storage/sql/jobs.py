@@ -37,6 +37,7 @@ from storage.sql.common import (
     _req_dt,
     _ts,
     _write_audit,
+    indexed_by,
 )
 from storage.sql.database import Database
 
@@ -312,8 +313,13 @@ class SQLJobStore(SQLJobClaims):
 
     async def resumable_jobs(self) -> list[Job]:
         """Every unfinished job (not delivered, not refunded), for start-up recovery."""
+        # Named states, not NOT IN (the settled ones): a list of states is a lookup in the
+        # state index, a NOT IN reads the whole table.
+        states = [state.value for state in UNFINISHED_STATES]
+        marks = ", ".join("?" for _ in states)
         return await self._jobs(
-            "SELECT * FROM jobs WHERE state NOT IN ('delivered', 'refunded') ORDER BY id", ()
+            f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id",  # noqa: S608 - placeholders
+            tuple(states),
         )
 
     # -- the queue -------------------------------------------------------------------
@@ -555,6 +561,10 @@ class SQLJobStore(SQLJobClaims):
         )
         params: tuple[Any, ...] = ()
         if guild_id is not None:
+            # The guild's running jobs only (SQLite would otherwise walk its history).
+            sql = sql.replace(
+                "FROM jobs", "FROM jobs" + indexed_by(self._db.engine, "jobs_guild_state_round")
+            )
             sql += " AND guild_id = ?"
             params = (guild_id,)
         rows = await self._db.fetch_all(sql + " GROUP BY guild_id, user_id", params)
@@ -747,15 +757,19 @@ class SQLJobStore(SQLJobClaims):
         Returns how many jobs were erased.
         """
         erased = 0
+        # Only the jobs not erased yet, through their partial index: the state index would
+        # walk every settled job before the cut-off, erased ones included, on every run.
+        retention = indexed_by(self._db.engine, "jobs_retention")
+        chosen = f"""SELECT id FROM jobs{retention}
+                     WHERE erased_at IS NULL AND state IN ('delivered', 'refunded')
+                       AND created_at < :before
+                     ORDER BY created_at LIMIT :batch{self._skip_locked()}"""  # noqa: S608
         while True:
             changed = await self._db.execute(
-                f"""UPDATE jobs SET prompt = '', image_url = NULL, last_frame_url = NULL,
-                       result_url = NULL, erased_at = :now, updated_at = :now
-                   WHERE erased_at IS NULL AND id IN (
-                       SELECT id FROM jobs
-                       WHERE erased_at IS NULL AND state IN ('delivered', 'refunded')
-                         AND created_at < :before
-                       ORDER BY created_at LIMIT :batch{self._skip_locked()})""",  # noqa: S608
+                f"""UPDATE jobs{self._by_id()} SET prompt = '', image_url = NULL,
+                       last_frame_url = NULL, result_url = NULL, erased_at = :now,
+                       updated_at = :now
+                   WHERE erased_at IS NULL AND {self._ids_from(chosen)}""",  # noqa: S608
                 {"now": self._now(), "before": _ts(before), "batch": _limit(batch)},
             )
             erased += changed

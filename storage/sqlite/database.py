@@ -17,6 +17,15 @@ to disk. Under a burst (hundreds of commands reserving credits while earlier one
 their submits) each statement would otherwise wait for a lock hand-off, a thread round
 trip and its own fsync, and that queue, not the work, would set the latency. A caller
 hears back only after its batch committed, so every answer is as durable as before.
+
+Only a batch's writes run inside ``BEGIN IMMEDIATE``; its plain reads (a ``SELECT``
+through ``fetch_all``/``fetch_one``) run after the commit, each in its own read
+transaction. A read holding SQLite's write lock would make every other process's writer
+wait for it, and the bot's timed loops read every few seconds. Reordering within a batch
+is safe: its items come from callers that were all waiting at once, none after another's
+answer, so any order is one they could have seen (and a read still sees every write
+queued before it). A batch of reads alone takes no write lock at all, so it answers even
+while another process holds that lock.
 """
 
 from __future__ import annotations
@@ -175,7 +184,7 @@ class Database:
         self.engine: Engine = "sqlite"
         self.path = path
         self.schema_version = schema_version
-        self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._queued: list[_Work] = []
         self._runner: asyncio.Task[None] | None = None
 
     @classmethod
@@ -227,7 +236,7 @@ class Database:
                 self._runner.cancel()
                 await asyncio.gather(self._runner, return_exceptions=True)
                 self._runner = None
-            for _, future in self._queued:
+            for _, future, _ in self._queued:
                 if not future.done():
                     future.set_exception(ValueError("the database is closed"))
             self._queued.clear()
@@ -255,7 +264,9 @@ class Database:
         self, sql: str, params: Params = (), *, lock: LockKey | None = None
     ) -> list[Row]:
         """Run a query and return every row."""
-        rows: list[Row] = await self._submit(partial(_fetch_all_sync, sql=sql, params=params))
+        rows: list[Row] = await self._submit(
+            partial(_fetch_all_sync, sql=sql, params=params), read_only=_is_read(sql)
+        )
         return rows
 
     async def fetch_one(
@@ -289,10 +300,15 @@ class Database:
 
         return await self.run_sync(work)
 
-    async def _submit(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Queue `work` for the next batch and wait for its result (see the docstring)."""
+    async def _submit(
+        self, work: Callable[[sqlite3.Connection], Any], *, read_only: bool = False
+    ) -> Any:
+        """Queue `work` for the next batch and wait for its result (see the docstring).
+
+        ``read_only`` work runs after the batch's write transaction, outside it.
+        """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append((work, future))
+        self._queued.append((work, future, read_only))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run_batches(), name="sqlite-batches")
         return await future
@@ -301,7 +317,7 @@ class Database:
         """The one task that runs queued statements; ends when the queue is empty."""
         while self._queued:
             async with self._lock:
-                batch = [(w, f) for w, f in self._queued if not f.cancelled()]
+                batch = [item for item in self._queued if not item[1].cancelled()]
                 self._queued.clear()
                 if not batch:
                     continue
@@ -310,7 +326,7 @@ class Database:
                 try:
                     raw: sqlite3.Connection = self._conn._conn
                     outcomes: list[tuple[bool, Any]] = await self._conn._execute(  # type: ignore[no-untyped-call]
-                        _run_all, raw, [w for w, _ in batch]
+                        _run_all, raw, [(w, read) for w, _, read in batch]
                     )
                 except BaseException as exc:
                     # The whole batch failed (locked past the busy timeout, closed, or
@@ -318,13 +334,13 @@ class Database:
                     failure = (
                         exc if isinstance(exc, Exception) else ValueError("the database is closing")
                     )
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(failure)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
                 if ok:
@@ -353,36 +369,71 @@ class Database:
             await _execute(self._conn, "COMMIT", ())
 
 
-def _run_all(
-    conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]
-) -> list[tuple[bool, Any]]:
-    """On the database thread: run a batch as one transaction (group commit).
+_Work: TypeAlias = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", bool]
+"""A queued statement: the work, its caller's future, and whether it only reads."""
 
-    Each work runs inside its own savepoint, so one that fails is undone alone and its
-    error goes to its caller; the rest commit together, with one sync to disk for the
-    whole batch. Callers hear back only after the commit, so what they are told is
-    durable.
+
+def _is_read(sql: str) -> bool:
+    """Whether ``sql`` is a plain query (``SELECT``), which writes nothing."""
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
+def _run_all(
+    conn: sqlite3.Connection, works: list[tuple[Callable[[sqlite3.Connection], Any], bool]]
+) -> list[tuple[bool, Any]]:
+    """On the database thread: run a batch's writes as one transaction, then its reads.
+
+    The writes run inside ``BEGIN IMMEDIATE``, each in its own savepoint, so one that
+    fails is undone alone and its error goes to its caller; the rest commit together,
+    with one sync to disk for the whole batch. If the transaction itself fails (the write
+    lock stayed busy past the timeout, the commit failed) every write hears that error.
+    The reads (``works`` flagged read-only) then run, each in its own read transaction
+    (autocommit), holding no write lock, and seeing every write the batch committed.
+    Callers hear back only after the commit, so what they are told is durable. Outcomes
+    are returned in the order of ``works``.
     """
-    outcomes: list[tuple[bool, Any]] = []
+    outcomes: list[tuple[bool, Any]] = [(False, None)] * len(works)
+    writes = [index for index, (_, read_only) in enumerate(works) if not read_only]
+    if writes:
+        try:
+            _write_all(conn, works, writes, outcomes)
+        except sqlite3.Error as exc:
+            for index in writes:
+                outcomes[index] = (False, exc)
+    for index, (work, read_only) in enumerate(works):
+        if read_only:
+            try:
+                outcomes[index] = (True, work(conn))
+            except Exception as exc:  # handed to the waiting caller, raised there
+                outcomes[index] = (False, exc)
+    return outcomes
+
+
+def _write_all(
+    conn: sqlite3.Connection,
+    works: list[tuple[Callable[[sqlite3.Connection], Any], bool]],
+    writes: list[int],
+    outcomes: list[tuple[bool, Any]],
+) -> None:
+    """The writes of ``_run_all``: one ``BEGIN IMMEDIATE``, a savepoint each, one commit."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for work in works:
+        for index in writes:
             conn.execute("SAVEPOINT batch_item")
             try:
-                value = work(conn)
+                value = works[index][0](conn)
             except Exception as exc:  # handed to the waiting caller, raised there
                 conn.execute("ROLLBACK TO batch_item")
                 conn.execute("RELEASE batch_item")
-                outcomes.append((False, exc))
+                outcomes[index] = (False, exc)
                 continue
             conn.execute("RELEASE batch_item")
-            outcomes.append((True, value))
+            outcomes[index] = (True, value)
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
-    return outcomes
 
 
 def _execute_sync(conn: sqlite3.Connection, *, sql: str, params: Params) -> int:

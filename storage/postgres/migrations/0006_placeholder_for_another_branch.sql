@@ -1,2 +1,0 @@
--- 0006: a placeholder for another branch's migration (the loader refuses gaps).
-SELECT 1;
