@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.transcode import default_concurrency
 from happyhorse.settings import ClientSettings
 from storage.opening import POSTGRES_SCHEMES
 
@@ -205,6 +206,11 @@ class BotSettings:
     delivery_lease_seconds: float = 300.0
     download_deadline_seconds: float = 90.0
     upload_deadline_seconds: float = 90.0
+    # Re-encoding a result over the upload limit (core/transcode.py; its deadline is what
+    # the delivery attempt has left after reserving the upload's), and how long the
+    # service's result URLs are expected to live (the post's "Original" link button).
+    transcode_concurrency: int = 1
+    result_url_ttl_hours: float = 24.0
     # Background chores: how often reservations are checked for leaks, and how old a
     # failure notice may be and still be sent after an outage.
     stale_sweep_interval_seconds: float = 60.0
@@ -354,6 +360,10 @@ class BotSettings:
                 env, "DOWNLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01
             ),
             upload_deadline_seconds=_float(env, "UPLOAD_DEADLINE_SECONDS", 90.0, minimum=0.01),
+            transcode_concurrency=_int(
+                env, "TRANSCODE_CONCURRENCY", default_concurrency(), minimum=1
+            ),
+            result_url_ttl_hours=_float(env, "RESULT_URL_TTL_HOURS", 24.0, minimum=0.0),
             stale_sweep_interval_seconds=_float(
                 env, "STALE_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.01
             ),

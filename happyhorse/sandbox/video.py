@@ -187,3 +187,69 @@ class VideoCache:
                 self._clips.popitem(last=False)
         self._locks.pop(key, None)
         return data
+
+
+def write_detailed_clip(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    seconds: float,
+    fps: int = 30,
+    sound: bool = True,
+    bitrate: int | None = None,
+    seed: int = 0,
+) -> None:
+    """Write a clip with real detail and motion, the way a generator's output compresses.
+
+    A random field of soft blobs pans across the frame, so an encoder spends bits the
+    way it does on camera footage: ``bitrate`` (bits/s) makes it as large as wanted (a
+    15 s 1080p clip at 14 Mbit/s is about 25 MiB), and a re-encode to a lower bitrate
+    has real work to do. With ``sound``, a stereo 48 kHz AAC tone. Blocking and
+    CPU-bound; for tests, the bench and the sandbox's large results.
+    """
+    import random
+
+    rng = random.Random(seed)
+    field_w, field_h = max(2, width // 8), max(2, height // 8)
+    frames = max(1, round(seconds * fps))
+    pan = frames + field_w
+    field = bytes(rng.getrandbits(8) for _ in range(pan * field_h))
+    options = {"preset": "ultrafast"}
+    if bitrate is None:
+        options["crf"] = "18"
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        video = out.add_stream("libx264", rate=fps, options=options)
+        video.width = width
+        video.height = height
+        video.pix_fmt = "yuv420p"
+        if bitrate is not None:
+            video.bit_rate = bitrate
+        audio = None
+        if sound:
+            audio = out.add_stream("aac", rate=48_000)
+            audio.layout = "stereo"
+        for index in range(frames):
+            small = av.VideoFrame(field_w, field_h, "gray")
+            plane = small.planes[0]
+            rows = (field[y * pan + index : y * pan + index + field_w] for y in range(field_h))
+            plane.update(_plane_bytes(rows, plane.line_size, field_w))
+            frame = small.reformat(width, height, "yuv420p", interpolation="BICUBIC")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if audio is not None:
+            total = round(48_000 * frames / fps)
+            step = 2 * math.pi * 330 / 48_000
+            done = 0
+            while done < total:
+                samples = min(1024, total - done)
+                chunk = av.AudioFrame(format="fltp", layout="stereo", samples=samples)
+                chunk.sample_rate = 48_000
+                data = array.array("f", (0.2 * math.sin(step * (done + i)) for i in range(samples)))
+                for channel in chunk.planes:
+                    channel.update(data.tobytes().ljust(channel.buffer_size, b"\0"))
+                chunk.pts = done
+                done += samples
+                out.mux(audio.encode(chunk))
+            out.mux(audio.encode(None))
