@@ -24,7 +24,7 @@ import discord
 import yarl
 from dotenv import load_dotenv
 
-from cogs.runtime import HappyHorseBot
+from botkit.bot import HappyHorseBot
 from core import metrics
 from core.logs import JobIdFilter, JsonFormatter, text_formatter
 from core.loopwatch import LoopWatch, write_report

@@ -7,7 +7,7 @@ engine runs the same workload: ``pairs`` pairs spread over ``members`` members, 
 SQLite commits with ``synchronous = FULL``; the bench's PostgreSQL cluster keeps its
 crash-safe defaults (fsync on), so both pay for durable commits.
 
-`python -m bench` reports one case as a figure; ``scripts/store_throughput.py`` runs any
+`python -m bench` reports one case as a figure; ``python -m bench.store_cases`` runs any
 set of cases from the command line.
 """
 

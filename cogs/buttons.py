@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from cogs.cards import status_card
-from cogs.launch import reply_private, start_job
-from cogs.permissions import is_moderator, member_permissions, member_role_ids
+from botkit import views
+from botkit.cards import status_card
+from botkit.launch import reply_private, start_job
+from botkit.permissions import is_moderator, member_permissions, member_role_ids
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 from core.queue import CancelOutcome
 from core.wording import credits_text
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +35,12 @@ def _bot(interaction: discord.Interaction) -> HappyHorseBot:
 
 class RegenerateButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"hh:regen:(?P<job_id>[0-9]+)",
+    template=views.template(views.REGENERATE),
 ):
     """Start a new job with the same settings, charged to whoever clicks."""
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Regenerate",
-                emoji="🔁",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"hh:regen:{job_id}",
-            )
-        )
+        super().__init__(views.regenerate_button(job_id))
         self.job_id = job_id
 
     @classmethod
@@ -97,19 +91,12 @@ class RegenerateButton(
 
 class DeleteButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"hh:delete:(?P<job_id>[0-9]+)",
+    template=views.template(views.DELETE),
 ):
     """Delete a delivered video: its requester, or anyone who can manage messages."""
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete",
-                emoji="🗑️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"hh:delete:{job_id}",
-            )
-        )
+        super().__init__(views.delete_button(job_id))
         self.job_id = job_id
 
     @classmethod
@@ -155,19 +142,12 @@ class DeleteButton(
 
 class CancelButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"hh:cancel:(?P<job_id>[0-9]+)",
+    template=views.template(views.CANCEL),
 ):
     """Cancel a queued job: its requester, or a moderator (Manage Server)."""
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel",
-                emoji="✖️",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"hh:cancel:{job_id}",
-            )
-        )
+        super().__init__(views.cancel_button(job_id))
         self.job_id = job_id
 
     @classmethod
@@ -219,22 +199,6 @@ CANCEL_REFUSALS = {
     CancelOutcome.ALREADY_SETTLED: "This video was already cancelled or finished.",
     CancelOutcome.NOT_FOUND: "That video no longer exists.",
 }
-
-
-def cancel_view(job_id: int) -> discord.ui.View:
-    """The Cancel button on a queued job's card (routed by its custom id, not kept)."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
-    view.stop()  # nothing to keep in memory: clicks reach the registered dynamic item
-    return view
-
-
-def result_view(job_id: int) -> discord.ui.View:
-    """The buttons under a delivered video."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(RegenerateButton(job_id))
-    view.add_item(DeleteButton(job_id))
-    return view
 
 
 class Buttons(commands.Cog):

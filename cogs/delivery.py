@@ -2,7 +2,7 @@
 
 `core.scheduler.PollScheduler` decides when each job is polled; this cog turns what a poll
 found into Discord actions without ever making the scheduler wait: a pending job's card
-edit is requested (coalesced, see `cogs.status_cards`), a completed job gets a delivery
+edit is requested (coalesced, see `botkit.status_cards`), a completed job gets a delivery
 task, a failed one a card edit and a notice. Deliveries run as their own tasks, at most
 `DELIVERY_CONCURRENCY` at once, each with a total time limit inside its lease, so a stalled
 download or a slow upload delays only its own job. A housekeeping task retries deliveries
@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
-from cogs.buttons import result_view
-from cogs.cards import delivery_embed, job_marker
-from cogs.permissions import channel_bot_permissions, may_send
-from cogs.runtime import requester_mentions
+from botkit.bot import requester_mentions
+from botkit.cards import delivery_embed, job_marker
+from botkit.permissions import channel_bot_permissions, may_send
+from botkit.views import result_view
 from core import metrics
 from core.heartbeat import SCHEDULER
 from core.jobs import PollKind, PollOutcome
@@ -51,7 +51,7 @@ from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

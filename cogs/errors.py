@@ -9,12 +9,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.launch import reply_private
-from cogs.permissions import NotModerator
+from botkit.launch import reply_private
+from botkit.permissions import NotModerator
 from core.errors import Refusal
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

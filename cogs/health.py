@@ -25,7 +25,7 @@ from core import metrics
 from core.heartbeat import SCHEDULER
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

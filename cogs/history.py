@@ -9,11 +9,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND, job_line
+from botkit.cards import BRAND, job_line
 from storage.models import JobState
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 RECENT_JOBS = 10
 

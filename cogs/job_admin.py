@@ -18,18 +18,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.buttons import result_view
-from cogs.cards import BRAND, delivery_embed
+from botkit.cards import BRAND, delivery_embed
+from botkit.launch import reply_private
+from botkit.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
+from botkit.views import result_view
 from cogs.delivery import upload_limit
-from cogs.launch import reply_private
-from cogs.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
 from core.modlog import job_refunded
 from core.wording import credits_text, kind_label, settings_line, short
 from happyhorse.errors import DownloadTooLargeError, HappyHorseError
 from storage.models import Job, JobState
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND, SANDBOX_BANNER
-from cogs.launch import reply_private
-from cogs.modlog import missing_log_permissions
-from cogs.permissions import ModeratorGroup, moderator_only
+from botkit.cards import BRAND, SANDBOX_BANNER
+from botkit.launch import reply_private
+from botkit.modlog import missing_log_permissions
+from botkit.permissions import ModeratorGroup, moderator_only
 from core.limits import Limits
 from core.modlog import audit_event, moderator_change
 from core.prompts import PromptError, normalise_prompt
 from storage.models import AuditAction
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 MAX_BLOCKED_WORD = 100
 LIMIT_MAXIMA = {

@@ -1,9 +1,6 @@
-"""The moderator log channel: a sink that posts `core.modlog` events as compact embeds.
+"""The moderator log's worker: started with this cog, cancelled when it unloads.
 
-`bot.modlog.post(guild_id, event)` never waits and never raises: the event is queued and
-one owned worker (started and cancelled with the `ModLogCog`) posts it in the guild's log
-channel, with every mention neutralised. A post that fails is logged and remembered, so
-`/config show` can say the bot cannot post there; nothing else is affected.
+The sink itself (`botkit.modlog.ModLog`, reached as `bot.modlog`) is built by the bot.
 """
 
 from __future__ import annotations
@@ -13,131 +10,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-import discord
 from discord.ext import commands
 
-from cogs.permissions import channel_bot_permissions, may_send
-from core.modlog import LogEvent, LogKind
-
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
-
-QUEUE_LIMIT = 1000
-_COLOURS = {
-    LogKind.ACCEPTED: discord.Colour.blurple(),
-    LogKind.FAILED: discord.Colour.red(),
-    LogKind.REFUNDED: discord.Colour.orange(),
-    LogKind.CANCELLED: discord.Colour.light_grey(),
-    LogKind.MODERATOR: discord.Colour.gold(),
-}
-_ICONS = {
-    LogKind.ACCEPTED: "🎬",
-    LogKind.FAILED: "❌",
-    LogKind.REFUNDED: "↩️",
-    LogKind.CANCELLED: "⏹️",
-    LogKind.MODERATOR: "🛠️",
-}
-
-
-def log_embed(event: LogEvent) -> discord.Embed:
-    """The compact embed for one log event."""
-    embed = discord.Embed(
-        title=f"{_ICONS[event.kind]} {event.title}"[:256],
-        description=event.text[:1000] or None,
-        colour=_COLOURS[event.kind],
-        timestamp=discord.utils.utcnow(),
-    )
-    for name, value in event.fields[:10]:
-        embed.add_field(name=name[:256], value=value[:1024] or "—", inline=True)
-    if event.link:
-        embed.add_field(name="Link", value=f"[Open]({event.link})", inline=True)
-    return embed
-
-
-def missing_log_permissions(channel: object) -> list[str]:
-    """Permissions the bot lacks to post log embeds in a cached channel (empty if unknown)."""
-    perms = channel_bot_permissions(channel)
-    if perms is None:
-        return []
-    needed = {
-        "View Channel": perms.view_channel,
-        "Send Messages": may_send(channel, perms),
-        "Embed Links": perms.embed_links,
-    }
-    return [name for name, granted in needed.items() if not granted]
-
-
-class ModLog:
-    """The log sink every part of the bot posts to (see the module docstring)."""
-
-    def __init__(self, bot: HappyHorseBot) -> None:
-        self._bot = bot
-        self._queue: asyncio.Queue[tuple[int, LogEvent]] = asyncio.Queue(QUEUE_LIMIT)
-        self._problems: dict[int, str] = {}
-
-    def post(self, guild_id: int, event: LogEvent) -> None:
-        """Queue an event for the guild's log channel; returns at once, never raises."""
-        try:
-            self._queue.put_nowait((guild_id, event))
-        except asyncio.QueueFull:
-            log.warning(
-                "Moderator log queue is full; dropped %r for guild %s", event.title, guild_id
-            )
-
-    def problem(self, guild_id: int) -> str | None:
-        """Why the last post to the guild's log channel failed, if it did."""
-        return self._problems.get(guild_id)
-
-    async def wait_idle(self) -> None:
-        """Wait until every queued event was posted or given up on."""
-        await self._queue.join()
-
-    async def run(self) -> None:
-        """Post queued events one by one, for ever; a failing post never stops the worker."""
-        while True:
-            guild_id, event = await self._queue.get()
-            try:
-                await self._send(guild_id, event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Posting to the moderator log of guild %s failed", guild_id)
-            finally:
-                self._queue.task_done()
-
-    async def _send(self, guild_id: int, event: LogEvent) -> None:
-        settings = await self._bot.store.guilds.get(guild_id)
-        channel_id = settings.log_channel_id
-        if channel_id is None:
-            return
-        channel = self._bot.get_channel(channel_id)
-        target: discord.abc.Messageable
-        if isinstance(channel, discord.abc.Messageable):
-            target = channel
-            missing = missing_log_permissions(channel)
-            if missing:
-                self._problems[guild_id] = "I am missing " + ", ".join(missing) + " there"
-                return
-        else:
-            target = self._bot.get_partial_messageable(channel_id, guild_id=guild_id)
-        try:
-            await target.send(
-                embed=log_embed(event), allowed_mentions=discord.AllowedMentions.none()
-            )
-        except discord.NotFound:
-            self._problems[guild_id] = "the channel no longer exists"
-        except discord.Forbidden:
-            self._problems[guild_id] = "Discord refused my post there (missing permissions)"
-        except discord.HTTPException as exc:
-            self._problems[guild_id] = f"Discord refused my post (HTTP {exc.status})"
-        else:
-            self._problems.pop(guild_id, None)
-
-    def forget_problem(self, guild_id: int) -> None:
-        """Forget a past failure (the log channel was changed)."""
-        self._problems.pop(guild_id, None)
 
 
 class ModLogCog(commands.Cog):

@@ -15,7 +15,7 @@ from discord.ext import commands
 from core.processes import ProcessRegistry
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 
 class Processes(commands.Cog):

@@ -20,7 +20,7 @@ from core.queue import DispatchReport
 from storage.models import JobState
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

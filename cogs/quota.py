@@ -8,16 +8,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND
-from cogs.launch import reply_private
-from cogs.permissions import ModeratorGroup, is_moderator, member_role_ids, moderator_only
+from botkit.cards import BRAND
+from botkit.launch import reply_private
+from botkit.permissions import ModeratorGroup, is_moderator, member_role_ids, moderator_only
 from core.modlog import audit_event
 from core.wording import credits_text
 from storage.credits import MAX_CREDITS
 from storage.models import AllowanceSource, AuditAction, AuditEntry, Balance
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 AUDIT_SCAN = 100
 AUDIT_SHOWN = 5

@@ -12,7 +12,7 @@ from discord.ext import commands, tasks
 from core.retention import RETENTION_INTERVAL_SECONDS, erase_expired
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.cards import BRAND
-from cogs.permissions import moderator_only
+from botkit.cards import BRAND
+from botkit.permissions import moderator_only
 from core.chart import outcome_chart
 from core.stats import DEFAULT_DAYS, MAX_DAYS, StatsReport, guild_report
 from core.wording import credits_text
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 CHART_NAME = "stats.png"
 

@@ -12,7 +12,7 @@ import discord
 import pytest
 
 import bot as bot_module
-from cogs.runtime import HappyHorseBot
+from botkit.bot import HappyHorseBot
 from core.settings import BotSettings, SettingsError
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer

@@ -6,7 +6,7 @@ from typing import Any
 
 from discord.gateway import DiscordWebSocket
 
-from cogs.gateway_heartbeat import install_heartbeat_latency_fix
+from botkit.gateway_heartbeat import install_heartbeat_latency_fix
 
 
 class KeepAlive:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cogs.runtime import HappyHorseBot
+from botkit.bot import HappyHorseBot
 from core import metrics
 from core.settings import BotSettings
 from happyhorse.client import HappyHorseClient

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cogs.launch import NOT_STARTED
+from botkit.launch import NOT_STARTED
 from happyhorse.sandbox import SandboxServer
 from happyhorse.sandbox.state import Phase
 from happyhorse.settings import ClientSettings

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from cogs.runtime import HappyHorseBot
+from botkit.bot import HappyHorseBot
 from happyhorse.client import HappyHorseClient
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from storage.sqlite import open_store

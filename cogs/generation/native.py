@@ -1,24 +1,27 @@
 """/video and /animate as the live (native) service allows them: 3-15 s and a last frame.
 
 The seed contract's commands (5 or 10 s, no last frame) are declared on the `Generation`
-cog; when the API client speaks the native dialect, the cog registers these instead, so
-members never see an option the service in use does not support. Both call the same
-`Generation.start_video` / `start_animate`.
+cog (`cogs.generation`); when the API client speaks the native dialect, the cog registers
+these instead, so members never see an option the service in use does not support. Both
+call the same `Generation.start_video` / `start_animate`.
 
 No `from __future__ import annotations` here: discord.py reads these callbacks' option
 types from their annotations, which must be real objects in the nested functions.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 
-from cogs.generation import OPTION_HELP, PROMPT_OPTION_MAX, AspectRatio, Quality
+from cogs.generation.options import (
+    OPTION_HELP,
+    PROMPT_OPTION_MAX,
+    AspectRatio,
+    Quality,
+    VideoStarter,
+)
 from happyhorse.models import NATIVE_DURATIONS
-
-if TYPE_CHECKING:
-    from cogs.generation import Generation
 
 MIN_SECONDS, MAX_SECONDS = NATIVE_DURATIONS[0], NATIVE_DURATIONS[-1]
 NATIVE_HELP = {
@@ -28,7 +31,7 @@ NATIVE_HELP = {
 LAST_FRAME_HELP = "Optional: an image the video should end on (PNG, JPEG or WEBP)"
 
 
-def native_commands(cog: "Generation") -> list[app_commands.Command[Any, ..., None]]:
+def native_commands(cog: VideoStarter) -> list[app_commands.Command[Any, ..., None]]:
     """The native dialect's /video and /animate, bound to the cog's shared starters."""
 
     @app_commands.command(name="video", description="Make a video from a text prompt")

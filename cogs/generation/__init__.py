@@ -4,39 +4,30 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.launch import cannot_post_message, missing_post_permissions, reply_private, start_job
-from cogs.permissions import member_role_ids
+from botkit.launch import cannot_post_message, missing_post_permissions, reply_private, start_job
+from botkit.permissions import member_role_ids
+from cogs.generation.native import native_commands
+from cogs.generation.options import (
+    DURATION_CHOICES,
+    OPTION_HELP,
+    PROMPT_OPTION_MAX,
+    AspectRatio,
+    Quality,
+)
 from core.errors import Refusal
 from core.images import check_image, closest_aspect_ratio
 from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
-
-AspectRatio = Literal["16:9", "9:16", "1:1"]
-Quality = Literal["std", "pro"]
-DURATION_CHOICES = [
-    app_commands.Choice(name="5 seconds", value=5),
-    app_commands.Choice(name="10 seconds", value=10),
-]
-# Discord enforces option lengths; our own, finer check (after normalisation) is in core.
-PROMPT_OPTION_MAX = 6000
-
-OPTION_HELP = {
-    "aspect_ratio": "Frame shape: 16:9 landscape, 9:16 portrait, 1:1 square",
-    "duration": "Clip length (10 s costs twice as much)",
-    "quality": "std is faster and cheaper; pro looks better and costs twice as much",
-    "sound": "Generate a soundtrack with the video",
-}
-
 
 def _require_guild(interaction: discord.Interaction) -> tuple[int, int]:
     if interaction.guild_id is None or interaction.channel_id is None:
@@ -142,8 +133,6 @@ class Generation(commands.Cog):
         if bot.api.dialect.name == "native":
             # The live service takes 3-15 s and a last frame: register those options
             # instead, so members only ever see what the service in use supports.
-            from cogs.native_options import native_commands  # imports this module
-
             self.__cog_app_commands__ = [
                 c for c in self.__cog_app_commands__ if c.name not in {"video", "animate"}
             ] + native_commands(self)

@@ -6,7 +6,7 @@ backlog of pending tasks without a storm of 429 answers, where an unthrottled po
 its traffic. All three pollers run in the same process against the same sandbox (rate
 limit: LIMIT requests per WINDOW seconds), so only the ratios between them matter.
 
-Run: .venv/bin/python benchmarks/status_polling.py [--tasks 300] [--limit 50]
+Run: .venv/bin/python -m bench.status_polling [--tasks 300] [--limit 50]
 """
 
 from __future__ import annotations

@@ -1,29 +1,24 @@
 """Reserve/commit pairs per second on SQLite and PostgreSQL, for any set of cases.
 
 The measurement itself is ``bench/store_throughput.py`` (``python -m bench`` reports one
-case of it as a figure); this script runs the cases given on the command line.
+case of it as a figure); this module runs the cases given on the command line.
 
 Without ``--database-url`` the script starts a throw-away PostgreSQL cluster of its own
 (``tests/pg_cluster.py``, crash-safe defaults); pass the URL of an empty database to
 measure a real server.
 
-    .venv/bin/python scripts/store_throughput.py --pairs 2000 --concurrency 1 16 --processes 1 4
+    .venv/bin/python -m bench.store_cases --pairs 2000 --concurrency 1 16 --processes 1 4
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.store_throughput import Result, measure  # noqa: E402
-from tests.pg_cluster import TempCluster  # noqa: E402
+from bench.store_throughput import Result, measure
+from tests.pg_cluster import TempCluster
 
 
 def _cases(args: argparse.Namespace) -> list[tuple[int, int]]:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.cards import status_card
-from cogs.permissions import bot_permissions, may_send
+from botkit.cards import status_card
+from botkit.permissions import bot_permissions, may_send
 from core import metrics
 from core.errors import Refusal
 from core.jobs import JobDraft
@@ -19,7 +19,7 @@ from core.modlog import job_accepted, job_failed
 from storage.models import Job
 
 if TYPE_CHECKING:
-    from cogs.runtime import HappyHorseBot
+    from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import discord
 
-from cogs.buttons import cancel_view
-from cogs.cards import status_card
+from botkit.cards import status_card
+from botkit.views import cancel_view
 from core.queue import CardInfo
 from happyhorse.models import TaskState
 from storage.models import Job, JobState

@@ -20,9 +20,9 @@ import discord
 import yarl
 from discord.ext import commands
 
-from cogs.gateway_heartbeat import install_heartbeat_latency_fix
-from cogs.modlog import ModLog
-from cogs.status_cards import StatusCards
+from botkit.gateway_heartbeat import install_heartbeat_latency_fix
+from botkit.modlog import ModLog
+from botkit.status_cards import StatusCards
 from core.eta import CompletionEstimator
 from core.heartbeat import Heartbeats
 from core.jobs import JobService
@@ -110,7 +110,7 @@ class HappyHorseBot(commands.AutoShardedBot):
         self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
         self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
-        self.modlog = ModLog(self)
+        self.modlog = ModLog(self, store.guilds)
         self.queue.add_cancel_listener(
             lambda event: self.modlog.post(
                 event.job.guild_id, job_cancelled(event.job, event.by_user_id)

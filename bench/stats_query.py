@@ -6,7 +6,7 @@ index alone. The baseline is the same database with that index dropped (the olde
 `jobs_guild_period` index still finds the rows, but each must then be read from the table).
 Both runs use the same file in the same process; only the ratio matters.
 
-Run: .venv/bin/python benchmarks/stats_query.py [--jobs 100000] [--days 90] [--runs 5]
+Run: .venv/bin/python -m bench.stats_query [--jobs 100000] [--days 90] [--runs 5]
 """
 
 from __future__ import annotations
