@@ -31,6 +31,7 @@ from core.modlog import job_cancelled
 from core.processes import ProcessRegistry
 from core.queue import QueueService
 from core.settings import BotSettings
+from core.transcode import Transcoder
 from happyhorse.client import HappyHorseClient
 from storage.store import Store
 
@@ -105,6 +106,8 @@ class HappyHorseBot(commands.AutoShardedBot):
         self._closed_event = asyncio.Event()
         self.store = store
         self.api = client
+        #: The media worker pool (re-encodes, last frames); closed with the bot.
+        self.transcoder = Transcoder(settings.transcode_concurrency)
         self.jobs = service or JobService(store, client, settings)
         # The completion-time estimator can be the scheduler's learned model.
         self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
@@ -176,6 +179,7 @@ class HappyHorseBot(commands.AutoShardedBot):
             if self.registry is not None:
                 await self.registry.leave()
         finally:
+            await self.transcoder.close()
             self._closed_event.set()
 
     async def setup_hook(self) -> None:

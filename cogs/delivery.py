@@ -18,7 +18,10 @@ under a lease naming this process (`JobService.claimant`), and the recovery that
 at start-up and at every sweep touches only the work of processes that are no longer
 live. A video is uploaded within the upload limit recorded with the job where its
 request arrived, so a process without that guild in its cache (another shard's guild)
-still posts the file rather than falling back to a link.
+still posts the file rather than falling back to a link. A video over that limit is
+re-encoded to fit (`core.uploads`, in the media pool, within what the attempt has left
+after the upload's deadline), and again smaller when Discord answers 413; a link is the
+last resort, only when re-encoding is impossible.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
 from core.scheduler import PollScheduler
+from core.uploads import PreparedVideo, VideoPreparer, link_expires_at, original_link_alive
 from core.wording import credits_text, short
-from happyhorse.errors import DownloadTooLargeError, HappyHorseError
+from happyhorse.errors import HappyHorseError
 from storage.models import Job
 
 if TYPE_CHECKING:
@@ -77,6 +81,7 @@ class Delivery(commands.Cog):
         self._last_sweep = time.monotonic()
         self._slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._tmp = Path(tempfile.mkdtemp(prefix="happyhorse-"))
+        self.preparer = VideoPreparer(bot.api, bot.transcoder, self._tmp)
         self.scheduler = PollScheduler(bot.jobs, self._handle_outcome)
         self._deliveries: dict[int, asyncio.Task[None]] = {}
         self._notices: dict[int, asyncio.Task[None]] = {}
@@ -203,9 +208,10 @@ class Delivery(commands.Cog):
             fresh = await self.bot.store.jobs.get_job(job.id)
             if fresh is None or fresh.result_url is None or fresh.delivered_at is not None:
                 return
+            limit = self.bot.settings.delivery_time_limit_seconds
             try:
-                async with asyncio.timeout(self.bot.settings.delivery_time_limit_seconds):
-                    await self.deliver(fresh)
+                async with asyncio.timeout(limit):
+                    await self.deliver(fresh, ends_at=time.monotonic() + limit)
             except TimeoutError:
                 # It may have been posting: end the lease visibly so the next attempt
                 # looks for the post before posting again.
@@ -214,8 +220,14 @@ class Delivery(commands.Cog):
 
     # -- delivering one job ----------------------------------------------------------
 
-    async def deliver(self, job: Job) -> None:
-        """Post one completed job's video in its channel, exactly once."""
+    async def deliver(self, job: Job, *, ends_at: float | None = None) -> None:
+        """Post one completed job's video in its channel, exactly once.
+
+        ``ends_at`` (``time.monotonic()``) is when the attempt's time limit runs out; a
+        re-encode must leave the upload its deadline before then.
+        """
+        if ends_at is None:
+            ends_at = time.monotonic() + self.bot.settings.delivery_time_limit_seconds
         crashed_before = job.delivering_until is not None
         lease = self.bot.settings.delivery_lease_seconds
         if not await self.bot.store.jobs.claim_delivery(job.id, lease, self.bot.jobs.claimant):
@@ -233,10 +245,10 @@ class Delivery(commands.Cog):
         if permissions is not None and not may_send(channel, permissions):
             await self._undeliverable(job, "the bot is not allowed to post in that channel")
             return
-        path: Path | None = None
+        prepared: PreparedVideo | None = None
         try:
             if permissions is None or permissions.attach_files:
-                path = await self._download(job, channel)
+                prepared = await prepare_result(self.bot, self.preparer, job, ends_at)
         except HappyHorseError as exc:
             failures = self._download_failures.get(job.id, 0) + 1
             self._download_failures[job.id] = failures
@@ -247,8 +259,17 @@ class Delivery(commands.Cog):
                 return
             log.warning("Job %s: download keeps failing; posting a link instead", job.id)
         try:
-            async with asyncio.timeout(self.bot.settings.upload_deadline_seconds):
-                message = await self._post(channel, job, path)
+            message = await send_result(
+                self.bot,
+                self.preparer,
+                channel,
+                job,
+                prepared,
+                content=f"<@{job.user_id}> your video is ready!",
+                mentions=requester_mentions(job.user_id),
+                nonce=job.delivery_nonce[:25],
+                ends_at=ends_at,
+            )
         except discord.Forbidden:
             await self._undeliverable(job, "the bot is not allowed to post in that channel")
             return
@@ -274,8 +295,8 @@ class Delivery(commands.Cog):
             await self.bot.store.jobs.end_delivery(job.id)
             return
         finally:
-            if path is not None:
-                path.unlink(missing_ok=True)
+            if prepared is not None:
+                prepared.cleanup()
         await self._finish(job, message)
 
     def _count_post_failure(self, job: Job) -> int:
@@ -301,49 +322,6 @@ class Delivery(commands.Cog):
         if isinstance(channel, discord.abc.Messageable):
             return channel
         return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-
-    async def _download(self, job: Job, channel: discord.abc.Messageable) -> Path | None:
-        """Fetch the video if it fits the guild's upload limit; None means post a link."""
-        assert job.result_url is not None
-        dest = self._tmp / f"job-{job.id}.mp4"
-        try:
-            await self.bot.api.download(
-                job.result_url,
-                dest,
-                upload_limit(self.bot, job),
-                deadline_seconds=self.bot.settings.download_deadline_seconds,
-            )
-        except DownloadTooLargeError:
-            return None
-        return dest
-
-    async def _post(
-        self, channel: discord.abc.Messageable, job: Job, path: Path | None
-    ) -> discord.Message:
-        content = f"<@{job.user_id}> your video is ready!"
-        view = result_view(job.id)
-        mentions = requester_mentions(job.user_id)
-        if path is not None:
-            try:
-                return await channel.send(
-                    content,
-                    embed=delivery_embed(job, link_only=False),
-                    file=discord.File(path, filename=f"happyhorse-{job.id}.mp4"),
-                    view=view,
-                    allowed_mentions=mentions,
-                    nonce=job.delivery_nonce[:25],
-                )
-            except discord.HTTPException as exc:
-                if exc.status != 413 and exc.code != ENTITY_TOO_LARGE:
-                    raise
-                log.info("Job %s: upload refused as too large; posting a link", job.id)
-        return await channel.send(
-            f"{content}\n{job.result_url}",
-            embed=delivery_embed(job, link_only=True),
-            view=view,
-            allowed_mentions=mentions,
-            nonce=job.delivery_nonce[:25],
-        )
 
     async def _find_posted(
         self, channel: discord.abc.Messageable, job: Job
@@ -440,6 +418,114 @@ class Delivery(commands.Cog):
             await user.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not DM user %s (%s)", user_id, exc)
+
+
+async def prepare_result(
+    bot: HappyHorseBot, preparer: VideoPreparer, job: Job, ends_at: float
+) -> PreparedVideo:
+    """Download the job's video and fit it into its guild's upload limit (see
+    `core.uploads`); a failed download raises ``HappyHorseError``."""
+    assert job.result_url is not None
+    return await preparer.prepare(
+        job.result_url,
+        f"job-{job.id}",
+        upload_limit(bot, job),
+        download_deadline=bot.settings.download_deadline_seconds,
+        transcode_until=ends_at - bot.settings.upload_deadline_seconds,
+    )
+
+
+def _too_large(exc: discord.HTTPException) -> bool:
+    return exc.status == 413 or exc.code == ENTITY_TOO_LARGE
+
+
+async def send_result(
+    bot: HappyHorseBot,
+    preparer: VideoPreparer,
+    channel: discord.abc.Messageable,
+    job: Job,
+    prepared: PreparedVideo | None,
+    *,
+    content: str,
+    mentions: discord.AllowedMentions,
+    nonce: str | None,
+    ends_at: float,
+) -> discord.Message:
+    """Post the job's video: the prepared file (re-encoded smaller when Discord refuses it
+    as too large), else a link that says when it expires. Each send has the upload
+    deadline (``TimeoutError`` past it); other refusals raise ``discord.HTTPException``.
+
+    A re-encoded file gets an "Original" link button while the service's URL should
+    still work (``RESULT_URL_TTL_HOURS``). A continuation replies to the video it continues.
+    """
+    settings = bot.settings
+    reference = (
+        discord.MessageReference(
+            message_id=job.reply_to_message_id,
+            channel_id=job.channel_id,
+            fail_if_not_exists=False,
+        )
+        if job.reply_to_message_id is not None
+        else None
+    )
+    extra: dict[str, Any] = {"reference": reference} if reference is not None else {}
+    if nonce is not None:
+        extra["nonce"] = nonce
+    while prepared is not None and prepared.path is not None:
+        note = prepared.note()
+        alive = original_link_alive(
+            job.completed_at, settings.result_url_ttl_hours, discord.utils.utcnow()
+        )
+        original = job.result_url if prepared.reencoded and alive else None
+        try:
+            async with asyncio.timeout(settings.upload_deadline_seconds):
+                return await channel.send(
+                    f"{content}\n{note}" if note else content,
+                    embed=delivery_embed(job, link_only=False),
+                    file=discord.File(prepared.path, filename=f"happyhorse-{job.id}.mp4"),
+                    view=result_view(job.id, original_url=original),
+                    allowed_mentions=mentions,
+                    **extra,
+                )
+        except discord.HTTPException as exc:
+            if not _too_large(exc):
+                raise
+            refused = prepared.path.stat().st_size
+            log.info("Job %s: Discord refused %d bytes as too large", job.id, refused)
+            prepared = await preparer.shrink(
+                prepared,
+                refused,
+                f"job-{job.id}",
+                transcode_until=ends_at - settings.upload_deadline_seconds,
+            )
+    assert job.result_url is not None
+    notice = link_notice(job, prepared, settings.result_url_ttl_hours)
+    async with asyncio.timeout(settings.upload_deadline_seconds):
+        return await channel.send(
+            f"{content}\n{job.result_url}\n{notice}",
+            embed=delivery_embed(job, link_only=True),
+            view=result_view(job.id),
+            allowed_mentions=mentions,
+            **extra,
+        )
+
+
+def link_notice(job: Job, prepared: PreparedVideo | None, ttl_hours: float) -> str:
+    """Why a video is posted as a link, and that the link expires."""
+    expires = link_expires_at(job.completed_at, ttl_hours)
+    when = (
+        f"expires {discord.utils.format_dt(expires, 'R')}"
+        if expires is not None
+        else "expires within a day"
+    )
+    if prepared is None:
+        return f"The video could not be attached here; this link {when}."
+    reason = (prepared.reason or "it could not be re-encoded").removeprefix("cannot re-encode: ")
+    reason = reason.rstrip(".")
+    return (
+        f"The video is over this server's upload limit and could not be re-encoded to fit "
+        f"({reason}); this link {when}."
+    )
 
 
 def upload_limit(bot: HappyHorseBot, job: Job) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +19,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from botkit.cards import BRAND, delivery_embed
+from botkit.cards import BRAND
 from botkit.launch import reply_private
 from botkit.permissions import MANAGE_SERVER_REQUIRED, is_moderator, moderator_only
-from botkit.views import result_view
-from cogs.delivery import upload_limit
+from cogs.delivery import prepare_result, send_result
 from core.modlog import job_refunded
+from core.uploads import PreparedVideo, VideoPreparer
 from core.wording import credits_text, kind_label, settings_line, short
-from happyhorse.errors import DownloadTooLargeError, HappyHorseError
+from happyhorse.errors import HappyHorseError
 from storage.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -276,43 +277,34 @@ async def refresh_message_state(bot: HappyHorseBot, job: Job) -> Job:
 
 
 async def post_again(bot: HappyHorseBot, job: Job) -> discord.Message:
-    """Post the job's video in its channel: the file if it fits, else a link."""
+    """Post the job's video in its channel the way the delivery does: the file, re-encoded
+    to fit the upload limit when it is over it, else a link."""
     cached = bot.get_channel(job.channel_id)
     channel: discord.abc.Messageable = (
         cached
         if isinstance(cached, discord.abc.Messageable)
         else bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
     )
-    content = f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator."
-    mentions = discord.AllowedMentions.none()
     assert job.result_url is not None
+    ends_at = time.monotonic() + bot.settings.delivery_time_limit_seconds
     with tempfile.TemporaryDirectory(prefix="happyhorse-again-") as folder:
-        path = Path(folder) / f"happyhorse-{job.id}.mp4"
+        preparer = VideoPreparer(bot.api, bot.transcoder, Path(folder))
+        prepared: PreparedVideo | None = None
         try:
-            await bot.api.download(
-                job.result_url,
-                path,
-                upload_limit(bot, job),
-                deadline_seconds=bot.settings.download_deadline_seconds,
-            )
-        except DownloadTooLargeError:
-            pass
+            prepared = await prepare_result(bot, preparer, job, ends_at)
         except HappyHorseError as exc:
             log.info("Job %s: download for Deliver again failed (%s)", job.id, exc.message)
-        else:
-            return await channel.send(
-                content,
-                embed=delivery_embed(job, link_only=False),
-                file=discord.File(path, filename=path.name),
-                view=result_view(job.id),
-                allowed_mentions=mentions,
-            )
-    return await channel.send(
-        f"{content}\n{job.result_url}",
-        embed=delivery_embed(job, link_only=True),
-        view=result_view(job.id),
-        allowed_mentions=mentions,
-    )
+        return await send_result(
+            bot,
+            preparer,
+            channel,
+            job,
+            prepared,
+            content=f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator.",
+            mentions=discord.AllowedMentions.none(),
+            nonce=None,
+            ends_at=ends_at,
+        )
 
 
 def job_view(job: Job) -> discord.ui.View | None:

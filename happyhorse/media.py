@@ -124,8 +124,13 @@ def probe(path: str | os.PathLike[str]) -> ClipInfo:
             return _describe(container, size)
     except av.FFmpegError as exc:
         raise CannotReencodeError(
-            f"cannot re-encode: the file is not a readable video ({exc})"
+            f"cannot re-encode: the file is not a readable video ({_why(exc)})"
         ) from exc
+
+
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason without the file name (messages may reach users and logs)."""
+    return str(getattr(exc, "strerror", None) or type(exc).__name__)
 
 
 def _describe(container: Any, size: int) -> ClipInfo:
@@ -349,7 +354,7 @@ def _encode(
                     out.mux(audio.encode(None))
     except av.FFmpegError as exc:
         raise CannotReencodeError(
-            f"cannot re-encode: decoding or encoding failed ({exc})"
+            f"cannot re-encode: decoding or encoding failed ({_why(exc)})"
         ) from exc
 
 
@@ -395,7 +400,7 @@ def last_frame(src: str | os.PathLike[str], *, deadline: float | None = None) ->
             return _png(frame)
     except av.FFmpegError as exc:
         raise CannotReencodeError(
-            f"cannot read a frame: the file is not a readable video ({exc})"
+            f"cannot read a frame: the file is not a readable video ({_why(exc)})"
         ) from exc
 
 

@@ -88,6 +88,8 @@ class NewJob:
     """Create the job ``queued`` (the queue starts it) rather than ``reserved``."""
     queue_round: int | None = None
     """The job's round in the fair queue (see ``core.queue``), fixed when it arrives."""
+    reply_to_message_id: int | None = None
+    """Post the video as a reply to this message (Continue: the video it continues)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class Job:
     lease_until: datetime | None = None
     upload_limit: int | None = None
     """The guild's upload limit in bytes when the request arrived (``None``: unknown)."""
+    reply_to_message_id: int | None = None
+    """The message this job's video is posted in reply to (the video it continues)."""
 
 
 @dataclass(frozen=True, slots=True)
