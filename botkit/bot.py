@@ -44,6 +44,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.delivery",
     "cogs.queue",
     "cogs.buttons",
+    "cogs.continuation",
     "cogs.quota",
     "cogs.history",
     "cogs.moderation",
