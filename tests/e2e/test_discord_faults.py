@@ -12,7 +12,7 @@ import datetime
 
 import pytest
 
-from cogs import status_cards
+from botkit import status_cards
 from happyhorse.sandbox.state import Phase, SandboxState
 from storage.models import JobState
 from tests.e2e.conftest import StartBot, World
