@@ -32,6 +32,8 @@ VIDEO_CODEC = "libx264"
 AUDIO_CODEC = "aac"
 #: x264 speed preset: "veryfast" keeps a 15 s 1080p re-encode to seconds on a small machine.
 DEFAULT_PRESET = "veryfast"
+#: The scaler (``ffmpeg -vf scale=...:flags=bilinear`` is the same one).
+SCALER = "BILINEAR"
 #: Short sides the re-encode may step down to, largest first.
 STEPS: tuple[int, ...] = (1080, 720, 540, 360)
 #: Keep a resolution while the video bitrate gives at least this many bits per pixel per
@@ -339,7 +341,10 @@ def _encode(
                     _check(deadline)
                     if isinstance(frame, av.VideoFrame):
                         scaled = frame.reformat(
-                            width=plan.width, height=plan.height, format="yuv420p"
+                            width=plan.width,
+                            height=plan.height,
+                            format="yuv420p",
+                            interpolation=SCALER,
                         )
                         scaled.pts = frame.pts
                         scaled.time_base = frame.time_base
