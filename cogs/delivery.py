@@ -471,35 +471,37 @@ async def send_result(
     extra: dict[str, Any] = {"reference": reference} if reference is not None else {}
     if nonce is not None:
         extra["nonce"] = nonce
-    while prepared is not None and prepared.path is not None:
-        note = prepared.note()
-        alive = original_link_alive(
-            job.completed_at, settings.result_url_ttl_hours, discord.utils.utcnow()
-        )
-        original = job.result_url if prepared.reencoded and alive else None
-        try:
-            async with asyncio.timeout(settings.upload_deadline_seconds):
-                return await channel.send(
-                    f"{content}\n{note}" if note else content,
-                    embed=delivery_embed(job, link_only=False),
-                    file=discord.File(prepared.path, filename=f"happyhorse-{job.id}.mp4"),
-                    view=result_view(job.id, original_url=original),
-                    allowed_mentions=mentions,
-                    **extra,
+    current = prepared
+    try:
+        while current is not None and current.path is not None:
+            note = current.note()
+            try:
+                async with asyncio.timeout(settings.upload_deadline_seconds):
+                    return await channel.send(
+                        f"{content}\n{note}" if note else content,
+                        embed=delivery_embed(job, link_only=False),
+                        file=discord.File(current.path, filename=f"happyhorse-{job.id}.mp4"),
+                        view=result_view(job.id, original_url=_original(bot, job, current)),
+                        allowed_mentions=mentions,
+                        **extra,
+                    )
+            except discord.HTTPException as exc:
+                if not _too_large(exc):
+                    raise
+                refused = current.path.stat().st_size
+                log.info("Job %s: Discord refused %d bytes as too large", job.id, refused)
+                current = await preparer.shrink(
+                    current,
+                    refused,
+                    f"job-{job.id}",
+                    transcode_until=ends_at - settings.upload_deadline_seconds,
                 )
-        except discord.HTTPException as exc:
-            if not _too_large(exc):
-                raise
-            refused = prepared.path.stat().st_size
-            log.info("Job %s: Discord refused %d bytes as too large", job.id, refused)
-            prepared = await preparer.shrink(
-                prepared,
-                refused,
-                f"job-{job.id}",
-                transcode_until=ends_at - settings.upload_deadline_seconds,
-            )
+    finally:
+        # Files re-encoded after a refusal replace the caller's: none may outlive the post.
+        if current is not None:
+            current.cleanup()
     assert job.result_url is not None
-    notice = link_notice(job, prepared, settings.result_url_ttl_hours)
+    notice = link_notice(job, current, settings.result_url_ttl_hours)
     async with asyncio.timeout(settings.upload_deadline_seconds):
         return await channel.send(
             f"{content}\n{job.result_url}\n{notice}",
@@ -508,6 +510,14 @@ async def send_result(
             allowed_mentions=mentions,
             **extra,
         )
+
+
+def _original(bot: HappyHorseBot, job: Job, prepared: PreparedVideo) -> str | None:
+    """The service's URL for an "Original" button: only under a re-encode, while it lives."""
+    alive = original_link_alive(
+        job.completed_at, bot.settings.result_url_ttl_hours, discord.utils.utcnow()
+    )
+    return job.result_url if prepared.reencoded and alive else None
 
 
 def link_notice(job: Job, prepared: PreparedVideo | None, ttl_hours: float) -> str:

@@ -4,7 +4,8 @@ PyAV's work is CPU-bound, so it runs in worker processes (``ProcessPoolExecutor`
 most ``TRANSCODE_CONCURRENCY`` at a time; the event loop only awaits a future. Workers are
 started with ``spawn`` (never ``fork``: the bot has threads, and a forked copy of a locked
 mutex deadlocks) and replaced after ``max_tasks_per_child`` tasks, so a leak in a codec
-cannot grow for ever.
+cannot grow for ever. They run at a lower CPU priority (``WORKER_NICENESS``, inherited by
+the encoder's threads), so on a busy machine the event loop is not starved by them.
 
 Every task has a deadline. The worker checks it between frames and stops itself with
 ``DeadlineExceededError``; a worker stuck inside a codec call never reaches a check, so
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_MAX_TASKS_PER_CHILD = 20
+#: Workers run at this lower CPU priority (Unix niceness): a re-encode is background
+#: work, and the bot's event loop must win the CPU whenever it has something to do.
+WORKER_NICENESS = 10
 #: How long past its deadline a task may run before its worker is killed.
 KILL_GRACE_SECONDS = 5.0
 
@@ -85,6 +89,7 @@ class Transcoder:
                 max_workers=self.concurrency,
                 mp_context=multiprocessing.get_context("spawn"),
                 max_tasks_per_child=self.max_tasks_per_child,
+                initializer=_lower_priority,
             )
         return self._pool
 
@@ -153,6 +158,12 @@ class Transcoder:
         if pool is not None:
             _kill(pool)
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Worker start-up: step back so the bot's own process wins the CPU."""
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:
