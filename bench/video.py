@@ -91,8 +91,8 @@ class VideoPlan:
             limit=MIB // 4,
             runs=1,
             burst=12,
-            reencodes=2,
-            rss_reencodes=2,
+            reencodes=1,
+            rss_reencodes=1,
             big_seconds=5,
             install_ffmpeg=False,
         )

@@ -9,9 +9,9 @@ to the one it continues.
 
 Both the button (`hh:continue:<job id>`) and the form (`hh:continue-form:<job id>`) carry
 the job in their custom ids and are answered by registered handlers, so they work after
-a restart. The source file is the video message's attachment (fresh CDN URLs come with
-the interaction), else the service's result URL while it should still work; when
-neither is left the press is refused privately.
+a restart. The source file is the service's original while its URL should still work
+(full quality, even under a re-encoded post), else the video message's attachment (the
+interaction brings fresh CDN URLs); when neither is left the press is refused privately.
 """
 
 from __future__ import annotations
@@ -68,19 +68,22 @@ def _bot(interaction: discord.Interaction) -> HappyHorseBot:
     return interaction.client  # type: ignore[return-value]
 
 
-def _source_url(bot: HappyHorseBot, job: Job, message: discord.Message | None) -> str | None:
-    """Where the video's file can be fetched now: its attachment, else the service's URL."""
-    if message is not None:
-        for attachment in message.attachments:
-            if attachment.filename.lower().endswith(".mp4") or (
-                attachment.content_type or ""
-            ).startswith("video/"):
-                return attachment.url
+def _source_urls(bot: HappyHorseBot, job: Job, message: discord.Message | None) -> list[str]:
+    """Where the video's file can be fetched now, best first: the service's original while
+    its URL should live (full quality, even when the post is a re-encode), then the
+    message's attachment (the interaction brings its fresh CDN URL)."""
+    urls = []
     if job.result_url and original_link_alive(
         job.completed_at, bot.settings.result_url_ttl_hours, discord.utils.utcnow()
     ):
-        return job.result_url
-    return None
+        urls.append(job.result_url)
+    if message is not None:
+        urls.extend(
+            a.url
+            for a in message.attachments
+            if a.filename.lower().endswith(".mp4") or (a.content_type or "").startswith("video/")
+        )
+    return urls
 
 
 async def _continuable(interaction: discord.Interaction, job_id: int) -> Job | None:
@@ -144,7 +147,7 @@ class ContinueButton(
         job = await _continuable(interaction, self.job_id)
         if job is None:
             return
-        if _source_url(bot, job, interaction.message) is None:
+        if not _source_urls(bot, job, interaction.message):
             await reply_private(interaction, SOURCE_GONE)
             return
         missing = missing_post_permissions(interaction)
@@ -200,8 +203,8 @@ class Continuation(commands.Cog):
         if job is None:
             return
         prompt = submitted_value(data.get("components"), PROMPT_INPUT_ID) or ""
-        source = _source_url(bot, job, interaction.message)
-        if source is None:
+        sources = _source_urls(bot, job, interaction.message)
+        if not sources:
             await reply_private(interaction, SOURCE_GONE)
             return
         try:
@@ -221,7 +224,7 @@ class Continuation(commands.Cog):
             await reply_private(interaction, str(exc))
             return
         await interaction.response.defer(thinking=True)
-        image_url = await self._upload_last_frame(interaction, job, source)
+        image_url = await self._upload_last_frame(interaction, job, sources)
         if image_url is None:
             return
         assert interaction.guild_id is not None and interaction.channel_id is not None
@@ -243,22 +246,12 @@ class Continuation(commands.Cog):
         await start_job(bot, interaction, draft, deferred=True)
 
     async def _upload_last_frame(
-        self, interaction: discord.Interaction, job: Job, source: str
+        self, interaction: discord.Interaction, job: Job, sources: list[str]
     ) -> str | None:
-        """Take the source's last frame and put it on the placeholder; its CDN URL, or
-        ``None`` after telling the presser (privately) why not."""
-        bot = self.bot
-        started = time.monotonic()
-        try:
-            with tempfile.TemporaryDirectory(prefix="happyhorse-continue-") as folder:
-                path = Path(folder) / f"job-{job.id}.mp4"
-                await bot.api.download(
-                    source, path, MAX_SOURCE_BYTES, deadline_seconds=FRAME_DEADLINE_SECONDS
-                )
-                left = FRAME_DEADLINE_SECONDS - (time.monotonic() - started)
-                png = await bot.transcoder.last_frame(path, deadline_seconds=max(1.0, left))
-        except (HappyHorseError, media.MediaError) as exc:
-            log.warning("Job %s: no last frame to continue from: %s", job.id, exc)
+        """Take the video's last frame (from the first source that works) and put it on
+        the placeholder; its CDN URL, or ``None`` after telling the presser privately."""
+        png = await self._last_frame(job, sources)
+        if png is None:
             await _not_started(interaction, SOURCE_GONE)
             return None
         try:
@@ -274,6 +267,23 @@ class Continuation(commands.Cog):
             await _not_started(interaction, "Discord lost the starting image; try again.")
             return None
         return message.attachments[0].url
+
+
+    async def _last_frame(self, job: Job, sources: list[str]) -> bytes | None:
+        deadline = time.monotonic() + FRAME_DEADLINE_SECONDS
+        with tempfile.TemporaryDirectory(prefix="happyhorse-continue-") as folder:
+            path = Path(folder) / f"job-{job.id}.mp4"
+            for url in sources:
+                left = deadline - time.monotonic()
+                if left <= 1.0:
+                    break
+                try:
+                    await self.bot.api.download(url, path, MAX_SOURCE_BYTES, deadline_seconds=left)
+                    left = max(1.0, deadline - time.monotonic())
+                    return await self.bot.transcoder.last_frame(path, deadline_seconds=left)
+                except (HappyHorseError, media.MediaError) as exc:
+                    log.warning("Job %s: no last frame from one source: %s", job.id, exc)
+        return None
 
 
 async def _not_started(interaction: discord.Interaction, reason: str) -> None:
