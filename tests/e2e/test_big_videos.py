@@ -214,3 +214,28 @@ async def test_continue_works_after_a_restart_and_applies_blocked_words(
             return len(running.sandbox.state.tasks) == 1
 
         await eventually(no_new_task)
+
+
+async def test_deliver_again_reencodes_a_clip_over_the_limit(
+    start_bot: StartBot, world: World
+) -> None:
+    """/job -> Deliver again takes the same path: the 13 MiB clip is posted re-encoded."""
+    from tests.e2e.test_job_admin import click, show_job, video_posts
+
+    fake = world.fake
+    async with start_bot() as running:
+        inter = await fake.invoke_slash(
+            world.guild, world.channel, world.alice, "video", {"prompt": "a BIGCLIP horse"}
+        )
+        job = await accepted_job(running, inter)
+        await fake.wait_for_message(world.channel, _video_post(world), timeout=60)
+        await settled(running, job.id)
+        [post] = video_posts(running, world, job.id)
+        fake.delete_message(post)
+        record = await show_job(world, job.id)
+        again = await click(world, record, f"hh:redeliver:{job.id}")
+        assert await again.wait_for_ack() == 5
+        assert "Posted job" in (await again.wait_for_followup(timeout=60))["content"]
+        [repost] = video_posts(running, world, job.id)
+        assert 0 < len(_file_of(world, repost)) <= 10 * MIB
+        assert "Re-encoded to fit this server's 10 MiB limit" in repost["content"]
