@@ -258,6 +258,17 @@ class Delivery(commands.Cog):
                 await self.bot.store.jobs.release_delivery(job.id)
                 return
             log.warning("Job %s: download keeps failing; posting a link instead", job.id)
+        if prepared is not None and prepared.retryable:
+            # Out of time (the media pool was busy), not impossible: try again later with
+            # a fresh time budget, and post a link only if it keeps happening.
+            failures = self._download_failures.get(job.id, 0) + 1
+            self._download_failures[job.id] = failures
+            if failures < MAX_DOWNLOAD_TRIES:
+                log.warning("Job %s: %s; retrying", job.id, prepared.reason)
+                prepared.cleanup()
+                await self.bot.store.jobs.record_error(job.id, f"re-encode: {prepared.reason}")
+                await self.bot.store.jobs.release_delivery(job.id)
+                return
         try:
             message = await send_result(
                 self.bot,

@@ -7,7 +7,9 @@ re-encoded in the media pool (``core.transcode``) to fit, and the post says so. 
 Discord still refuses the upload as too large (its limit was lower than the one the bot
 knew), ``smaller_limit`` picks the next target and the source is re-encoded again. A link
 is posted only when re-encoding is impossible: the file cannot be decoded, cannot fit
-even at 360p, is too large to fetch, or its re-encode ran out of time.
+even at 360p, or is too large to fetch. A re-encode that ran out of time (the pool was
+busy) is marked ``retryable``: the delivery tries again later with a fresh time budget,
+and posts the link only if that keeps happening.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class PreparedVideo:
     fit: media.FitResult | None = None
     reason: str | None = None
     shrinks: int = 0
+    retryable: bool = False
+    """The re-encode ran out of time rather than being impossible: worth another attempt."""
 
     @property
     def reencoded(self) -> bool:
@@ -157,10 +161,15 @@ class VideoPreparer:
         assert prepared.source is not None
         left = transcode_until - time.monotonic()
         if left < MIN_TRANSCODE_SECONDS:
-            return replace(prepared, limit=limit, reason="no time was left to re-encode it")
+            return replace(
+                prepared, limit=limit, reason="no time was left to re-encode it", retryable=True
+            )
         output = self.workdir / f"{stem}.fit.mp4"
         try:
             fit = await self.transcoder.fit(prepared.source, output, limit, deadline_seconds=left)
+        except media.DeadlineExceededError as exc:
+            log.warning("Re-encoding to %d bytes ran out of time: %s", limit, exc)
+            return replace(prepared, limit=limit, reason=str(exc), retryable=True)
         except media.MediaError as exc:
             log.warning("Re-encoding to %d bytes is impossible: %s", limit, exc)
             return replace(prepared, limit=limit, reason=str(exc))

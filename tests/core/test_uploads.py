@@ -57,7 +57,8 @@ def test_original_link_lives_for_the_ttl() -> None:
 
 
 async def test_no_time_left_means_a_link_with_the_reason(tmp_path: Path) -> None:
-    """A re-encode that could not finish in the attempt's time is not started: a link."""
+    """A re-encode that could not finish in the attempt's time is not started; the delivery
+    may try again later (retryable)."""
     transcoder = Transcoder(1)
     async with HappyHorseClient(ClientSettings(api_key="k")) as client:
         preparer = VideoPreparer(client, transcoder, tmp_path)
@@ -68,5 +69,6 @@ async def test_no_time_left_means_a_link_with_the_reason(tmp_path: Path) -> None
         )
     assert prepared.path is None
     assert prepared.reason == "no time was left to re-encode it"
+    assert prepared.retryable
     assert transcoder.worker_pids() == []
     await transcoder.close()
