@@ -18,7 +18,13 @@ from PIL import Image, ImageChops
 from happyhorse import media
 from storage.models import JobState
 from tests.e2e.conftest import StartBot, World, eventually
-from tests.e2e.test_journey import accepted_job, refused_privately, sandbox_task, settled
+from tests.e2e.test_journey import (
+    accepted_job,
+    assert_no_mention_parsing,
+    refused_privately,
+    sandbox_task,
+    settled,
+)
 from tests.fake_discord.commands import modal_inputs
 
 MIB = 1024 * 1024
@@ -184,6 +190,7 @@ async def test_continue_starts_from_the_last_frame_and_replies_to_the_video(
         bob = await running.store.credits.balance(world.guild.id, world.bob.id)
         alice = await running.store.credits.balance(world.guild.id, world.alice.id)
         assert (bob.used, alice.used) == (job.cost, source.cost)
+        assert assert_no_mention_parsing(running) > 0
 
 
 async def test_continue_works_after_a_restart_and_applies_blocked_words(
