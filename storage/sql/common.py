@@ -245,7 +245,7 @@ def reserve_sql(role_ids: Sequence[int], engine: Engine, lease_now: str) -> str:
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
         :duration, :aspect_ratio, :quality, :sound, :cost, :state, 0, :nonce,
         :now, :now, :last_frame_url, :sandbox, :queue_round, :held_by,
-        CASE WHEN :held_by IS NULL THEN NULL ELSE {lease_now} + :hold_seconds END,
+        CASE WHEN CAST(:held_by AS TEXT) IS NULL THEN NULL ELSE {lease_now} + :hold_seconds END,
         :reply_to_message_id
     WHERE
         COALESCE(
