@@ -246,3 +246,39 @@ async def test_deliver_again_reencodes_a_clip_over_the_limit(
         [repost] = video_posts(running, world, job.id)
         assert 0 < len(_file_of(world, repost)) <= 10 * MIB
         assert "Re-encoded to fit this server's 10 MiB limit" in repost["content"]
+
+
+async def test_a_continuation_whose_source_video_is_gone_is_posted_without_the_reply(
+    start_bot: StartBot, world: World
+) -> None:
+    """The video a Continue press continues is deleted before the form is sent: the new
+    video is still posted (asking Discord not to fail on the missing reference), as a
+    plain message, and the job is delivered, not refunded."""
+    fake = world.fake
+    async with start_bot() as running:
+        inter = await fake.invoke_slash(
+            world.guild, world.channel, world.alice, "video", {"prompt": "a horse trots"}
+        )
+        source = await accepted_job(running, inter)
+        video = await fake.wait_for_message(world.channel, _video_post(world))
+        await settled(running, source.id)
+        press = await fake.click_button(video, f"hh:continue:{source.id}", world.bob)
+        assert await press.wait_for_ack() == 9
+        assert press.modal is not None
+        [text_input] = modal_inputs(press.modal)
+        fake.delete_message(video)
+        submit = await fake.submit_modal(press, {text_input["custom_id"]: "then it rains"})
+        job = await accepted_job(running, submit)
+        assert job.reply_to_message_id == int(video["id"])
+        post = await fake.wait_for_message(
+            world.channel, lambda m: bool(m["embeds"]) and f"<@{world.bob.id}>" in m["content"]
+        )
+        job = await settled(running, job.id)
+        assert post.get("message_reference") is None
+        assert job.delivered_message_id == int(post["id"]) and job.refunded_at is None
+        [sent] = [
+            r
+            for r in fake.find_requests("POST", POSTS, status=200)
+            if r.json.get("message_reference")
+        ]
+        assert sent.json["message_reference"]["fail_if_not_exists"] is False
