@@ -13,8 +13,11 @@ from typing import Any
 
 import aiohttp
 import av
+import pytest
 from PIL import Image, ImageChops
 
+from botkit.posting import MAX_DOWNLOAD_TRIES
+from core import uploads
 from happyhorse import media
 from storage.models import JobState
 from tests.e2e.conftest import StartBot, World, eventually
@@ -282,3 +285,31 @@ async def test_a_continuation_whose_source_video_is_gone_is_posted_without_the_r
             if r.json.get("message_reference")
         ]
         assert sent.json["message_reference"]["fail_if_not_exists"] is False
+
+
+async def test_a_reencode_without_time_is_retried_before_a_link_is_posted(
+    start_bot: StartBot, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-encode that cannot finish in time (a busy media pool: here no attempt ever has
+    enough time left) is not a reason for a link at once: the poster gives the lease back
+    and tries again with a fresh budget, and posts the expiring link only after
+    MAX_DOWNLOAD_TRIES attempts. The charge stands."""
+    monkeypatch.setattr(uploads, "MIN_TRANSCODE_SECONDS", 1e9)
+    fake = world.fake
+    async with start_bot() as running:
+        inter = await fake.invoke_slash(
+            world.guild, world.channel, world.alice, "video", {"prompt": "a BIGCLIP horse"}
+        )
+        job = await accepted_job(running, inter)
+        message = await fake.wait_for_message(world.channel, _video_post(world), timeout=60)
+        job = await settled(running, job.id)
+        assert running.sandbox.state.request_counts["download"] == MAX_DOWNLOAD_TRIES
+        assert message["attachments"] == []
+        assert job.result_url is not None and job.result_url in message["content"]
+        assert "could not be re-encoded to fit (no time was left to re-encode it)" in (
+            message["content"]
+        )
+        assert "this link expires" in message["content"]
+        assert job.last_error == "re-encode: no time was left to re-encode it"
+        assert job.refunded_at is None
+        assert not fake.find_requests("POST", POSTS, status=413)
