@@ -1,12 +1,13 @@
-"""`python -m bench [--json FILE] [--quick] [--scale F] [--only scale|history]`: measure.
+"""`python -m bench [--json FILE] [--quick] [--scale F] [--only scale|history|video]`: measure.
 
 Runs the real bot (`bot.py`, real discord.py) as a subprocess against the project's
 Discord fake and the sandbox over loopback, plus a storage micro-benchmark, the
 acknowledgement and sweep cost with 1,000,000 settled jobs in the store against an empty
-store (`bench.settled_history`), and a scale-out step on a throw-away PostgreSQL cluster
-(1, 2 and 4 bot processes; skipped when PostgreSQL is not installed), and prints one
-table. Every API completion time (and with
-it every timing setting of the bot and every time target) is multiplied by the scale
+store (`bench.settled_history`), a scale-out step on a throw-away PostgreSQL cluster
+(1, 2 and 4 bot processes; skipped when PostgreSQL is not installed), and the big-video
+figures (re-encoding against Debian's `ffmpeg`, the event loop beside re-encodes, memory
+over re-encodes; see `bench/video.py`), and prints one table. Every API completion time
+(and with it every timing setting of the bot and every time target) is multiplied by the scale
 factor, 0.1 by default, so the run fits in a few minutes; rates grow by the inverse factor.
 """
 
@@ -38,6 +39,14 @@ from bench.scenarios import (
     warm_run,
 )
 from bench.settled_history import HistoryRun, measure_history
+from bench.video import (
+    VideoMeasurements,
+    VideoPlan,
+    reencode_speed,
+    rss_over_reencodes,
+    stall_beside_burst,
+    video_figures,
+)
 from tests.fake_discord import FakeDiscord
 
 log = logging.getLogger("bench")
@@ -120,8 +129,43 @@ async def run_history_only(
     return history_figures(await _history(quick, workdir, out, settled)), out
 
 
+async def video_steps(
+    stage: Stage, plan: Plan, workdir: Path, vplan: VideoPlan, out: Measurements
+) -> list[Figure]:
+    """The big-video runs on `stage`; return their figures (errors go to `out`)."""
+    video = VideoMeasurements()
+    await _step("re-encode vs ffmpeg", out, lambda: reencode_speed(workdir, vplan, video))
+    await _step(
+        "re-encodes beside a burst",
+        out,
+        lambda: stall_beside_burst(stage, workdir, plan, vplan, video),
+    )
+    await _step(
+        "memory over re-encodes",
+        out,
+        lambda: rss_over_reencodes(stage, workdir, plan, vplan, video),
+    )
+    out.errors.extend(video.errors)
+    return video_figures(vplan, video)
+
+
+async def run_video_only(
+    plan: Plan, workdir: Path, vplan: VideoPlan
+) -> tuple[list[Figure], Measurements]:
+    """Only the big-video runs; return their figures and any errors."""
+    out = Measurements()
+    async with FakeDiscord(token="bench-token") as fake:
+        stage = Stage.build(fake, members=max(plan.burst, 50))
+        return await video_steps(stage, plan, workdir, vplan, out), out
+
+
 async def run(
-    plan: Plan, workdir: Path, scale_plan: ScalePlan | None = None, *, quick: bool = False
+    plan: Plan,
+    workdir: Path,
+    scale_plan: ScalePlan | None = None,
+    vplan: VideoPlan | None = None,
+    *,
+    quick: bool = False,
 ) -> tuple[list[Figure], Measurements]:
     """Every scenario in turn; return the figures and the raw measurements."""
     out = Measurements()
@@ -129,6 +173,7 @@ async def run(
     scaled = ScaleResults()
     crowd: CreditRun | None = None
     racer: CreditRun | None = None
+    videos: list[Figure] = []
     async with FakeDiscord(token="bench-token") as fake:
         stage = Stage.build(fake, members=max(plan.burst, 50))
         # The baseline bursts bracket the bot's, so drifting machine load hits both alike.
@@ -143,6 +188,7 @@ async def run(
             lambda: scale_out(stage, workdir, scale_plan, plan.scale, scaled),
         )
         out.errors.extend(scaled.errors)
+        videos = await video_steps(stage, plan, workdir, vplan or VideoPlan(), out)
 
     async def credit_runs() -> None:
         nonlocal crowd, racer
@@ -160,7 +206,8 @@ async def run(
     return (
         figures(plan, out, crowd, racer)
         + history_figures(history)
-        + scale_figures(scale_plan, scaled),
+        + scale_figures(scale_plan, scaled)
+        + videos,
         out,
     )
 
@@ -175,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep logs and databases here")
     parser.add_argument(
         "--only",
-        choices=["scale", "history"],
+        choices=["scale", "history", "video"],
         help="run only this step (scale: the scale-out runs on PostgreSQL; history: ack "
-        "and sweep cost with 1,000,000 settled jobs against an empty store)",
+        "and sweep cost with 1,000,000 settled jobs against an empty store; video: "
+        "re-encoding against ffmpeg, the event loop beside re-encodes, memory over re-encodes)",
     )
     parser.add_argument(
         "--settled",
@@ -206,11 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         async def bounded() -> tuple[list[Figure], Measurements]:
             async with asyncio.timeout(OVERALL_TIMEOUT_SECONDS):
                 scale_plan = ScalePlan.quick() if args.quick else ScalePlan()
+                vplan = VideoPlan.quick() if args.quick else VideoPlan()
                 if args.only == "scale":
                     return await run_scale_only(plan, workdir, scale_plan)
                 if args.only == "history":
                     return await run_history_only(args.quick, workdir, args.settled)
-                return await run(plan, workdir, scale_plan, quick=args.quick)
+                if args.only == "video":
+                    return await run_video_only(plan, workdir, vplan)
+                return await run(plan, workdir, scale_plan, vplan, quick=args.quick)
 
         results, out = asyncio.run(bounded())
     elapsed = time.monotonic() - started

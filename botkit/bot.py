@@ -36,6 +36,7 @@ from core.modlog import job_cancelled
 from core.processes import ProcessRegistry
 from core.queue import QueueService
 from core.settings import BotSettings
+from core.transcode import Transcoder
 from happyhorse.client import HappyHorseClient
 from storage.store import Store
 
@@ -48,6 +49,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.delivery",
     "cogs.queue",
     "cogs.buttons",
+    "cogs.continuation",
     "cogs.quota",
     "cogs.history",
     "cogs.moderation",
@@ -104,13 +106,17 @@ class HappyHorseBot(commands.AutoShardedBot):
         self._closed_event = asyncio.Event()
         self.store = store
         self.api = client
+        #: The media worker pool (re-encodes, last frames); closed with the bot.
+        self.transcoder = Transcoder(settings.transcode_concurrency)
         self.jobs = service or JobService(store, client, settings)
         # The completion-time estimator can be the scheduler's learned model.
         self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
         self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
         # Every video is posted through this one poster (delivery and Deliver again).
         self._downloads = Path(tempfile.mkdtemp(prefix="happyhorse-"))
-        self.poster = Poster(self, store, client, self.jobs, settings, self._downloads)
+        self.poster = Poster(
+            self, store, client, self.jobs, settings, self._downloads, transcoder=self.transcoder
+        )
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
         self.modlog = ModLog(self, store.guilds)
         self.queue.add_cancel_listener(
@@ -178,7 +184,10 @@ class HappyHorseBot(commands.AutoShardedBot):
             if self.registry is not None:
                 await self.registry.leave()
         finally:
-            shutil.rmtree(self._downloads, ignore_errors=True)
+            try:
+                await self.transcoder.close()
+            finally:
+                shutil.rmtree(self._downloads, ignore_errors=True)
             self._closed_event.set()
 
     async def setup_hook(self) -> None:

@@ -66,8 +66,20 @@ def cannot_post_message(missing: list[str]) -> str:
     )
 
 
+async def _refuse(interaction: discord.Interaction, message: str, *, deferred: bool) -> None:
+    """Say no privately; after a public acknowledgement, neutralise the placeholder first."""
+    if not deferred:
+        await reply_private(interaction, message)
+        return
+    try:
+        await interaction.edit_original_response(content=NOT_STARTED, embed=None, attachments=[])
+    except discord.HTTPException as exc:
+        log.info("Could not replace the placeholder: %s", exc)
+    await interaction.followup.send(message, ephemeral=True)
+
+
 async def start_job(
-    bot: HappyHorseBot, interaction: discord.Interaction, draft: JobDraft
+    bot: HappyHorseBot, interaction: discord.Interaction, draft: JobDraft, *, deferred: bool = False
 ) -> Job | None:
     """Run a request from the interaction to a started (or queued) job with a live card.
 
@@ -78,20 +90,25 @@ async def start_job(
     started, or left in the queue if it is not its turn. A submit error refunds the
     reservation; the public placeholder then says so in one neutral line and the reason
     goes to the requester alone. A 429 or 402 keeps the job queued and says why, privately.
+
+    ``deferred``: the caller already acknowledged publicly (Continue, which needs the time
+    to make its starting image); a refusal then replaces the placeholder with the same
+    neutral line and goes to the requester privately.
     """
     missing = missing_post_permissions(interaction)
     if missing:
-        await reply_private(interaction, cannot_post_message(missing))
+        await _refuse(interaction, cannot_post_message(missing), deferred=deferred)
         return None
     try:
         job = await bot.queue.accept(draft)
     except Refusal as refusal:
-        await reply_private(interaction, refusal.message)
+        await _refuse(interaction, refusal.message, deferred=deferred)
         return None
     # This interaction runs in its own task: from here on its log lines carry the job id.
     CURRENT_JOB.set(job.id)
     try:
-        await interaction.response.defer(thinking=True)
+        if not deferred:
+            await interaction.response.defer(thinking=True)
     except discord.HTTPException as exc:
         # Too late (the 3 s deadline passed) or Discord refused: nobody is waiting for
         # this job, so it must not run or cost anything.

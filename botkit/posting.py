@@ -24,14 +24,21 @@ crashes, stalls or races in between, with one process or several on one database
 
 Every step has a deadline (`DOWNLOAD_DEADLINE_SECONDS`, `UPLOAD_DEADLINE_SECONDS`, and the
 two together with a margin for the whole post, inside the lease). A video is uploaded
-within the guild's upload limit (from the cache, else the limit recorded with the job);
-when it does not fit, or Discord refuses the file (413/40005, or 403/50013: no Attach
-Files, which a process without the guild in its cache cannot know beforehand), its link is
-posted instead. Only when even the link cannot be posted is the job undeliverable.
+within the guild's upload limit (from the cache, else the limit recorded with the job): a
+larger one is re-encoded to fit (`core.uploads`, in the media pool `core.transcode`), with
+what the whole post has left after reserving the upload's deadline, so the re-encode ends
+inside the lease too. When Discord refuses the file as too large (413/40005: its limit
+was lower than the bot knew) it is re-encoded smaller and sent again, with the same nonce.
+The post says what a re-encode did and links the service's original while its URL lives
+(`RESULT_URL_TTL_HOURS`). A link is the last resort, saying when it expires: when
+re-encoding is impossible (undecodable, cannot fit even at 360p), or Discord refuses
+attachments (403/50013: no Attach Files, which a process without the guild in its cache
+cannot know beforehand). Only when even the link cannot be posted is the job
+undeliverable. A job made by Continue is posted as a reply to the video it continues
+(`Job.reply_to_message_id`; posted without the reply when that message is gone).
 
-Seams: `fetch_video` turns a job into a downloaded file (or `None`: post a link), and
-`send_video` turns a downloaded file into a posted message; a re-encode to fit the limit
-goes between them.
+Seams: `fetch_video` turns a job into a downloaded file fitted to the upload limit (or a
+link preparation), and `send_video` turns it into a posted message.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import discord
 
@@ -53,8 +60,10 @@ from botkit.permissions import channel_bot_permissions, may_send
 from botkit.views import result_view
 from core.jobs import JobService
 from core.settings import BotSettings
+from core.transcode import Transcoder
+from core.uploads import PreparedVideo, VideoPreparer, link_expires_at, original_link_alive
 from happyhorse.client import HappyHorseClient
-from happyhorse.errors import DownloadTooLargeError, HappyHorseError
+from happyhorse.errors import HappyHorseError
 from storage.models import Claimant, Job, JobState
 from storage.store import Store
 
@@ -167,16 +176,19 @@ class Poster:
         settings: BotSettings,
         tmp: Path,
         *,
+        transcoder: Transcoder,
         claimant: Claimant | None = None,
     ) -> None:
-        """``tmp`` holds downloads while they are uploaded; ``claimant`` names the lease
-        owner (default: ``jobs.claimant``, this process)."""
+        """``tmp`` holds downloads and re-encodes while they are uploaded; ``transcoder``
+        runs the re-encodes; ``claimant`` names the lease owner (default:
+        ``jobs.claimant``, this process)."""
         self._client = client
         self._store = store
         self._api = api
         self._jobs = jobs
         self._settings = settings
         self._tmp = tmp
+        self._preparer = VideoPreparer(api, transcoder, tmp)
         self.claimant = claimant or jobs.claimant
         self._posting: set[int] = set()
         self.download_failures: BoundedMap[int, int] = BoundedMap()
@@ -210,9 +222,14 @@ class Poster:
         if claimed is None:
             return PostResult(Outcome.BUSY)
         ended_before = before.delivering_until is not None
+        limit = self._settings.delivery_time_limit_seconds
+        # A re-encode must end in time for the upload after it: by this monotonic time.
+        transcode_until = time.monotonic() + limit - self._settings.upload_deadline_seconds
         try:
-            async with asyncio.timeout(self._settings.delivery_time_limit_seconds):
-                return await self._attempt(claimed, ended_before=ended_before)
+            async with asyncio.timeout(limit):
+                return await self._attempt(
+                    claimed, ended_before=ended_before, transcode_until=transcode_until
+                )
         except TimeoutError:
             # It may have been posting: end the lease visibly, so the next attempt looks
             # for the post before posting again.
@@ -224,7 +241,9 @@ class Poster:
             await asyncio.shield(store.end_delivery(job.id, self.claimant))
             raise
 
-    async def _attempt(self, job: Job, *, ended_before: bool) -> PostResult:
+    async def _attempt(
+        self, job: Job, *, ended_before: bool, transcode_until: float
+    ) -> PostResult:
         again = is_again(job)
         channel = self.channel(job)
         if ended_before:
@@ -238,30 +257,64 @@ class Poster:
         permissions = channel_bot_permissions(channel)
         if permissions is not None and not may_send(channel, permissions):
             return await self._give_up(job, "the bot is not allowed to post in that channel")
-        path: Path | None = None
+        video: PreparedVideo | None = None
         try:
             if permissions is None or permissions.attach_files:
                 try:
-                    path = await self.fetch_video(job)
+                    video = await self.fetch_video(job, transcode_until=transcode_until)
                 except HappyHorseError as exc:
-                    failures = (self.download_failures.get(job.id) or 0) + 1
-                    self.download_failures.set(job.id, failures)
-                    if failures < MAX_DOWNLOAD_TRIES:
+                    if self._count_download_failure(job) < MAX_DOWNLOAD_TRIES:
                         log.warning("Job %s: download failed (%s); retrying", job.id, exc.message)
                         await self._store.jobs.record_error(job.id, f"download: {exc.message}")
                         return await self._release(job, f"download: {exc.message}")
                     log.warning("Job %s: download keeps failing; posting a link instead", job.id)
-            return await self._upload(channel, job, path, again=again)
+                if video is not None and video.retryable:
+                    # Out of time (the media pool was busy), not impossible: a later attempt
+                    # has a fresh time budget; a link only if it keeps happening.
+                    if self._count_download_failure(job) < MAX_DOWNLOAD_TRIES:
+                        log.warning("Job %s: %s; retrying", job.id, video.reason)
+                        await self._store.jobs.record_error(job.id, f"re-encode: {video.reason}")
+                        return await self._release(job, f"re-encode: {video.reason}")
+                    log.warning("Job %s: re-encoding keeps running out of time", job.id)
+            return await self._upload(
+                channel, job, video, again=again, transcode_until=transcode_until
+            )
         finally:
-            if path is not None:
-                path.unlink(missing_ok=True)
+            if video is not None:
+                video.cleanup()
 
     async def _upload(
-        self, channel: discord.abc.Messageable, job: Job, path: Path | None, *, again: bool
+        self,
+        channel: discord.abc.Messageable,
+        job: Job,
+        video: PreparedVideo | None,
+        *,
+        again: bool,
+        transcode_until: float,
     ) -> PostResult:
+        current = video
+        ttl = self._settings.result_url_ttl_hours
         try:
-            async with asyncio.timeout(self._settings.upload_deadline_seconds):
-                message = await send_video(channel, job, path, again=again)
+            while True:
+                try:
+                    async with asyncio.timeout(self._settings.upload_deadline_seconds):
+                        message = await send_video(
+                            channel, job, current, again=again, ttl_hours=ttl
+                        )
+                    break
+                except discord.HTTPException as exc:
+                    if current is None or current.path is None or not too_large(exc):
+                        raise
+                    # Discord's limit is lower than the bot knew: re-encode smaller (the
+                    # source stays; the refused file is replaced) and send again.
+                    refused = current.path.stat().st_size
+                    log.info("Job %s: Discord refused %d bytes as too large", job.id, refused)
+                    current = await self._preparer.shrink(
+                        current,
+                        refused,
+                        f"job-{job.id}-{time.monotonic_ns()}",
+                        transcode_until=transcode_until,
+                    )
         except discord.Forbidden:
             return await self._give_up(job, "the bot is not allowed to post in that channel")
         except discord.NotFound:
@@ -289,6 +342,10 @@ class Poster:
             self._count_post_failure(job)
             await self._store.jobs.end_delivery(job.id, self.claimant)
             return PostResult(Outcome.RETRY, reason="the upload did not finish in time")
+        finally:
+            # Files re-encoded after a refusal replace the caller's: none may outlive it.
+            if current is not None:
+                current.cleanup()
         return await self._record(job, message)
 
     async def _record(
@@ -326,6 +383,11 @@ class Poster:
         """Give back this process's posting lease on the job (nothing was posted)."""
         return await self._store.jobs.release_delivery(job.id, self.claimant)
 
+    def _count_download_failure(self, job: Job) -> int:
+        failures = (self.download_failures.get(job.id) or 0) + 1
+        self.download_failures.set(job.id, failures)
+        return failures
+
     def _count_post_failure(self, job: Job) -> int:
         failures = (self.post_failures.get(job.id) or 0) + 1
         self.post_failures.set(job.id, failures)
@@ -355,23 +417,21 @@ class Poster:
             return guild.filesize_limit
         return job.upload_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
-    async def fetch_video(self, job: Job) -> Path | None:
-        """Download the video if it fits the guild's upload limit; ``None``: post a link.
+    async def fetch_video(self, job: Job, *, transcode_until: float) -> PreparedVideo:
+        """Download the video and fit it into the guild's upload limit: as it is, or
+        re-encoded in the media pool by ``transcode_until`` (``time.monotonic()``); a
+        preparation without a file (its ``reason`` says why) posts a link.
 
         Raises ``HappyHorseError`` when the download fails (the caller counts tries).
         """
         assert job.result_url is not None
-        dest = self._tmp / f"job-{job.id}-{time.monotonic_ns()}.mp4"
-        try:
-            await self._api.download(
-                job.result_url,
-                dest,
-                self.upload_limit(job),
-                deadline_seconds=self._settings.download_deadline_seconds,
-            )
-        except DownloadTooLargeError:
-            return None
-        return dest
+        return await self._preparer.prepare(
+            job.result_url,
+            f"job-{job.id}-{time.monotonic_ns()}",
+            self.upload_limit(job),
+            download_deadline=self._settings.download_deadline_seconds,
+            transcode_until=transcode_until,
+        )
 
     async def find_posted(
         self, channel: discord.abc.Messageable, job: Job, *, again: bool
@@ -408,15 +468,64 @@ class Poster:
         return None
 
 
-async def send_video(
-    channel: discord.abc.Messageable, job: Job, path: Path | None, *, again: bool = False
-) -> discord.Message:
-    """Turn a downloaded file into a posted message: upload ``path``, or post the link.
+def too_large(exc: discord.HTTPException) -> bool:
+    """Discord refused an upload as larger than the channel's limit."""
+    return exc.status == 413 or exc.code == ENTITY_TOO_LARGE
 
-    The link is posted instead of the file when there is no file, when Discord refuses it
-    as too large (413/40005), or when the bot may not attach files there (403/50013; a
-    process without the guild in its cache cannot check that first). Every attempt sends
-    the posting's nonce (`post_nonce`). Other errors are raised.
+
+def reply_reference(job: Job) -> discord.MessageReference | None:
+    """A Continue job's post replies to the video it continues; without that message
+    (deleted meanwhile) it is posted as a plain message rather than refused."""
+    if job.reply_to_message_id is None:
+        return None
+    return discord.MessageReference(
+        message_id=job.reply_to_message_id,
+        channel_id=job.channel_id,
+        guild_id=job.guild_id,
+        fail_if_not_exists=False,
+    )
+
+
+def original_url(job: Job, video: PreparedVideo, ttl_hours: float) -> str | None:
+    """The service's URL for an "Original" button: only under a re-encode, while it lives."""
+    alive = original_link_alive(job.completed_at, ttl_hours, discord.utils.utcnow())
+    return job.result_url if video.reencoded and alive else None
+
+
+def link_notice(job: Job, video: PreparedVideo | None, ttl_hours: float) -> str:
+    """Why a video is posted as a link, and that the link expires."""
+    expires = link_expires_at(job.completed_at, ttl_hours)
+    when = (
+        f"expires {discord.utils.format_dt(expires, 'R')}"
+        if expires is not None
+        else "expires within a day"
+    )
+    if video is None or video.reason is None:
+        return f"The video could not be attached here; this link {when}."
+    reason = video.reason.removeprefix("cannot re-encode: ").rstrip(".")
+    return (
+        f"The video is over this server's upload limit and could not be re-encoded to fit "
+        f"({reason}); this link {when}."
+    )
+
+
+async def send_video(
+    channel: discord.abc.Messageable,
+    job: Job,
+    video: PreparedVideo | None,
+    *,
+    again: bool = False,
+    ttl_hours: float,
+) -> discord.Message:
+    """Turn a prepared video into a posted message: upload its file, or post the link.
+
+    A re-encoded file's post says what the re-encode did and carries an "Original" link
+    button while the service's URL lives (``ttl_hours`` after completion). The link is
+    posted, saying when it expires, when there is no file, or when the bot may not attach
+    files there (403/50013; a process without the guild in its cache cannot check that
+    first). A refusal as too large (413/40005) is raised: the caller re-encodes smaller.
+    Every attempt sends the posting's nonce (`post_nonce`); a Continue job's post replies
+    to the video it continues (`reply_reference`). Other errors are raised.
     """
     if again:
         content = f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator."
@@ -424,29 +533,32 @@ async def send_video(
     else:
         content = f"<@{job.user_id}> your video is ready!"
         mentions = requester_mentions(job.user_id)
-    nonce = post_nonce(job, again=again)
-    view = result_view(job.id)
-    if path is not None:
+    extra: dict[str, Any] = {"nonce": post_nonce(job, again=again)}
+    reference = reply_reference(job)
+    if reference is not None:
+        extra["reference"] = reference
+    refused_files = False
+    if video is not None and video.path is not None:
+        note = video.note()
         try:
             return await channel.send(
-                content,
+                f"{content}\n{note}" if note else content,
                 embed=delivery_embed(job, link_only=False),
-                file=discord.File(path, filename=f"happyhorse-{job.id}.mp4"),
-                view=view,
+                file=discord.File(video.path, filename=f"happyhorse-{job.id}.mp4"),
+                view=result_view(job.id, original_url=original_url(job, video, ttl_hours)),
                 allowed_mentions=mentions,
-                nonce=nonce,
+                **extra,
             )
         except discord.HTTPException as exc:
-            too_large = exc.status == 413 or exc.code == ENTITY_TOO_LARGE
-            no_files = exc.status == 403 and exc.code == MISSING_PERMISSIONS
-            if not (too_large or no_files):
+            if not (exc.status == 403 and exc.code == MISSING_PERMISSIONS):
                 raise
-            why = "too large" if too_large else "not allowed (no Attach Files)"
-            log.info("Job %s: upload refused as %s; posting a link", job.id, why)
+            log.info("Job %s: attachments not allowed (no Attach Files); posting a link", job.id)
+            refused_files = True
+    notice = link_notice(job, None if refused_files else video, ttl_hours)
     return await channel.send(
-        f"{content}\n{job.result_url}",
+        f"{content}\n{job.result_url}\n{notice}",
         embed=delivery_embed(job, link_only=True),
-        view=view,
+        view=result_view(job.id),
         allowed_mentions=mentions,
-        nonce=nonce,
+        **extra,
     )

@@ -14,6 +14,7 @@ import discord
 REGENERATE = "regen"
 DELETE = "delete"
 CANCEL = "cancel"
+CONTINUE = "continue"
 
 
 def custom_id(action: str, job_id: int) -> str:
@@ -34,6 +35,21 @@ def regenerate_button(job_id: int) -> discord.ui.Button[discord.ui.View]:
         style=discord.ButtonStyle.primary,
         custom_id=custom_id(REGENERATE, job_id),
     )
+
+
+def continue_button(job_id: int) -> discord.ui.Button[discord.ui.View]:
+    """Continue: a new image-to-video job from this video's last frame."""
+    return discord.ui.Button(
+        label="Continue",
+        emoji="⏩",
+        style=discord.ButtonStyle.secondary,
+        custom_id=custom_id(CONTINUE, job_id),
+    )
+
+
+def original_button(url: str) -> discord.ui.Button[discord.ui.View]:
+    """A link to the video as the service made it (before a re-encode), while it lives."""
+    return discord.ui.Button(label="Original", emoji="🔗", style=discord.ButtonStyle.link, url=url)
 
 
 def delete_button(job_id: int) -> discord.ui.Button[discord.ui.View]:
@@ -69,6 +85,9 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return _routed(cancel_button(job_id))
 
 
-def result_view(job_id: int) -> discord.ui.View:
-    """The buttons under a delivered video."""
-    return _routed(regenerate_button(job_id), delete_button(job_id))
+def result_view(job_id: int, *, original_url: str | None = None) -> discord.ui.View:
+    """The buttons under a delivered video; ``original_url`` adds an "Original" link."""
+    items = [regenerate_button(job_id), continue_button(job_id), delete_button(job_id)]
+    if original_url is not None:
+        items.append(original_button(original_url))
+    return _routed(*items)

@@ -16,7 +16,9 @@ follows (the card, a retry time, a refund and its notice).
 Several processes may share the database: every poll, delivery and notice is claimed
 under a lease naming this process (`JobService.claimant`), and the recovery that runs
 at start-up and at every sweep touches only the work of processes that are no longer
-live (by the database's clock).
+live (by the database's clock). A video over its server's upload limit is re-encoded
+to fit on the way to the post (`Poster`, through `core.uploads`, in the media pool); a
+link is the last resort, only when re-encoding is impossible.
 """
 
 from __future__ import annotations

@@ -101,6 +101,8 @@ class JobDraft:
     last_frame_url: str | None = None
     role_ids: tuple[int, ...] = ()
     """The requester's roles (allowances by role)."""
+    reply_to_message_id: int | None = None
+    """Post the video as a reply to this message (Continue: the video it continues)."""
 
 
 class SubmitHeld(Exception):
@@ -330,6 +332,7 @@ class JobService:
             sandbox=self.settings.sandbox,
             role_ids=draft.role_ids,
             queued=True,
+            reply_to_message_id=draft.reply_to_message_id,
         )
 
     async def precheck(

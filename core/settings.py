@@ -40,6 +40,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceError
 
 from core.command_sync import SyncMode, parse_sync_mode
+from core.transcode import default_concurrency
 from happyhorse.models import NATIVE_DURATIONS
 from happyhorse.settings import ClientSettings
 from storage.credits import MAX_CREDITS
@@ -168,6 +169,12 @@ class BotSettings(BaseSettings):
     delivery_lease_seconds: float = _seconds(300.0, 1.0)
     download_deadline_seconds: float = _seconds(90.0, 0.01)
     upload_deadline_seconds: float = _seconds(90.0, 0.01)
+    # Re-encoding a result over the upload limit (core/transcode.py; its deadline is what
+    # the delivery attempt has left after reserving the upload's): how many media worker
+    # processes (half the CPUs by default), and how long the service's result URLs are
+    # expected to live (the post's "Original" link button; 0 leaves the button off).
+    transcode_concurrency: int = _count(default_concurrency(), 1, 64)
+    result_url_ttl_hours: float = Field(24.0, ge=0.0, le=MAX_SECONDS / 3600)
     # Background chores: how often reservations are checked for leaks, and how old a
     # failure notice may be and still be sent after an outage.
     stale_sweep_interval_seconds: float = _seconds(60.0, 0.01)

@@ -1,4 +1,5 @@
-"""The ``happyhorse`` command line: generate a clip, or look up a task's status.
+"""The ``happyhorse`` command line: generate a clip, look up a task's status, or re-encode
+a clip to fit an upload limit (``fit``, the bot's own re-encode, offline).
 
 Settings come from the environment (and a ``.env`` file in the working directory, whose
 values never override real environment variables) through
@@ -23,7 +24,9 @@ from typing import TextIO
 
 from dotenv import dotenv_values
 
+from happyhorse import media
 from happyhorse.client import HappyHorseClient
+from happyhorse.dialects import get_dialect
 from happyhorse.errors import (
     APIConnectionError,
     APIStatusError,
@@ -39,7 +42,15 @@ from happyhorse.errors import (
     ServerError,
     ValidationError,
 )
-from happyhorse.models import AspectRatio, GenerationRequest, Mode, Quality, TaskState, TaskStatus
+from happyhorse.models import (
+    NATIVE_DURATIONS,
+    AspectRatio,
+    GenerationRequest,
+    Mode,
+    Quality,
+    TaskState,
+    TaskStatus,
+)
 from happyhorse.sandbox import SandboxConfig, SandboxServer
 from happyhorse.settings import ClientSettings
 
@@ -55,6 +66,7 @@ EXIT_TASK_FAILED = 8
 EXIT_DOWNLOAD = 9
 EXIT_INVALID_RESPONSE = 10
 EXIT_API_OTHER = 11
+EXIT_MEDIA = 12
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -70,6 +82,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_DOWNLOAD, "download failed, or the clip is too large"),
     (EXIT_INVALID_RESPONSE, "the API's answer could not be read"),
     (EXIT_API_OTHER, "any other API error status (e.g. 404 unknown task)"),
+    (EXIT_MEDIA, "fit: the clip cannot be decoded, or cannot fit even at 360p"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
 
@@ -124,6 +137,8 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
         return EXIT_INVALID_RESPONSE, f"the API sent an answer that could not be read: {exc}"
     if isinstance(exc, HappyHorseError):
         return EXIT_UNEXPECTED, str(exc)
+    if isinstance(exc, media.MediaError):
+        return EXIT_MEDIA, str(exc)
     return EXIT_UNEXPECTED, f"unexpected error: {type(exc).__name__}: {exc}"
 
 
@@ -203,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: image-to-video with --image, text-to-video without",
     )
-    gen.add_argument("--duration", type=int, choices=(5, 10), default=5, help="seconds (5)")
+    gen.add_argument(
+        "--duration",
+        type=int,
+        choices=NATIVE_DURATIONS,
+        default=5,
+        metavar="S",
+        help="seconds: 3-15 with the native API, 5 or 10 with the seed contract (5)",
+    )
     gen.add_argument(
         "--aspect-ratio", choices=[a.value for a in AspectRatio], default="16:9", help="(16:9)"
     )
@@ -247,6 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stat.add_argument("task_id", help="the id returned when the task was submitted")
     stat.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    fit = commands.add_parser(
+        "fit",
+        help="re-encode a clip so it fits an upload limit",
+        description=(
+            "Re-encode IN to OUT (H.264 + AAC MP4, +faststart) so OUT is at most N bytes, "
+            "stepping down to 720p, 540p or 360p only when the bitrate needs it; the bot "
+            "does the same for results over a server's upload limit. A clip that already "
+            "fits is copied unchanged. Works offline; no API key needed."
+        ),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fit.add_argument("input", type=Path, metavar="IN", help="the clip to re-encode")
+    fit.add_argument("output", type=Path, metavar="OUT", help="where to write the result")
+    fit.add_argument(
+        "--max-bytes",
+        type=int,
+        required=True,
+        metavar="N",
+        help="the largest OUT may be, in bytes (Discord: 10485760 without boosts)",
+    )
     return parser
 
 
@@ -312,7 +356,12 @@ async def generate_command(
         sound=args.sound,
         image_url=args.image,
     )
-    request.validate(max_prompt_length=settings.max_prompt_length)
+    # The sandbox speaks the seed contract unless told otherwise; the client checks again
+    # against the dialect it actually uses.
+    dialect = get_dialect(
+        settings.resolved_dialect if settings.api_key is not None else settings.dialect or "seed"
+    )
+    request.validate(max_prompt_length=settings.max_prompt_length, durations=dialect.durations)
     if args.timeout <= 0:
         raise CommandError(EXIT_USAGE, "--timeout must be positive")
     if args.max_bytes <= 0:
@@ -405,6 +454,31 @@ async def status_command(
     return EXIT_OK
 
 
+async def fit_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """Re-encode ``args.input`` into ``args.output`` within ``args.max_bytes``."""
+    if args.max_bytes <= 0:
+        raise CommandError(EXIT_USAGE, "--max-bytes must be positive")
+    if not await asyncio.to_thread(args.input.is_file):
+        raise CommandError(EXIT_USAGE, f"{args.input} is not a file")
+    if await asyncio.to_thread(_exists_not_regular, args.output):
+        raise CommandError(EXIT_USAGE, f"{args.output} exists and is not a regular file")
+    result = await asyncio.to_thread(media.fit_to_limit, args.input, args.output, args.max_bytes)
+    if result.reencoded:
+        out = result.output
+        stderr.write(
+            f"re-encoded to {media.format_mib(out.size)} ({out.size} bytes, {out.width}x"
+            f"{out.height}, {out.duration:.1f} s) to fit {media.format_mib(args.max_bytes)}: "
+            f"{media.describe_fit(result)}\n"
+        )
+    else:
+        stderr.write(
+            f"already fits ({result.source.size} bytes <= {args.max_bytes}): copied unchanged\n"
+        )
+    stdout.write(f"{args.output}\n")
+    stdout.flush()
+    return EXIT_OK
+
+
 async def run_async(
     argv: Sequence[str] | None = None,
     *,
@@ -434,6 +508,8 @@ async def run_async(
         err.write(f"error: {exc}\n")
         return EXIT_USAGE
     try:
+        if args.command == "fit":
+            return await fit_command(args, out, err)
         if args.command == "generate":
             return await generate_command(args, settings, out, err, info)
         return await status_command(args, settings, out, err, info)
@@ -472,5 +548,5 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: ``happyhorse generate ...`` / ``happyhorse status ...``."""
+    """Console entry point: ``happyhorse generate|status|fit ...``."""
     return run(argv)

@@ -98,6 +98,8 @@ class NewJob:
     """The process whose request will start this queued job itself (its lease, for
     ``hold_seconds``): dispatchers leave it alone meanwhile (see ``claim_queued``)."""
     hold_seconds: float = 0.0
+    reply_to_message_id: int | None = None
+    """Post the video as a reply to this message (Continue: the video it continues)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,8 @@ class Job:
     lease_until: datetime | None = None
     upload_limit: int | None = None
     """The guild's upload limit in bytes when the request arrived (``None``: unknown)."""
+    reply_to_message_id: int | None = None
+    """The message this job's video is posted in reply to (the video it continues)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a prompt containing this word fails (%(default)s; '' disables)",
     )
     parser.add_argument(
+        "--big-word",
+        default=defaults.big_word,
+        metavar="W",
+        help="a prompt containing this word gets a large (~13 MiB per 5 s), busy clip, "
+        "to exercise re-encoding (%(default)s; '' disables)",
+    )
+    parser.add_argument(
         "--image-field",
         default=defaults.image_field,
         metavar="NAME",
@@ -116,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             processing_after=args.processing_after,
             complete_after=args.complete_after,
             fail_word=args.fail_word or None,
+            big_word=args.big_word or None,
             credits=args.credits,
             rate_limit=args.rate_limit,
             rate_window=args.rate_window,

@@ -524,7 +524,8 @@ async def _download(request: web.Request) -> web.StreamResponse:
         )
     if task.download_stall:
         await asyncio.sleep(task.download_stall)
-    data = await request.app[VIDEOS_KEY].get(task.aspect_ratio, task.duration, task.sound)
+    big = state.config.big_bitrate if state.wants_big_clip(task) else None
+    data = await request.app[VIDEOS_KEY].get(task.aspect_ratio, task.duration, task.sound, big)
     headers = {"Content-Type": "video/mp4", "Cache-Control": "public, max-age=86400"}
     if fault is not None and fault.retry_after is not None:
         headers["Retry-After"] = fault.retry_after

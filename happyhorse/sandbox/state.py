@@ -23,6 +23,12 @@ FAULT_ENDPOINTS: tuple[str, ...] = get_args(FaultEndpoint)
 ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
 
 
+def _has_word(text: str, word: str) -> bool:
+    """Whether ``word`` is one of the words of ``text`` (case-insensitive)."""
+    words = "".join(c if c.isalnum() else " " for c in text.casefold()).split()
+    return word.casefold() in words
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """How one sandbox instance behaves.
@@ -30,7 +36,10 @@ class SandboxConfig:
     ``api_key=None`` accepts any non-empty bearer token; ``credits=None`` is unlimited;
     ``rate_limit=None`` disables rate limiting (all API endpoints, per ``rate_window``);
     ``status_rate_limit`` additionally limits status calls alone (per
-    ``status_rate_window``). Times are seconds from task creation.
+    ``status_rate_window``). Times are seconds from task creation. A prompt holding
+    ``big_word`` gets a large clip instead of the tiny one: twice the frame size, 24 fps,
+    fresh detail in every frame, encoded at ``big_bitrate`` bits/s (a 5 s clip at the
+    default is about 13 MiB, over Discord's 10 MiB limit), to exercise re-encoding.
     """
 
     host: str = "127.0.0.1"
@@ -46,6 +55,8 @@ class SandboxConfig:
     image_field: str = "image_url"
     status_rate_limit: int | None = None
     status_rate_window: float = 1.0
+    big_word: str | None = "BIGCLIP"
+    big_bitrate: int = 20_000_000
 
     def __post_init__(self) -> None:
         """Reject settings that could never work, naming the setting."""
@@ -67,6 +78,8 @@ class SandboxConfig:
             raise ValueError("status_rate_window must be positive")
         if not self.image_field:
             raise ValueError("image_field must not be empty")
+        if self.big_bitrate < 100_000:
+            raise ValueError("big_bitrate must be at least 100000 bits/s")
 
 
 class Phase(enum.StrEnum):
@@ -448,13 +461,14 @@ class SandboxState:
     def fail_reason(self, task: SandboxTask) -> str | None:
         """Why ``task`` will fail (its prompt holds the fail word), or ``None``."""
         word = self.config.fail_word
-        if not word:
-            return None
-        needle = word.casefold()
-        words = "".join(c if c.isalnum() else " " for c in task.prompt.casefold()).split()
-        if needle in words:
+        if word and _has_word(task.prompt, word):
             return f"Video generation failed: the prompt contains the sandbox fail word {word!r}."
         return None
+
+    def wants_big_clip(self, task: SandboxTask) -> bool:
+        """Whether ``task``'s prompt holds the big-clip word (see ``SandboxConfig``)."""
+        word = self.config.big_word
+        return bool(word) and _has_word(task.prompt, word or "")
 
     def phase(self, task: SandboxTask) -> tuple[Phase, str]:
         """The task's phase and readable message at the current clock."""

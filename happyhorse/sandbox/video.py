@@ -157,19 +157,50 @@ def pad_mp4(data: bytes, size: int) -> Iterator[bytes]:
         yield piece
 
 
+def encode_big_mp4(aspect_ratio: str, duration: int, sound: bool, bitrate: int) -> bytes:
+    """A large clip (twice the usual frame size, 24 fps, busy detail) at ``bitrate`` bits/s.
+
+    Blocking and CPU-bound, like :func:`encode_mp4`.
+    """
+    width, height = frame_size(aspect_ratio)
+    fd, name = tempfile.mkstemp(prefix="happyhorse-sandbox-big-", suffix=".mp4")
+    os.close(fd)
+    path = Path(name)
+    try:
+        write_detailed_clip(
+            path,
+            width=2 * width,
+            height=2 * height,
+            seconds=duration,
+            fps=24,
+            sound=sound,
+            bitrate=bitrate,
+            seed=duration,
+        )
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+
+
 class VideoCache:
-    """Encoded clips by (aspect ratio, duration, sound); least recently used dropped first."""
+    """Encoded clips by (aspect ratio, duration, sound, big bitrate); least recently used
+    dropped first."""
 
     def __init__(self, max_entries: int = 64) -> None:
         """Keep at most ``max_entries`` clips in memory."""
         self.max_entries = max_entries
-        self._clips: OrderedDict[tuple[str, int, bool], bytes] = OrderedDict()
-        self._locks: dict[tuple[str, int, bool], asyncio.Lock] = {}
+        self._clips: OrderedDict[tuple[str, int, bool, int | None], bytes] = OrderedDict()
+        self._locks: dict[tuple[str, int, bool, int | None], asyncio.Lock] = {}
         self.encodes = 0
 
-    async def get(self, aspect_ratio: str, duration: int, sound: bool) -> bytes:
-        """The clip's bytes, encoding it off the event loop the first time it is asked for."""
-        key = (aspect_ratio, duration, sound)
+    async def get(
+        self, aspect_ratio: str, duration: int, sound: bool, big_bitrate: int | None = None
+    ) -> bytes:
+        """The clip's bytes, encoding it off the event loop the first time it is asked for.
+
+        ``big_bitrate`` asks for the large clip (:func:`encode_big_mp4`) at that bitrate.
+        """
+        key = (aspect_ratio, duration, sound, big_bitrate)
         cached = self._clips.get(key)
         if cached is not None:
             self._clips.move_to_end(key)
@@ -179,11 +210,84 @@ class VideoCache:
             cached = self._clips.get(key)
             if cached is not None:
                 return cached
-            seed = f"{aspect_ratio}/{duration}/{sound}"
-            data = await asyncio.to_thread(encode_mp4, aspect_ratio, duration, sound, seed=seed)
+            if big_bitrate is not None:
+                data = await asyncio.to_thread(
+                    encode_big_mp4, aspect_ratio, duration, sound, big_bitrate
+                )
+            else:
+                seed = f"{aspect_ratio}/{duration}/{sound}"
+                data = await asyncio.to_thread(
+                    encode_mp4, aspect_ratio, duration, sound, seed=seed
+                )
             self.encodes += 1
             self._clips[key] = data
             while len(self._clips) > self.max_entries:
                 self._clips.popitem(last=False)
         self._locks.pop(key, None)
         return data
+
+
+def write_detailed_clip(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    seconds: float,
+    fps: int = 30,
+    sound: bool = True,
+    bitrate: int | None = None,
+    seed: int = 0,
+) -> None:
+    """Write a clip an encoder cannot squeeze: fresh detail in every frame, like heavy grain.
+
+    Each frame is new random texture (soft blobs a few pixels wide), so no frame predicts
+    the next and the encoder spends bits the way it does on the busiest footage:
+    ``bitrate`` (bits/s) makes the file as large as wanted (a 15 s 1080p clip at 14 Mbit/s
+    is about 25 MiB), and a re-encode to a lower bitrate has real work to do: the worst
+    case for its speed and its size control. With ``sound``, a stereo 48 kHz AAC tone.
+    Blocking and CPU-bound; for tests, the bench and the sandbox's large results.
+    """
+    import random
+
+    rng = random.Random(seed)
+    small_w, small_h = max(2, width // 4), max(2, height // 4)
+    frames = max(1, round(seconds * fps))
+    options = {"preset": "ultrafast"}
+    if bitrate is None:
+        options["crf"] = "18"
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        video = out.add_stream("libx264", rate=fps, options=options)
+        video.width = width
+        video.height = height
+        video.pix_fmt = "yuv420p"
+        if bitrate is not None:
+            video.bit_rate = bitrate
+        audio = None
+        if sound:
+            audio = out.add_stream("aac", rate=48_000)
+            audio.layout = "stereo"
+        for index in range(frames):
+            small = av.VideoFrame(small_w, small_h, "gray")
+            plane = small.planes[0]
+            texture = rng.randbytes(small_w * small_h)
+            rows = (texture[y * small_w : (y + 1) * small_w] for y in range(small_h))
+            plane.update(_plane_bytes(rows, plane.line_size, small_w))
+            frame = small.reformat(width, height, "yuv420p", interpolation="BICUBIC")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if audio is not None:
+            total = round(48_000 * frames / fps)
+            step = 2 * math.pi * 330 / 48_000
+            done = 0
+            while done < total:
+                samples = min(1024, total - done)
+                chunk = av.AudioFrame(format="fltp", layout="stereo", samples=samples)
+                chunk.sample_rate = 48_000
+                data = array.array("f", (0.2 * math.sin(step * (done + i)) for i in range(samples)))
+                for channel in chunk.planes:
+                    channel.update(data.tobytes().ljust(channel.buffer_size, b"\0"))
+                chunk.pts = done
+                done += samples
+                out.mux(audio.encode(chunk))
+            out.mux(audio.encode(None))

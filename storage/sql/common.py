@@ -118,6 +118,7 @@ def _job(row: Row) -> Job:
         lease_owner=row["lease_owner"],
         lease_until=_dt(row["lease_until"]),
         upload_limit=row["upload_limit"],
+        reply_to_message_id=row["reply_to_message_id"],
     )
 
 
@@ -257,12 +258,14 @@ def reserve_sql(role_ids: Sequence[int], engine: Engine, lease_now: str) -> str:
     INSERT INTO jobs (
         guild_id, channel_id, user_id, interaction_id, mode, prompt, image_url,
         duration, aspect_ratio, quality, sound, cost, state, attempts, delivery_nonce,
-        created_at, updated_at, last_frame_url, sandbox, queue_round, lease_owner, lease_until)
+        created_at, updated_at, last_frame_url, sandbox, queue_round, lease_owner, lease_until,
+        reply_to_message_id)
     SELECT
         :guild_id, :channel_id, :user_id, :interaction_id, :mode, :prompt, :image_url,
         :duration, :aspect_ratio, :quality, :sound, :cost, :state, 0, :nonce,
         :now, :now, :last_frame_url, :sandbox, :queue_round, :held_by,
-        {lease_now} + :hold_seconds
+        {lease_now} + :hold_seconds,
+        :reply_to_message_id
     WHERE
         COALESCE(
             (SELECT credits FROM user_allowances

@@ -197,6 +197,7 @@ class SQLCreditStore(LeaseClock):
             "prompt": new_job.prompt,
             "image_url": new_job.image_url,
             "last_frame_url": new_job.last_frame_url,
+            "reply_to_message_id": new_job.reply_to_message_id,
             "sandbox": int(new_job.sandbox),
             "duration": new_job.duration,
             "aspect_ratio": new_job.aspect_ratio,

@@ -210,7 +210,8 @@ def _fail(server: SandboxServer, **fault: Any) -> None:
 @pytest.mark.parametrize(
     ("setup", "argv", "env_extra", "code", "words"),
     [
-        (None, ["generate", "x", "--duration", "7"], {}, 2, "invalid choice"),
+        (None, ["generate", "x", "--duration", "16"], {}, 2, "invalid choice"),
+        (None, ["generate", "x", "--duration", "7"], {}, 2, "duration: must be 5 or 10 seconds"),
         (None, ["generate", "  "], {}, 2, "invalid request: prompt"),
         (None, ["generate", "a", "--timeout", "0"], {}, 2, "--timeout must be positive"),
         (
@@ -396,3 +397,52 @@ def test_exit_codes_are_distinct() -> None:
     """Every documented exit code is different."""
     codes = [code for code, _ in cli.EXIT_CODES]
     assert len(codes) == len(set(codes))
+
+
+async def test_native_dialect_generates_a_7_second_clip(tmp_path: Path) -> None:
+    """--duration accepts 3-15 s for the native dialect; the clip has that length."""
+    config = SandboxConfig(
+        api_key=KEY, processing_after=0.05, complete_after=0.2, dialect="native"
+    )
+    async with SandboxServer(config) as native:
+        out = tmp_path / "seven.mp4"
+        code, _, stderr = await _cli(
+            ["generate", "a horse", "--duration", "7", "--out", str(out), "--poll-interval", "0"],
+            _env(native, HAPPYHORSE_API_DIALECT="native"),
+        )
+        assert code == 0, stderr
+        assert round(_probe(out)[2]) == 7
+        (task,) = native.state.tasks.values()
+        assert task.duration == 7
+
+
+async def test_fit_reencodes_under_the_limit(tmp_path: Path) -> None:
+    """`happyhorse fit IN OUT --max-bytes N` writes an H.264 clip of at most N bytes."""
+    from happyhorse.sandbox.video import write_detailed_clip
+
+    src = tmp_path / "big.mp4"
+    write_detailed_clip(src, width=640, height=360, seconds=2, fps=24, bitrate=3_000_000)
+    limit = src.stat().st_size // 3
+    out = tmp_path / "small.mp4"
+    code, stdout, stderr = await _cli(["fit", str(src), str(out), "--max-bytes", str(limit)], {})
+    assert code == 0, stderr
+    assert stdout == f"{out}\n"
+    assert "re-encoded to" in stderr
+    assert 0 < out.stat().st_size <= limit
+    code, _, stderr = await _cli(
+        ["fit", str(src), str(tmp_path / "x.mp4"), "--max-bytes", "1000"], {}
+    )
+    assert code == cli.EXIT_MEDIA
+    assert "cannot fit" in stderr
+
+
+async def test_fit_refuses_an_undecodable_file(tmp_path: Path) -> None:
+    """Junk in: exit 12 with the reason, nothing written."""
+    src = tmp_path / "junk.mp4"
+    src.write_bytes(b"junk" * 1000)
+    code, _, stderr = await _cli(
+        ["fit", str(src), str(tmp_path / "out.mp4"), "--max-bytes", "100"], {}
+    )
+    assert code == cli.EXIT_MEDIA
+    assert "cannot re-encode" in stderr
+    assert not (tmp_path / "out.mp4").exists()

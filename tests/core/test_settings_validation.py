@@ -35,6 +35,7 @@ BAD_VALUES = [
             "SANDBOX_COMPLETE_AFTER_SECONDS",
             "HAPPYHORSE_TIMEOUT_SECONDS",
             "HAPPYHORSE_RETRY_CAP_SECONDS",
+            "RESULT_URL_TTL_HOURS",
         )
         for value in ("nan", "inf", "-inf", "NaN", "Infinity")
     ],
@@ -51,6 +52,12 @@ BAD_VALUES = [
     ("POLL_BATCH_SIZE", "0"),
     ("POLL_MIN_HISTORY", "201"),
     ("SERVICE_PRICE_PRO", "-5"),
+    # The media pool: at least one worker, not a fork bomb; a URL lifetime of 0 or more.
+    ("TRANSCODE_CONCURRENCY", "0"),
+    ("TRANSCODE_CONCURRENCY", "65"),
+    ("TRANSCODE_CONCURRENCY", "two"),
+    ("RESULT_URL_TTL_HOURS", "-1"),
+    ("RESULT_URL_TTL_HOURS", "1e300"),
     # Garbage.
     ("POLL_INTERVAL_SECONDS", "5s"),
     ("POLL_BATCH_SIZE", "8.5"),
@@ -128,8 +135,11 @@ def test_edge_values_inside_the_ranges_load() -> None:
             "SERVICE_PRICE_STD": "0",
             "METRICS_PORT": "65535",
             "LOG_LEVEL": " debug ",
+            "TRANSCODE_CONCURRENCY": "64",
+            "RESULT_URL_TTL_HOURS": "0",
         }
     )
+    assert (settings.transcode_concurrency, settings.result_url_ttl_hours) == (64, 0.0)
     assert settings.default_daily_credits == 1_000_000
     assert (settings.poll_first_delay_seconds, settings.retention_days) == (0.0, 0)
     assert (settings.metrics_port, settings.log_level) == (65535, "DEBUG")

@@ -168,7 +168,9 @@ async def test_request_card_follows_the_job_and_the_video_is_a_new_message(
         assert settings == "9:16 · 5 s · pro · sound on"
         assert card_footer(video) == f"{FOOTER}{job.id}"
         buttons = [c["custom_id"] for row in video["components"] for c in row["components"]]
-        assert buttons == [f"hh:regen:{job.id}", f"hh:delete:{job.id}"]
+        assert buttons == [
+        f"hh:regen:{job.id}", f"hh:continue:{job.id}", f"hh:delete:{job.id}"
+    ]
         assert video["content"].startswith(f"<@{alice.id}>")
         assert [u["id"] for u in video["mentions"]] == [str(alice.id)]
         assert not video["mention_everyone"] and video["mention_roles"] == []
@@ -271,8 +273,9 @@ async def test_pings_in_a_prompt_ping_nobody(start_bot: StartBot, world: World) 
 async def test_clip_refused_as_too_large_is_posted_as_a_link(
     start_bot: StartBot, world: World
 ) -> None:
-    """When Discord refuses the upload (413, 40005), the clip is posted as a link instead:
-    no attachment, job delivered, nothing refunded."""
+    """When Discord refuses the upload (413, 40005) and even a smaller re-encode cannot fit
+    its limit (1 KiB), the clip is posted as a link instead: no attachment, job delivered,
+    nothing refunded."""
     fake = world.fake
     fake.set_upload_limit(world.guild, 1024)  # the bot still sees 10 MiB (tier 0)
     async with start_bot() as running:
@@ -317,7 +320,9 @@ def assert_link_post(message: dict[str, Any], job: Job, world: World) -> None:
     assert message["embeds"][0]["url"] == job.result_url
     assert [u["id"] for u in message["mentions"]] == [str(world.alice.id)]
     buttons = [c["custom_id"] for row in message["components"] for c in row["components"]]
-    assert buttons == [f"hh:regen:{job.id}", f"hh:delete:{job.id}"]
+    assert buttons == [
+        f"hh:regen:{job.id}", f"hh:continue:{job.id}", f"hh:delete:{job.id}"
+    ]
 
 
 # -- throttled card edits --------------------------------------------------------------------

@@ -76,6 +76,7 @@ async def test_deliver_again_holds_its_lease_so_the_loop_cannot_post_a_second_co
             running.bot.jobs,
             running.bot.settings,
             tmp_path,
+            transcoder=running.bot.transcoder,
             claimant=Claimant("other-host:2:other"),
         )
         await running.store.processes.beat(other.claimant.process_id)
@@ -188,6 +189,7 @@ async def test_a_stalled_poster_is_taken_over_and_only_one_post_exists(
             running.bot.jobs,
             running.bot.settings,
             tmp_path,
+            transcoder=running.bot.transcoder,
             claimant=Claimant("other-host:2:bbbb", live_within=0.0),
         )
         result = await b.post(job)
@@ -217,8 +219,9 @@ async def test_every_attempt_at_one_posting_sends_its_nonce_and_gets_one_message
         job = await delivered_video(running, world, "a horse by the sea")
         channel = running.bot.poster.channel(job)
         again = dataclasses.replace(job, state=JobState.DELIVERED)
-        first = await send_video(channel, again, None, again=True)
-        second = await send_video(channel, again, None, again=True)
+        ttl = running.bot.settings.result_url_ttl_hours
+        first = await send_video(channel, again, None, again=True, ttl_hours=ttl)
+        second = await send_video(channel, again, None, again=True, ttl_hours=ttl)
         assert first.id == second.id
         [request, *_] = world.fake.find_requests("POST", CHANNEL_POST, status=200)
         assert request.json["nonce"] == post_nonce(job, again=False)

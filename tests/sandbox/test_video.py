@@ -121,3 +121,22 @@ def test_padded_clip_stays_playable() -> None:
     data = encode_mp4("1:1", 1, False)
     padded = b"".join(pad_mp4(data, len(data) + 5000))
     assert _probe(padded)["duration"] == pytest.approx(1.0, abs=0.05)
+
+
+async def test_big_word_serves_a_large_busy_clip(
+    session: aiohttp.ClientSession, sandbox: SandboxServer
+) -> None:
+    """A prompt holding BIGCLIP gets a real clip over Discord's 10 MiB limit: twice the frame
+    size, 24 fps, the requested length and sound; other prompts keep the tiny clip."""
+    body = {**SEED_BODY, "prompt": "a BIGCLIP horse", "duration": 5, "sound": True}
+    task_id = await generate(session, sandbox, body)
+    sandbox.state.force(task_id, Phase.COMPLETED)
+    async with session.get(f"{sandbox.base_url}/files/{task_id}.mp4") as r:
+        assert r.status == 200
+        data = await r.read()
+    assert len(data) > 10 * 1024 * 1024
+    info = _probe(data)
+    assert (info["width"], info["height"], info["codec"]) == (640, 360, "h264")
+    assert info["duration"] == pytest.approx(5, abs=0.1)
+    assert len(info["frames"]) == 24 * 5
+    assert info["audio"] == 1

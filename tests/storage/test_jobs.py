@@ -452,3 +452,16 @@ async def test_ping_answers_on_an_open_store_and_fails_on_a_closed_one(
     await store.close()
     with pytest.raises(Exception):  # noqa: B017 - each engine raises its own closed-error
         await store.ping()
+
+
+async def test_reply_target_is_stored_with_the_job(store: SQLiteStore) -> None:
+    """A Continue job keeps the message its video replies to (Discord ids need 64 bits);
+    other jobs have none."""
+    target = 1_234_567_890_123_456_789
+    continued = await reserve(store, reply_to_message_id=target)
+    plain = await reserve(store)
+    fetched = await store.jobs.get_job(continued.id)
+    assert fetched is not None and fetched.reply_to_message_id == target
+    assert continued.reply_to_message_id == target
+    other = await store.jobs.get_job(plain.id)
+    assert other is not None and other.reply_to_message_id is None
