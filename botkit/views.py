@@ -5,11 +5,16 @@ by the dynamic items that `cogs.buttons` registers at start-up, matching `templa
 view is kept in memory and a click on a message posted by an earlier process still works.
 The same holds with several processes: any process with the gateway shard that receives
 the click handles it.
+
+Labels are in the readers' language: the server's, as the buttons sit under public
+messages (pass that `Tr`).
 """
 
 from __future__ import annotations
 
 import discord
+
+from core.i18n import ENGLISH, Tr
 
 REGENERATE = "regen"
 DELETE = "delete"
@@ -26,30 +31,30 @@ def template(action: str) -> str:
     return rf"hh:{action}:(?P<job_id>[0-9]+)"
 
 
-def regenerate_button(job_id: int) -> discord.ui.Button[discord.ui.View]:
+def regenerate_button(job_id: int, tr: Tr = ENGLISH) -> discord.ui.Button[discord.ui.View]:
     """Regenerate: a new job with the same settings, charged to whoever clicks."""
     return discord.ui.Button(
-        label="Regenerate",
+        label=tr._("Regenerate"),
         emoji="🔁",
         style=discord.ButtonStyle.primary,
         custom_id=custom_id(REGENERATE, job_id),
     )
 
 
-def delete_button(job_id: int) -> discord.ui.Button[discord.ui.View]:
+def delete_button(job_id: int, tr: Tr = ENGLISH) -> discord.ui.Button[discord.ui.View]:
     """Delete a delivered video."""
     return discord.ui.Button(
-        label="Delete",
+        label=tr._("Delete"),
         emoji="🗑️",
         style=discord.ButtonStyle.secondary,
         custom_id=custom_id(DELETE, job_id),
     )
 
 
-def cancel_button(job_id: int) -> discord.ui.Button[discord.ui.View]:
+def cancel_button(job_id: int, tr: Tr = ENGLISH) -> discord.ui.Button[discord.ui.View]:
     """Cancel a queued job."""
     return discord.ui.Button(
-        label="Cancel",
+        label=tr._("Cancel"),
         emoji="✖️",
         style=discord.ButtonStyle.danger,
         custom_id=custom_id(CANCEL, job_id),
@@ -64,11 +69,11 @@ def _routed(*items: discord.ui.Item[discord.ui.View]) -> discord.ui.View:
     return view
 
 
-def cancel_view(job_id: int) -> discord.ui.View:
+def cancel_view(job_id: int, tr: Tr = ENGLISH) -> discord.ui.View:
     """The Cancel button on a queued job's card."""
-    return _routed(cancel_button(job_id))
+    return _routed(cancel_button(job_id, tr))
 
 
-def result_view(job_id: int) -> discord.ui.View:
+def result_view(job_id: int, tr: Tr = ENGLISH) -> discord.ui.View:
     """The buttons under a delivered video."""
-    return _routed(regenerate_button(job_id), delete_button(job_id))
+    return _routed(regenerate_button(job_id, tr), delete_button(job_id, tr))

@@ -100,6 +100,7 @@ _ACTION_TITLES = {
     AuditAction.REFUND_JOB: "Job refunded",
     AuditAction.SET_ROLE_ALLOWANCE: "Role allowance set",
     AuditAction.SET_LIMITS: "Queue limits set",
+    AuditAction.SET_LANGUAGE: "Language set",
 }
 _CHANNEL_ACTIONS = {
     AuditAction.ADD_ALLOWED_CHANNEL,
