@@ -326,7 +326,8 @@ def audit_line(entry: AuditEntry, tr: Tr = ENGLISH) -> str:
     """One audit row for moderators: when, who, what, from and to."""
     known = AUDIT_ACTIONS.get(entry.action)
     action = entry.action.value.replace("_", " ") if known is None else tr(known)
-    default, none = tr._("(default)"), tr._("(none)")
+    default = tr.pgettext("audit value", "default")
+    none = tr.pgettext("audit value", "none")
     values = f"{entry.old_value or default} → {entry.new_value or default}"
     if entry.action is AuditAction.RESET_USAGE:
         values = tr._("credits restored")

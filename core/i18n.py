@@ -46,7 +46,13 @@ SOURCE_LOCALE = "en-US"
 PSEUDO_LOCALE = "x-pseudo"
 """A test locale made from the source: every letter accented, every text in ⟦ ⟧."""
 
-EXTRACT_KEYWORDS: tuple[str, ...] = ("_", "ngettext:1,2", "locale_str", "locale_text")
+EXTRACT_KEYWORDS: tuple[str, ...] = (
+    "_",
+    "ngettext:1,2",
+    "pgettext:1c,2",
+    "locale_str",
+    "locale_text",
+)
 """pybabel's keywords for our markers (``-k`` each, with ``--no-default-keywords``)."""
 
 DISCORD_LOCALES: tuple[str, ...] = (
@@ -102,11 +108,16 @@ def read_catalog(locale: str, path: Path) -> Catalog:
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     translated = frozenset(
-        message.id if isinstance(message.id, str) else message.id[0]
+        _key(message.context, message.id if isinstance(message.id, str) else message.id[0])
         for message in catalog
         if message.id and not message.fuzzy and _complete(message.string)
     )
     return Catalog(locale, gettext.GNUTranslations(buffer), translated)
+
+
+def _key(context: str | None, msgid: str) -> str:
+    """gettext's key for a message with a context (``context\x04msgid``)."""
+    return msgid if context is None else f"{context}\x04{msgid}"
 
 
 def _complete(string: object) -> bool:
@@ -325,6 +336,15 @@ class Tr:
         return self._fill(self.catalog.translations.gettext(msgid), params)
 
     _ = gettext
+
+    def pgettext(self, context: str, msgid: str, /, **params: object) -> str:
+        """``msgid`` in this locale where the same English words need a different
+        translation (``context`` tells translators which)."""
+        if self.locale == PSEUDO_LOCALE:
+            return self._fill(pseudo(msgid), params)
+        if self.catalog is None or not self.catalog.has(_key(context, msgid)):
+            return self._fill(msgid, params)
+        return self._fill(self.catalog.translations.pgettext(context, msgid), params)
 
     def ngettext(self, singular: str, plural: str, count: int, /, **params: object) -> str:
         """The form of a message for ``count`` in this locale's plural rule, filled in."""
