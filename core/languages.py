@@ -59,6 +59,10 @@ class GuildLanguages:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[int, tuple[float, GuildLanguage]] = {}
+        # Bumped by every change made here, so a read that began before it is not cached.
+        self._generation: dict[int, int] = {}
+        # Discord languages seen in this process: fresher than the stored ones.
+        self._seen: dict[int, str] = {}
 
     async def settings(self, guild_id: int) -> GuildLanguage:
         """The guild's language settings (from the cache while it is fresh)."""
@@ -66,10 +70,18 @@ class GuildLanguages:
         now = self._clock()
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
+        generation = self._generation.get(guild_id, 0)
         stored = await self._guilds.get(guild_id)
-        language = GuildLanguage(stored.language, stored.discord_locale)
-        self._cache[guild_id] = (now, language)
+        language = GuildLanguage(
+            stored.language, self._seen.get(guild_id) or stored.discord_locale
+        )
+        if self._generation.get(guild_id, 0) == generation:
+            self._cache[guild_id] = (now, language)
         return language
+
+    def _changed(self, guild_id: int) -> None:
+        self._generation[guild_id] = self._generation.get(guild_id, 0) + 1
+        self._cache.pop(guild_id, None)
 
     async def locale(self, guild_id: int | None, guild_locale: str | None = None) -> str:
         """The locale of the guild's public messages (English outside a guild)."""
@@ -83,18 +95,18 @@ class GuildLanguages:
 
     async def observe(self, guild_id: int, guild_locale: str | None) -> None:
         """Record the server's Discord language when it is new or changed (one write)."""
-        if not guild_locale:
+        if not guild_locale or self._seen.get(guild_id) == guild_locale:
             return
-        current = await self.settings(guild_id)
-        if current.discord_locale == guild_locale:
-            return
-        await self._guilds.remember_discord_locale(guild_id, guild_locale)
-        self._cache[guild_id] = (self._clock(), GuildLanguage(current.chosen, guild_locale))
+        stored = await self.settings(guild_id)
+        self._seen[guild_id] = guild_locale
+        self._changed(guild_id)
+        if stored.discord_locale != guild_locale:
+            await self._guilds.remember_discord_locale(guild_id, guild_locale)
 
     async def choose(self, guild_id: int, language: str | None, moderator_id: int) -> AuditEntry:
         """A moderator's choice (None: follow Discord again); audited."""
         if language is not None and language not in locales():
             raise ValueError(f"{language} is not one of the bot's languages")
         entry = await self._guilds.set_language(guild_id, language, moderator_id)
-        self._cache.pop(guild_id, None)
+        self._changed(guild_id)
         return entry
