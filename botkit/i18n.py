@@ -77,8 +77,17 @@ async def tr_for_guild(
 
 
 async def public_tr(bot: HasLanguages, interaction: discord.Interaction) -> Tr:
-    """The server's language for a public message answering ``interaction``."""
-    return await bot.languages.tr(interaction.guild_id, _locale_code(interaction.guild_locale))
+    """The server's language for a public message answering ``interaction``.
+
+    Also records the server's Discord language (one write when it is new or changed), so
+    the posts that follow from this interaction later, from any process (the video, a
+    refund notice), are in the same language. Only interactions that lead to public text
+    record it: a refused request changes nothing.
+    """
+    guild_locale = _locale_code(interaction.guild_locale)
+    if interaction.guild_id is not None:
+        await bot.languages.observe(interaction.guild_id, guild_locale)
+    return await bot.languages.tr(interaction.guild_id, guild_locale)
 
 
 def _name_character(char: str) -> bool:

@@ -2,8 +2,7 @@
 the server's language (Manage Server).
 
 Answers are private, in the moderator's own language; `/config language` sets the
-language of the server's public messages (``core.languages``). The cog also records each
-server's Discord language when an interaction shows it, for posts made later.
+language of the server's public messages (``core.languages``).
 """
 
 from __future__ import annotations
@@ -94,13 +93,6 @@ class Moderation(commands.Cog):
 
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
-
-    @commands.Cog.listener()
-    async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Remember the server's Discord language, for public posts made later."""
-        if interaction.guild_id is None or interaction.guild_locale is None:
-            return
-        await self.bot.languages.observe(interaction.guild_id, interaction.guild_locale.value)
 
     @config.command(name=locale_str("show"), description=locale_str("Show this server's video settings"))  # noqa: E501
     @moderator_only

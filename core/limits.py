@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.errors import Refusal
-from core.i18n import Duration, _, ngettext
+from core.i18n import Number, _, ngettext
 from storage.models import GuildLimits
 
 DEFAULT_MEMBER_RUNNING = 2
@@ -55,9 +55,9 @@ def cooldown_refusal(
         return None
     return Refusal(
         _(
-            "This server has a cool-down of {cooldown} between videos. You can ask for "
+            "This server has a cool-down of {seconds} s between videos. You can ask for "
             "another one <t:{ready}:R>. Nothing was charged.",
-            cooldown=Duration(cooldown_seconds),
+            seconds=Number(cooldown_seconds),
             ready=int(ready.timestamp()) + 1,
         ),
         retry_after=(ready - now).total_seconds(),

@@ -146,12 +146,12 @@ def test_a_deferred_message_is_english_until_said_in_a_locale() -> None:
     start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     refusal = cooldown_refusal(start, 90, start + datetime.timedelta(seconds=30))
     assert refusal is not None and isinstance(refusal.message, Message)
-    assert refusal.message.startswith("This server has a cool-down of 1 min 30 sec between")
+    assert refusal.message.startswith("This server has a cool-down of 90 s between")
     german = for_locale("de")(refusal.message)
-    assert german.startswith("Auf diesem Server gilt eine Wartezeit von 1 Min. 30 Sek.")
+    assert german.startswith("Auf diesem Server gilt eine Wartezeit von 90 s zwischen Videos.")
     assert "<t:1767225691:R>" in german
     japanese = for_locale("ja")(refusal.message)
-    assert "1 分 30 秒" in japanese and "<t:1767225691:R>" in japanese
+    assert "90秒の待ち時間" in japanese and "<t:1767225691:R>" in japanese
 
 
 def test_plural_refusals_pick_each_locales_form() -> None:
