@@ -93,7 +93,7 @@ def outcome_chart(
     if font is None:  # no font here draws this script: English rather than empty boxes
         tr = ENGLISH
         title, names = str(TITLE), [str(name) for name, _colour in SERIES]
-        font = _fonts(13)[-1]
+        font = _font_for([title, *names], 13) or _fonts(13)[-1]
     plot_w = width - _LEFT - _RIGHT
     plot_h = height - _TOP - _BOTTOM
     top = _nice_top(max((d.made + d.failed + d.pending for d in days), default=0))

@@ -192,3 +192,20 @@ def test_the_pseudo_locale_accents_letters_and_keeps_what_discord_reads() -> Non
         outside = outside.replace(kept, "")
     assert not any(char.isascii() and char.isalpha() for char in outside)
     assert for_locale(PSEUDO_LOCALE)(credits_text(2)) == "⟦2 ƈřḗḓīŧş⟧"
+
+
+def test_the_chart_is_labelled_in_the_readers_language_or_english_never_boxes() -> None:
+    """French labels change the drawing; a script no installed font draws (Japanese without
+    a CJK font) falls back to the English labels rather than empty boxes."""
+    from core.chart import _font_for, outcome_chart
+    from storage.models import DayOutcomes
+
+    days = [
+        DayOutcomes(day=datetime.date(2026, 1, d), made=d, failed=1, pending=0) for d in (1, 2)
+    ]
+    english = outcome_chart(days)
+    assert outcome_chart(days, tr=for_locale("fr")) != english
+    if _font_for(["動画"], 13) is None:
+        assert outcome_chart(days, tr=for_locale("ja")) == english
+    else:
+        assert outcome_chart(days, tr=for_locale("ja")) != english
