@@ -142,9 +142,11 @@ def load_catalogs(directory: Path = LOCALE_DIR) -> Mapping[str, Catalog]:
     return {locale: read_catalog(locale, path) for locale, path in folders.items()}
 
 
-def locales() -> tuple[str, ...]:
-    """The locales the bot speaks: English first, then every catalog."""
-    return (SOURCE_LOCALE, *load_catalogs())
+@functools.cache
+def locales(directory: Path = LOCALE_DIR) -> tuple[str, ...]:
+    """The locales the bot speaks: English first, then every catalog folder (listed, not
+    parsed: cogs build their language choices from this when imported)."""
+    return (SOURCE_LOCALE, *catalog_folders(directory))
 
 
 def resolve(discord_locale: str | None) -> str:
