@@ -25,12 +25,14 @@ from discord.ext import commands
 
 from botkit.command_sync import sync_commands
 from botkit.gateway_heartbeat import install_heartbeat_latency_fix
+from botkit.i18n import CatalogTranslator
 from botkit.modlog import ModLog
 from botkit.posting import Poster
 from botkit.status_cards import StatusCards
 from core.eta import CompletionEstimator
 from core.heartbeat import Heartbeats
 from core.jobs import JobService
+from core.languages import GuildLanguages
 from core.metrics import discord_trace
 from core.modlog import job_cancelled
 from core.processes import ProcessRegistry
@@ -119,6 +121,8 @@ class HappyHorseBot(commands.AutoShardedBot):
         )
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
         self.modlog = ModLog(self, store.guilds)
+        # Each server's language for public messages (core.languages has the rule).
+        self.languages = GuildLanguages(store.guilds)
         self.queue.add_cancel_listener(
             lambda event: self.modlog.post(
                 event.job.guild_id, job_cancelled(event.job, event.by_user_id)
@@ -199,6 +203,8 @@ class HappyHorseBot(commands.AutoShardedBot):
             await self._use_configured_gateway()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        # Reads the catalogs now and localises command names and descriptions in the sync.
+        await self.tree.set_translator(CatalogTranslator())
         await sync_commands(
             self, self.tree, self.store, self.settings.sync_commands, self.settings.dev_guild_id
         )

@@ -10,11 +10,14 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-MANAGE_SERVER_REQUIRED = "You need the Manage Server permission to use this command."
+from core.i18n import _
+
+MANAGE_SERVER_REQUIRED = _("You need the Manage Server permission to use this command.")
 
 
 class NotModerator(app_commands.CheckFailure):
-    """The invoker lacks Manage Server; the message is shown to them privately."""
+    """The invoker lacks Manage Server; the message (a `core.i18n.Message`) is shown to them
+    privately, in their language."""
 
     def __init__(self, message: str = MANAGE_SERVER_REQUIRED) -> None:
         super().__init__(message)

@@ -1,4 +1,5 @@
-"""One error handler for every application command: friendly, private, logged."""
+"""One error handler for every application command: friendly, private (in the member's
+language), logged (in English)."""
 
 from __future__ import annotations
 
@@ -9,40 +10,45 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from botkit.i18n import tr_for
 from botkit.launch import reply_private
 from botkit.permissions import NotModerator
 from core.errors import Refusal
+from core.i18n import ENGLISH, Tr, _
 
 if TYPE_CHECKING:
     from botkit.bot import HappyHorseBot
 
 log = logging.getLogger(__name__)
 
-GENERIC_FAILURE = "Something went wrong on my side. It has been logged; please try again."
+GENERIC_FAILURE = _("Something went wrong on my side. It has been logged; please try again.")
 
 
-def message_for(error: app_commands.AppCommandError) -> str | None:
-    """The user's message for an expected failure, or None for a bug."""
+def message_for(error: app_commands.AppCommandError, tr: Tr = ENGLISH) -> str | None:
+    """The user's message for an expected failure in ``tr``'s language, or None for a bug."""
     original = getattr(error, "original", None)
     if isinstance(original, Refusal):
-        return original.message
+        return tr(original.message)
     if isinstance(original, ValueError) and original.args:
         # Storage validation (e.g. credits out of range) speaks in plain sentences.
-        return str(original.args[0])[:300]
+        reason = original.args[0]
+        return (tr(reason) if isinstance(reason, str) else str(reason))[:300]
     if isinstance(error, NotModerator):
-        return error.message
+        return tr(error.message)
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command only works in a server, not in DMs. Use it in a server channel."
+        return tr._("This command only works in a server, not in DMs. Use it in a server channel.")
     if isinstance(error, app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
         # The invoker's Discord app still shows an older version of the command.
-        return (
+        return tr._(
             "Your Discord app has an out of date version of this command. Reload Discord "
             "(Ctrl+R, or restart the app) and try again."
         )
     if isinstance(error, app_commands.TransformerError):
-        return f"That value is not valid for this option: {str(error.value)[:100]}"
+        return tr._(
+            "That value is not valid for this option: {value}", value=str(error.value)[:100]
+        )
     if isinstance(error, app_commands.CheckFailure):
-        return "You can't use this command here."
+        return tr._("You can't use this command here.")
     return None
 
 
@@ -65,7 +71,8 @@ class Errors(commands.Cog):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Tell the user what went wrong; log bugs with command and user (never secrets)."""
-        message = message_for(error)
+        tr = tr_for(interaction)
+        message = message_for(error, tr)
         if message is None:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error(
@@ -75,7 +82,7 @@ class Errors(commands.Cog):
                 interaction.guild_id,
                 exc_info=error,
             )
-            message = GENERIC_FAILURE
+            message = tr(GENERIC_FAILURE)
         try:
             await reply_private(interaction, message)
         except discord.HTTPException as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.errors import Refusal
+from core.i18n import Number, _, ngettext
 from storage.models import GuildLimits
 
 DEFAULT_MEMBER_RUNNING = 2
@@ -53,18 +54,29 @@ def cooldown_refusal(
     if now >= ready:
         return None
     return Refusal(
-        f"This server has a cool-down of {cooldown_seconds} s between videos. You can ask "
-        f"for another one <t:{int(ready.timestamp()) + 1}:R>. Nothing was charged.",
+        _(
+            "This server has a cool-down of {seconds} s between videos. You can ask for "
+            "another one <t:{ready}:R>. Nothing was charged.",
+            seconds=Number(cooldown_seconds),
+            ready=int(ready.timestamp()) + 1,
+        ),
         retry_after=(ready - now).total_seconds(),
     )
 
 
 def queue_full_refusal(queued: int, limit: int, retry_at: datetime, now: datetime) -> Refusal:
     """The refusal for a member who already has ``limit`` videos waiting."""
-    waiting = "video" if queued == 1 else "videos"
     return Refusal(
-        f"You already have {queued} {waiting} waiting in the queue, the most this server "
-        f"allows. Try again <t:{int(retry_at.timestamp()) + 1}:R>, when one should have "
-        "started (see /jobs). Nothing was charged.",
+        ngettext(
+            "You already have {count} video waiting in the queue, the most this server "
+            "allows. Try again <t:{retry}:R>, when one should have started (see /jobs). "
+            "Nothing was charged.",
+            "You already have {count} videos waiting in the queue, the most this server "
+            "allows. Try again <t:{retry}:R>, when one should have started (see /jobs). "
+            "Nothing was charged.",
+            queued,
+            count=queued,
+            retry=int(retry_at.timestamp()) + 1,
+        ),
         retry_after=max(0.0, (retry_at - now).total_seconds()),
     )

@@ -101,6 +101,7 @@ _ACTION_TITLES = {
     AuditAction.SET_ROLE_ALLOWANCE: "Role allowance set",
     AuditAction.SET_LIMITS: "Queue limits set",
     AuditAction.ERASE_MEMBER_DATA: "Member data erased on request",
+    AuditAction.SET_LANGUAGE: "Language set",
 }
 _CHANNEL_ACTIONS = {
     AuditAction.ADD_ALLOWED_CHANNEL,

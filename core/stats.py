@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.i18n import _
 from core.settings import BotSettings
 from storage.credits import ensure_utc
 from storage.models import GuildStats
@@ -27,7 +28,7 @@ class StatsReport:
 def period(days: int, now: datetime) -> tuple[datetime, datetime]:
     """The last ``days`` UTC days, today included: from a midnight ``days - 1`` days ago to now."""
     if not 1 <= days <= MAX_DAYS:
-        raise ValueError(f"days must be between 1 and {MAX_DAYS}, got {days}")
+        raise ValueError(_("Days must be between 1 and {max}.", max=MAX_DAYS))
     now = ensure_utc(now)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight - timedelta(days=days - 1), now

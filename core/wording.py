@@ -3,12 +3,14 @@
 Discord-free: the cogs put these strings into embeds, and `core.modlog` into log events.
 Text that comes from outside the bot (prompts, names, the video service's errors) goes
 through `quote` or `code`, so Discord shows it as written.
+Each is a `core.i18n.Message`: English as a ``str``, said in any locale with ``tr(text)``.
 """
 
 from __future__ import annotations
 
 import re
 
+from core.i18n import Message, Number, _, ngettext
 from storage.credits import Period, period_bounds
 from storage.models import Job
 
@@ -80,20 +82,27 @@ def code(text: str, limit: int) -> str:
     return f"`{short(text.replace('`', 'ˋ'), limit)}`"
 
 
-def settings_line(job: Job) -> str:
+def settings_line(job: Job) -> Message:
     """'16:9 · 5 s · std · sound on' for a job."""
-    sound = "sound on" if job.sound else "no sound"
-    return f"{job.aspect_ratio} · {job.duration} s · {job.quality} · {sound}"
+    sound = _("sound on") if job.sound else _("no sound")
+    return _(
+        "{ratio} · {seconds} s · {quality} · {sound}",
+        ratio=job.aspect_ratio,
+        seconds=job.duration,
+        quality=job.quality,
+        sound=sound,
+    )
 
 
-def credits_text(amount: int) -> str:
-    """'1 credit' / '2 credits'."""
-    return f"{amount} credit" if amount == 1 else f"{amount} credits"
+def credits_text(amount: int) -> Message:
+    """'1 credit' / '2 credits' (the number in the reader's convention)."""
+    return ngettext("{count} credit", "{count} credits", amount, count=Number(amount))
 
 
-def kind_label(job: Job) -> str:
+def kind_label(job: Job) -> Message:
     """'Text to video' or 'Image to video'."""
-    return "Image to video" if job.mode == IMAGE_TO_VIDEO else "Text to video"
+    return _("Image to video") if job.mode == IMAGE_TO_VIDEO else _("Text to video")
+
 
 
 def past_period_note(job: Job, period: Period) -> str | None:

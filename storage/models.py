@@ -263,6 +263,10 @@ class GuildSettings:
     blocked_words: tuple[str, ...] = ()
     log_channel_id: int | None = None
     limits: GuildLimits = field(default_factory=lambda: GuildLimits())
+    language: str | None = None
+    """The language a moderator chose for public messages (None: the server's Discord one)."""
+    discord_locale: str | None = None
+    """The server's Discord language (``guild_locale``) as last seen in an interaction."""
 
     def channel_allowed(self, channel_id: int) -> bool:
         """True if the bot may be used in ``channel_id`` (an empty list allows everywhere)."""
@@ -331,6 +335,7 @@ class AuditAction(StrEnum):
     SET_ROLE_ALLOWANCE = "set_role_allowance"
     SET_LIMITS = "set_limits"
     ERASE_MEMBER_DATA = "erase_member_data"
+    SET_LANGUAGE = "set_language"
 
 
 @dataclass(frozen=True, slots=True)

@@ -481,6 +481,16 @@ class GuildSettingsStore(Protocol):
         """Replace the guild's queue limits (``None`` fields: the default); audited."""
         ...
 
+    async def set_language(
+        self, guild_id: int, language: str | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` clear) the language of public messages; audited."""
+        ...
+
+    async def remember_discord_locale(self, guild_id: int, locale: str) -> bool:
+        """Record the server's Discord language; ``False`` if it was already recorded."""
+        ...
+
 
 class ProcessStore(Protocol):
     """The registry of running bot processes (see ``core.processes``)."""

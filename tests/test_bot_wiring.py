@@ -197,6 +197,7 @@ async def test_moderator_groups_default_to_manage_server(bot: HappyHorseBot) -> 
             "unblock-word",
             "log-channel",
             "limits",
+            "language",
         },
     }.items():
         group = bot.tree.get_command(name)

@@ -46,7 +46,7 @@ def read_guild(guild_id: int) -> Program[GuildSettings]:
     guild = (
         yield (
             """SELECT default_credits, log_channel_id, member_running, member_queued,
-                      server_running, cooldown_seconds
+                      server_running, cooldown_seconds, language, discord_locale
                FROM guild_settings WHERE guild_id = ?""",
             (guild_id,),
         )
@@ -61,6 +61,8 @@ def read_guild(guild_id: int) -> Program[GuildSettings]:
         blocked_words=tuple(r["word"] for r in words),
         log_channel_id=None if row is None else row["log_channel_id"],
         limits=GuildLimits() if row is None else _limits(row),
+        language=None if row is None else row["language"],
+        discord_locale=None if row is None else row["discord_locale"],
     )
 
 
@@ -142,6 +144,47 @@ class SQLGuildSettingsStore:
                 _limits_text(_limits(old)),
                 _limits_text(limits),
             )
+
+    async def set_language(
+        self, guild_id: int, language: str | None, moderator_id: int
+    ) -> AuditEntry:
+        """Set (or with ``None`` clear) the language of public messages; audited."""
+        if language is not None and not 1 <= len(language) <= 16:
+            raise ValueError("a language is a locale code such as de or pt-BR")
+        now = _ts(self._clock())
+        async with self._db.transaction() as tx:
+            await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
+            old = await tx.fetch_one(
+                "SELECT language FROM guild_settings WHERE guild_id = :guild_id",
+                {"guild_id": guild_id},
+            )
+            await tx.execute(
+                "UPDATE guild_settings SET language = :language, updated_at = :now"
+                " WHERE guild_id = :guild_id",
+                {"guild_id": guild_id, "language": language, "now": now},
+            )
+            return await _write_audit(
+                tx,
+                now,
+                guild_id,
+                moderator_id,
+                None,
+                AuditAction.SET_LANGUAGE,
+                None if old is None else old["language"],
+                language,
+            )
+
+    async def remember_discord_locale(self, guild_id: int, locale: str) -> bool:
+        """Record the server's Discord language; ``False`` if it was already recorded."""
+        changed = await self._db.execute(
+            """INSERT INTO guild_settings (guild_id, default_credits, updated_at, discord_locale)
+               VALUES (:guild_id, NULL, :now, :locale)
+               ON CONFLICT (guild_id) DO UPDATE SET discord_locale = excluded.discord_locale
+               WHERE guild_settings.discord_locale IS NULL
+                  OR guild_settings.discord_locale <> excluded.discord_locale""",
+            {"guild_id": guild_id, "now": _ts(self._clock()), "locale": locale},
+        )
+        return changed > 0
 
     async def _change(
         self,

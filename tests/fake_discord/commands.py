@@ -10,6 +10,7 @@ Discord would never send.
 from __future__ import annotations
 
 import copy
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,6 +61,51 @@ _OPTION_TYPE_NAMES = {
 }
 
 
+# Discord's locales (developer docs, "Locales"): the keys *_localizations may use.
+DISCORD_LOCALES = frozenset(
+    {
+        "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu",
+        "nl", "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru",
+        "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko",
+    }
+)  # fmt: skip
+
+
+def _valid_name(name: object) -> bool:
+    """``^[-_\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$``, lower case where the script has
+    case (Discord's rule for command and option names, localised ones included)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32 or name != name.lower():
+        return False
+    return all(
+        char in "-_"
+        or unicodedata.category(char)[0] in "LN"
+        or "\u0900" <= char <= "\u097f"
+        or "\u0e00" <= char <= "\u0e7f"
+        for char in name
+    )
+
+
+def check_localizations(raw: Mapping[str, Any], path: str) -> None:
+    """Refuse localisations Discord refuses: unknown locales, bad names, long descriptions
+    (for a command, its options, their options and choices, recursively)."""
+    is_choice = "value" in raw  # a choice's name is display text: 1-100 characters
+    name_limit = 100 if is_choice else 32
+    for field, limit in (("name_localizations", name_limit), ("description_localizations", 100)):
+        localized = raw.get(field) or {}
+        for locale, text in localized.items():
+            where = f"{path}.{field}.{locale}"
+            if locale not in DISCORD_LOCALES:
+                raise form_error(where, "LOCALE_INVALID", f"Invalid locale {locale!r}")
+            if field == "name_localizations" and not is_choice and not _valid_name(text):
+                raise form_error(where, "APPLICATION_COMMAND_INVALID_NAME", "Invalid name")
+            if not isinstance(text, str) or not 1 <= len(text) <= limit:
+                raise form_error(where, "BASE_TYPE_BAD_LENGTH", f"Must be 1-{limit} long")
+    for index, option in enumerate(raw.get("options") or []):
+        check_localizations(option, f"{path}.options.{index}")
+    for index, choice in enumerate(raw.get("choices") or []):
+        check_localizations(choice, f"{path}.choices.{index}")
+
+
 def store_commands(
     state: FakeState, guild_id: int | None, payload: Any, *, replace: bool
 ) -> list[JSON]:
@@ -81,6 +127,7 @@ def store_commands(
         seen.add(key)
         if command_type == CHAT_INPUT and not raw.get("description"):
             raise form_error(f"{index}.description", "BASE_TYPE_REQUIRED", "Required")
+        check_localizations(raw, str(index))
         id_key = (guild_id, raw["name"], command_type)
         command_id = state.command_ids.get(id_key) or state.new_id()
         state.command_ids[id_key] = command_id
