@@ -52,7 +52,7 @@ def test_a_french_server_gets_french_cards_posts_and_buttons() -> None:
     post = delivery_embed(done, link_only=True, tr=fr)
     assert post.title == "🎬 Ta vidéo est prête"
     assert {f.name for f in post.fields} == {"Paramètres", "Coût", "Téléchargement"}
-    assert _labels(result_view(42, fr)) == ["Régénérer", "Supprimer"]
+    assert _labels(result_view(42, tr=fr)) == ["Régénérer", "Continuer", "Supprimer"]
     assert _labels(cancel_view(42, fr)) == ["Annuler"]
     assert _labels(cancel_view(42)) == ["Cancel"], "English by default"
 
@@ -65,7 +65,7 @@ def test_the_pseudo_locale_leaves_no_english_on_cards_and_buttons() -> None:
         job = dataclasses.replace(JOB, state=state, prompt="", cancelled_by=9)
         texts = _texts(status_card(job, info=CardInfo(position=1, total=1), tr=pseudo))
         texts += [job_line(job, 1, (1, 1), tr=pseudo)]
-        texts += _labels(result_view(1, pseudo)) + _labels(cancel_view(1, pseudo))
+        texts += _labels(result_view(1, tr=pseudo)) + _labels(cancel_view(1, pseudo))
         for text in texts:
             rest = re.sub(r"⟦[^⟧]*⟧|<[^<>]*>|\b(std|16:9)\b|\*\*#\d+\*\*", "", text)
             if any(char.isascii() and char.isalpha() for char in rest):
