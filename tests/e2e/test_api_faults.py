@@ -400,20 +400,20 @@ async def test_stuck_job_expires_and_is_refunded(start_bot: StartBot, world: Wor
 
 
 @pytest.mark.parametrize("omit_length", [False, True], ids=["content-length", "chunked"])
-async def test_result_larger_than_the_upload_limit_is_posted_as_a_link(
+async def test_result_larger_than_the_upload_limit_is_re_encoded_to_fit(
     start_bot: StartBot, world: World, omit_length: bool
 ) -> None:
-    """A result over the guild's upload limit (announced or not): a link, not an upload."""
+    """A result over the guild's upload limit (announced or not) is re-encoded and uploaded
+    under the limit, saying so, with the service's original linked (issue 15)."""
     fake = world.fake
     async with start_bot() as running:
         running.sandbox.state.faults.add("download", pad_to=TEN_MIB + 1, omit_length=omit_length)
         await order_video(world)
         job = await wait_for_state(running, JobState.DELIVERED)
         posted = fake.message(job.delivered_message_id or 0)
-        assert posted is not None and not posted["attachments"]
-        assert job.result_url and job.result_url in posted["content"]
-        assert posted["embeds"][0]["url"] == job.result_url
-        assert not [r for r in fake.requests if r.files]
+        assert posted is not None and len(posted["attachments"]) == 1
+        assert posted["attachments"][0]["size"] <= TEN_MIB
+        assert "Re-encoded to fit this server's 10 MiB limit" in posted["content"]
         assert await remaining(running) == ALLOWANCE - 1
 
 
