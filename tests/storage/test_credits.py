@@ -478,7 +478,7 @@ async def test_usage_reads_only_the_members_jobs_on_sqlite(store: SQLiteStore) -
         params = {
             "guild_id": GUILD, "user_id": USER, "period_start": 0.0, "period_end": 1.0,
             "role_0": 9, "state": "queued", "queue_round": 0, "channel_id": 1,
-            "held_by": None, "hold_seconds": None,
+            "held_by": None, "hold_seconds": None, "reply_to_message_id": None,
             "interaction_id": None, "mode": "text-to-video", "prompt": "p",
             "image_url": None, "last_frame_url": None, "sandbox": 0, "duration": 5,
             "aspect_ratio": "16:9", "quality": "std", "sound": 0, "cost": 1, "nonce": "n",

@@ -104,6 +104,10 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
         Call("ack: credits.balance", lambda s: s.credits.balance(GUILD, USER, [1, 2])),
         Call("ack: guilds.get", lambda s: s.guilds.get(GUILD)),
         Call(
+            "ack: guilds.remember_discord_locale",
+            lambda s: s.guilds.remember_discord_locale(GUILD, "fr"),
+        ),
+        Call(
             "ack: jobs.set_progress_message",
             lambda s: s.jobs.set_progress_message(jobs[JobState.QUEUED], 42),
         ),
@@ -270,6 +274,7 @@ NOT_ON_A_TIMER = frozenset(
         "credits.role_allowances",
         "credits.list_audit",
         "guilds.set_log_channel",
+        "guilds.set_language",
         "guilds.set_limits",
         "guilds.add_allowed_channel",
         "guilds.remove_allowed_channel",
