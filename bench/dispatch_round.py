@@ -6,7 +6,7 @@ waiting; then a small server queues one job. One round must start the small serv
 and the number of SQL statements it sends stays the same however long the queue is.
 Runs on SQLite in a temporary folder, against the sandbox over loopback.
 
-Run: .venv/bin/python benchmarks/dispatch_round.py [--guilds 500] [--queued 40]
+Run: .venv/bin/python -m bench.dispatch_round [--guilds 500] [--queued 40]
 """
 
 from __future__ import annotations
