@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.i18n import PSEUDO_LOCALE, for_locale
 from tests.e2e.conftest import PNG_1x1, StartBot, World
+from tests.e2e.test_dialect_options import native_bot, synced_options
 from tests.e2e.test_i18n import LOCALISED, _name_ok, _walk, english_left, private, texts
 from tests.fake_discord.commands import modal_inputs
 
@@ -222,3 +224,20 @@ async def test_pseudo_locale_finds_no_english_in_video_animate_and_the_form(
         assert reply["content"].startswith("⟦")
         leaks += _leaks("/video without credits", reply)
     assert leaks == []
+
+
+async def test_the_native_dialects_commands_are_localised_too(world: World, tmp_path: Path) -> None:
+    """The live service's /video and /animate (3-15 s, last_frame) carry the same
+    localisations, the duration's range said in each locale."""
+    async with native_bot(world, tmp_path) as running:
+        animate = synced_options(running, "animate")
+        video = synced_options(running, "video")
+    duration = video["duration"]["description_localizations"]
+    assert duration["de"] == "Länge des Clips, 3 bis 15 s (je länger, desto teurer)"
+    assert duration["ja"] == "クリップの長さ、3〜15秒（長いほどコストが上がります）"
+    last_frame = animate["last_frame"]
+    assert last_frame["name_localizations"]["pl"] == "ostatnia_klatka"
+    assert set(last_frame["description_localizations"]) >= LOCALISED
+    for option in (*animate.values(), *video.values()):
+        assert set(option.get("name_localizations") or {}) >= LOCALISED, option["name"]
+        assert all(_name_ok(name) for name in option["name_localizations"].values())
