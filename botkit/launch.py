@@ -8,13 +8,14 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
+from babel.lists import format_list
 
 from botkit.cards import status_card
 from botkit.i18n import public_tr, tr_for
 from botkit.permissions import bot_permissions, may_send
 from core import metrics
 from core.errors import Refusal
-from core.i18n import Message, Tr, _
+from core.i18n import ENGLISH, PSEUDO_LOCALE, Message, Tr, _
 from core.jobs import JobDraft
 from core.logs import CURRENT_JOB
 from core.modlog import job_accepted, job_failed
@@ -67,17 +68,23 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
 
 
 class _Names(str):
-    """Permission names joined with ', ' in the reader's language."""
+    """Permission names as a list in the reader's language ('A, B and C', 'A、B、C')."""
 
     names: tuple[str, ...]
 
     def __new__(cls, names: list[str]) -> _Names:
-        joined = super().__new__(cls, ", ".join(names))
+        joined = super().__new__(cls, _join(names, ENGLISH))
         joined.names = tuple(names)
         return joined
 
     def localize(self, tr: Tr) -> str:
-        return ", ".join(tr(name) for name in self.names)
+        return _join([tr(name) for name in self.names], tr)
+
+
+def _join(names: list[str], tr: Tr) -> str:
+    if tr.locale == PSEUDO_LOCALE:  # Babel's English "and" would read as a leak there
+        return ", ".join(names)
+    return format_list(names, locale=tr.babel_locale)
 
 
 def cannot_post_message(missing: list[str]) -> Message:

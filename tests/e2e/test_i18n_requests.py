@@ -17,6 +17,7 @@ from core.i18n import PSEUDO_LOCALE, for_locale
 from tests.e2e.conftest import PNG_1x1, StartBot, World
 from tests.e2e.test_dialect_options import native_bot, synced_options
 from tests.e2e.test_i18n import LOCALISED, _name_ok, _walk, english_left, private, texts
+from tests.fake_discord import permissions as perms
 from tests.fake_discord.commands import modal_inputs
 
 REQUESTS = ("video", "animate")
@@ -223,6 +224,25 @@ async def test_pseudo_locale_finds_no_english_in_video_animate_and_the_form(
         )
         assert reply["content"].startswith("⟦")
         leaks += _leaks("/video without credits", reply)
+
+        closed = fake.add_text_channel(
+            guild,
+            "closed",
+            bot_permissions=perms.ALL_TEXT & ~perms.SEND_MESSAGES & ~perms.EMBED_LINKS,
+        )
+        for command, options in (("video", {"prompt": "a horse"}), ("animate", {"image": png})):
+            reply = await private(
+                await fake.invoke_slash(
+                    guild, closed, world.alice, command, options, locale=PSEUDO_LOCALE
+                )
+            )
+            leaks += _leaks(f"/{command} where the bot may not post", reply)
+        ja = await private(
+            await fake.invoke_slash(
+                guild, closed, world.alice, "video", {"prompt": "a horse"}, locale="ja"
+            )
+        )
+        assert "ここでメッセージを送信、埋め込みリンクの権限が必要です" in ja["content"]
     assert leaks == []
 
 
