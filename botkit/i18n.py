@@ -111,9 +111,13 @@ def valid_command_name(name: str) -> bool:
 
 
 def valid_menu_name(name: str) -> bool:
-    """Discord's rule for context-menu names ("Animate image"): 1-32 characters, any case,
-    spaces allowed."""
-    return 1 <= len(name) <= MAX_NAME and name.strip() == name
+    """Discord's rule for context-menu names ("Animate image"): 1-32 characters that "may
+    be mixed case and can include spaces"; otherwise the command names' characters."""
+    return (
+        1 <= len(name) <= MAX_NAME
+        and name.strip() == name
+        and all(char == " " or _name_character(char) for char in name)
+    )
 
 
 def valid_description(text: str) -> bool:
