@@ -36,6 +36,7 @@ __all__ = [
     "tr_for_guild",
     "valid_command_name",
     "valid_description",
+    "valid_menu_name",
 ]
 
 NAME_LOCATIONS = frozenset(
@@ -109,6 +110,16 @@ def valid_command_name(name: str) -> bool:
     )
 
 
+def valid_menu_name(name: str) -> bool:
+    """Discord's rule for context-menu names ("Animate image"): 1-32 characters that "may
+    be mixed case and can include spaces"; otherwise the command names' characters."""
+    return (
+        1 <= len(name) <= MAX_NAME
+        and name.strip() == name
+        and all(char == " " or _name_character(char) for char in name)
+    )
+
+
 def valid_description(text: str) -> bool:
     """Discord's rule for descriptions and choice names: 1-100 characters."""
     return 1 <= len(text) <= MAX_DESCRIPTION
@@ -146,7 +157,11 @@ class CatalogTranslator(app_commands.Translator):
         if not tr.has(msgid):
             return None
         text = tr.gettext(msgid, **params)
-        if context.location in NAME_LOCATIONS:
+        if isinstance(context.data, app_commands.ContextMenu):
+            if not valid_menu_name(text):
+                log.warning("Dropped invalid %s menu name %r for %s", ours, text, msgid)
+                return None
+        elif context.location in NAME_LOCATIONS:
             if not valid_command_name(text):
                 log.warning("Dropped invalid %s name %r for %s", ours, text, msgid)
                 return None

@@ -8,11 +8,14 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
+from babel.lists import format_list
 
 from botkit.cards import status_card
+from botkit.i18n import public_tr, tr_for
 from botkit.permissions import bot_permissions, may_send
 from core import metrics
 from core.errors import Refusal
+from core.i18n import ENGLISH, PSEUDO_LOCALE, Message, Tr, _
 from core.jobs import JobDraft
 from core.logs import CURRENT_JOB
 from core.modlog import job_accepted, job_failed
@@ -23,11 +26,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_STARTED = "⚠️ This video could not be started; nothing was charged."
+NOT_STARTED = _("⚠️ This video could not be started; nothing was charged.")
+"""The public placeholder's last words when a request is refused after it (the server's
+language)."""
 
 
 async def reply_private(interaction: discord.Interaction, message: str) -> None:
-    """Send an ephemeral answer, whether or not the interaction was acknowledged yet."""
+    """Send an ephemeral answer, whether or not the interaction was acknowledged yet.
+
+    A `core.i18n.Message` (a core refusal) is said in the member's language; other text
+    is sent as it is (already translated by the caller).
+    """
+    message = tr_for(interaction)(message)
     if interaction.response.is_done():
         await interaction.followup.send(message, ephemeral=True)
     else:
@@ -46,36 +56,62 @@ def missing_post_permissions(interaction: discord.Interaction) -> list[str]:
     if perms is None:
         return []  # unknowable here; the delivery loop checks again before posting
     in_thread = isinstance(interaction.channel, discord.Thread)
+    # Discord's own names for the permissions, as its settings show them in each language.
+    send = _("Send Messages in Threads") if in_thread else _("Send Messages")
     needed = {
-        "View Channel": perms.view_channel,
-        ("Send Messages in Threads" if in_thread else "Send Messages"): may_send(
-            interaction.channel, perms
-        ),
-        "Embed Links": perms.embed_links,
-        "Read Message History": perms.read_message_history,
+        _("View Channel"): perms.view_channel,
+        send: may_send(interaction.channel, perms),
+        _("Embed Links"): perms.embed_links,
+        _("Read Message History"): perms.read_message_history,
     }
     return [name for name, granted in needed.items() if not granted]
 
 
-def cannot_post_message(missing: list[str]) -> str:
+class _Names(str):
+    """Permission names as a list in the reader's language ('A, B and C', 'A、B、C')."""
+
+    names: tuple[str, ...]
+
+    def __new__(cls, names: list[str]) -> _Names:
+        joined = super().__new__(cls, _join(names, ENGLISH))
+        joined.names = tuple(names)
+        return joined
+
+    def localize(self, tr: Tr) -> str:
+        return _join([tr(name) for name in self.names], tr)
+
+
+def _join(names: list[str], tr: Tr) -> str:
+    if tr.locale == PSEUDO_LOCALE:  # Babel's English "and" would read as a leak there
+        return ", ".join(names)
+    return format_list(names, locale=tr.babel_locale)
+
+
+def cannot_post_message(missing: list[str]) -> Message:
     """The refusal for a channel where the bot lacks permissions to post videos."""
-    return (
-        "I can't post videos in this channel: I need "
-        + ", ".join(missing)
-        + " here. Ask a server admin to grant them, or use another channel."
+    return _(
+        "I can't post videos in this channel: I need {permissions} here. Ask a server admin "
+        "to grant them, or use another channel.",
+        permissions=_Names(missing),
     )
 
 
-async def _refuse(interaction: discord.Interaction, message: str, *, deferred: bool) -> None:
-    """Say no privately; after a public acknowledgement, neutralise the placeholder first."""
+async def _refuse(
+    bot: HappyHorseBot, interaction: discord.Interaction, message: str, *, deferred: bool
+) -> None:
+    """Say no privately; after a public acknowledgement, neutralise the placeholder first
+    (in the server's language: the channel sees it)."""
     if not deferred:
         await reply_private(interaction, message)
         return
     try:
-        await interaction.edit_original_response(content=NOT_STARTED, embed=None, attachments=[])
+        public = await public_tr(bot, interaction)
+        await interaction.edit_original_response(
+            content=public(NOT_STARTED), embed=None, attachments=[]
+        )
     except discord.HTTPException as exc:
         log.info("Could not replace the placeholder: %s", exc)
-    await interaction.followup.send(message, ephemeral=True)
+    await interaction.followup.send(tr_for(interaction)(message), ephemeral=True)
 
 
 async def start_job(
@@ -97,12 +133,12 @@ async def start_job(
     """
     missing = missing_post_permissions(interaction)
     if missing:
-        await _refuse(interaction, cannot_post_message(missing), deferred=deferred)
+        await _refuse(bot, interaction, cannot_post_message(missing), deferred=deferred)
         return None
     try:
         job = await bot.queue.accept(draft)
     except Refusal as refusal:
-        await _refuse(interaction, refusal.message, deferred=deferred)
+        await _refuse(bot, interaction, refusal.message, deferred=deferred)
         return None
     # This interaction runs in its own task: from here on its log lines carry the job id.
     CURRENT_JOB.set(job.id)
@@ -122,14 +158,17 @@ async def start_job(
         # Any process may deliver it, maybe one without this guild in its cache (another
         # shard's): it uploads within the limit recorded here.
         await bot.store.jobs.set_upload_limit(job.id, interaction.guild.filesize_limit)
+    # The card and its placeholder are public: the server's language (and this records it,
+    # so the video post and any notice later use the same one).
+    public = await public_tr(bot, interaction)
     try:
         outcome = await bot.queue.start(job)
     except Refusal as refusal:
         try:
-            await interaction.edit_original_response(content=NOT_STARTED, embed=None)
+            await interaction.edit_original_response(content=public(NOT_STARTED), embed=None)
         except discord.HTTPException as exc:
             log.info("Could not replace the placeholder of job %s: %s", job.id, exc)
-        await interaction.followup.send(refusal.message, ephemeral=True)
+        await interaction.followup.send(tr_for(interaction)(refusal.message), ephemeral=True)
         bot.modlog.post(job.guild_id, job_failed(job, refusal.message))
         return None
     job = outcome.job
@@ -137,7 +176,7 @@ async def start_job(
         info = await bot.cards.info(job)
         message = await interaction.edit_original_response(
             content=None,
-            embed=status_card(job, info=info),
+            embed=status_card(job, info=info, tr=public),
             view=bot.cards.view_for(job) or discord.utils.MISSING,
         )
     except discord.HTTPException as exc:
@@ -155,7 +194,7 @@ async def start_job(
     bot.cards.track(job.id, interaction)
     if outcome.message:
         try:
-            await interaction.followup.send(outcome.message, ephemeral=True)
+            await interaction.followup.send(tr_for(interaction)(outcome.message), ephemeral=True)
         except discord.HTTPException as exc:
             log.info("Could not tell the requester of job %s why it waits: %s", job.id, exc)
     return job

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from core.i18n import Number, _
 from happyhorse.errors import (
     APIConnectionError,
     APIStatusError,
@@ -25,6 +26,9 @@ from happyhorse.errors import (
 
 class Refusal(Exception):
     """A request was refused before it cost anything; `message` is shown to the user.
+
+    `message` is usually a `core.i18n.Message` (English as a ``str``), which the cogs say
+    in the reader's language with ``tr(refusal.message)``.
 
     `retry_after` is set when trying again later may work (seconds).
     """
@@ -44,50 +48,71 @@ def _seconds(value: float | None, fallback: int = 30) -> int:
 def describe_submit_error(exc: HappyHorseError) -> Refusal:
     """Turn an API error raised while submitting a job into the user's message."""
     if isinstance(exc, ValidationError):
-        return Refusal(f"That request is not valid: {exc.message}")
+        return Refusal(_("That request is not valid: {reason}", reason=exc.message))
     if isinstance(exc, AuthenticationError):
         return Refusal(
-            "The bot is misconfigured: the video service rejected its API key. "
-            "A server admin has to fix the bot's settings. You were not charged."
+            _(
+                "The bot is misconfigured: the video service rejected its API key. "
+                "A server admin has to fix the bot's settings. You were not charged."
+            )
         )
     if isinstance(exc, InsufficientCreditsError):
         return Refusal(
-            "The video service is out of credits, so no videos can be made right now. "
-            "The bot's operator has been told. You were not charged."
+            _(
+                "The video service is out of credits, so no videos can be made right now. "
+                "The bot's operator has been told. You were not charged."
+            )
         )
     if isinstance(exc, RateLimitError):
         wait = _seconds(exc.retry_after)
         return Refusal(
-            f"The video service is busy. Try again in {wait} s. You were not charged.",
+            _(
+                "The video service is busy. Try again in {seconds} s. You were not charged.",
+                seconds=Number(wait),
+            ),
             retry_after=float(wait),
         )
     if isinstance(exc, ServerError):
         return Refusal(
-            "The video service had an internal error. Try again in 30 s. You were not charged.",
+            _(
+                "The video service had an internal error. Try again in {seconds} s. "
+                "You were not charged.",
+                seconds=Number(30),
+            ),
             retry_after=30.0,
         )
     if isinstance(exc, BadRequestError):
         return Refusal(
-            f"The video service refused this request: {exc.message.rstrip('. ')}. "
-            "Change the prompt or settings and try again. You were not charged."
+            _(
+                "The video service refused this request: {reason}. "
+                "Change the prompt or settings and try again. You were not charged.",
+                reason=exc.message.rstrip(". "),
+            )
         )
     if isinstance(exc, APITimeoutError | APIConnectionError):
         return Refusal(
-            "The video service did not answer in time. Try again in a minute. "
-            "You were not charged.",
+            _(
+                "The video service did not answer in time. Try again in a minute. "
+                "You were not charged."
+            ),
             retry_after=60.0,
         )
     if isinstance(exc, InvalidResponseError):
         return Refusal(
-            "The video service sent an answer the bot could not read. Try again later. "
-            "You were not charged."
+            _(
+                "The video service sent an answer the bot could not read. Try again later. "
+                "You were not charged."
+            )
         )
     if isinstance(exc, APIStatusError):
         return Refusal(
-            f"The video service answered with an error ({exc.status}). Try again later. "
-            "You were not charged."
+            _(
+                "The video service answered with an error ({status}). Try again later. "
+                "You were not charged.",
+                status=exc.status,
+            )
         )
-    return Refusal("The video service failed. Try again later. You were not charged.")
+    return Refusal(_("The video service failed. Try again later. You were not charged."))
 
 
 def operator_hint(exc: HappyHorseError) -> str | None:

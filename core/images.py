@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlsplit
 
+from babel.numbers import format_decimal
+
 from core.errors import Refusal
+from core.i18n import ENGLISH, Tr, _
 from core.wording import code
 
 ACCEPTED_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
@@ -21,11 +25,25 @@ _EXTENSIONS = {
 ASPECT_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 
 
-def _mib(size: int, *, up: bool = False) -> str:
+@dataclass(frozen=True)
+class _MiB:
+    """An image size in MiB with one decimal, in the reader's number convention."""
+
+    tenths: int
+
+    def localize(self, tr: Tr) -> str:
+        value = format_decimal(self.tenths / 10, format="#,##0.0", locale=tr.babel_locale)
+        return f"{value} MiB"
+
+    def __str__(self) -> str:
+        return self.localize(ENGLISH)
+
+
+def _mib(size: int, *, up: bool = False) -> _MiB:
     # A size over the cap is rounded up and the cap down, so "10.0 MiB; at most 10.0 MiB"
     # never appears for a file a few bytes too large.
     tenths = size * 10 / (1024 * 1024)
-    return f"{(math.ceil(tenths) if up else math.floor(tenths)) / 10:,.1f} MiB"
+    return _MiB(math.ceil(tenths) if up else math.floor(tenths))
 
 
 def check_image(*, filename: str, content_type: str | None, size: int, max_bytes: int) -> str:
@@ -40,23 +58,45 @@ def check_image(*, filename: str, content_type: str | None, size: int, max_bytes
     kind = declared or by_name or ""
     if kind in ACCEPTED_TYPES and declared and suffix and declared != by_name:
         raise Refusal(
-            f"{code(filename, 80)} is named like a {suffix} file but its type is {declared}, "
-            "so I can't tell what it really is. Attach a PNG, JPEG or WEBP image whose "
-            "name ends in the matching extension (.png, .jpg or .webp)."
+            _(
+                "{file} is named like a {suffix} file but its type is {type}, so I can't "
+                "tell what it really is. Attach a PNG, JPEG or WEBP image whose name ends "
+                "in the matching extension (.png, .jpg or .webp).",
+                file=code(filename, 80),
+                suffix=suffix,
+                type=declared,
+            )
         )
     if kind not in ACCEPTED_TYPES:
-        shown = declared or PurePosixPath(filename).suffix or "unknown"
+        shown = declared or PurePosixPath(filename).suffix
+        if shown:
+            raise Refusal(
+                _(
+                    "{file} is not an image I can animate ({type}). "
+                    "Attach a PNG, JPEG or WEBP image.",
+                    file=code(filename, 80),
+                    type=shown,
+                )
+            )
         raise Refusal(
-            f"{code(filename, 80)} is not an image I can animate ({shown}). "
-            "Attach a PNG, JPEG or WEBP image."
+            _(
+                "{file} is not an image I can animate (unknown type). "
+                "Attach a PNG, JPEG or WEBP image.",
+                file=code(filename, 80),
+            )
         )
     if size <= 0:
-        raise Refusal(f"{code(filename, 80)} is empty. Attach a PNG, JPEG or WEBP image.")
+        raise Refusal(
+            _("{file} is empty. Attach a PNG, JPEG or WEBP image.", file=code(filename, 80))
+        )
     if size > max_bytes:
         raise Refusal(
-            f"{code(filename, 80)} is {_mib(size, up=True)}; images can be at most "
-            f"{_mib(max_bytes)}. "
-            "Attach a smaller image."
+            _(
+                "{file} is {size}; images can be at most {limit}. Attach a smaller image.",
+                file=code(filename, 80),
+                size=_mib(size, up=True),
+                limit=_mib(max_bytes),
+            )
         )
     return kind
 

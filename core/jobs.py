@@ -18,6 +18,7 @@ from core import metrics
 from core.completion import CompletionKey, CompletionModel
 from core.errors import Refusal, describe_submit_error, operator_hint
 from core.fairness import next_round
+from core.i18n import Number, _
 from core.logs import job_logging
 from core.poll_policy import PollPolicy
 from core.processes import new_process_id
@@ -138,15 +139,22 @@ class PollOutcome:
 def _check_channel(guild: GuildSettings, channel_id: int) -> None:
     if not guild.channel_allowed(channel_id):
         channels = ", ".join(f"<#{cid}>" for cid in sorted(guild.allowed_channel_ids))
-        raise Refusal(f"Videos can't be made in this channel. Use one of: {channels}.")
+        raise Refusal(
+            _("Videos can't be made in this channel. Use one of: {channels}.", channels=channels)
+        )
 
 
 def _not_enough_credits(cost: int, balance: Balance) -> Refusal:
     return Refusal(
-        f"Not enough credits: this video costs {cost} and you have "
-        f"{balance.remaining} of {balance.allowance} left. Your credits reset "
-        f"<t:{int(balance.resets_at.timestamp())}:R>. Try a 5 s std video, or ask a "
-        "moderator for more."
+        _(
+            "Not enough credits: this video costs {cost} and you have {remaining} of "
+            "{allowance} left. Your credits reset <t:{reset}:R>. Try a 5 s std video, or "
+            "ask a moderator for more.",
+            cost=Number(cost),
+            remaining=Number(balance.remaining),
+            allowance=Number(balance.allowance),
+            reset=int(balance.resets_at.timestamp()),
+        )
     )
 
 
@@ -293,7 +301,7 @@ class JobService:
                 required=draft.mode == TEXT_TO_VIDEO,
             )
         except PromptError as exc:
-            raise Refusal(str(exc)) from None
+            raise Refusal(exc.message) from None
         request = GenerationRequest(
             prompt=prompt,
             mode=draft.mode,  # type: ignore[arg-type]
@@ -311,11 +319,11 @@ class JobService:
                 last_frame=self.client.dialect.supports_last_frame,
             )
         except ValidationError as exc:
-            raise Refusal(f"That request is not valid: {exc.message}") from None
+            raise Refusal(_("That request is not valid: {reason}", reason=exc.message)) from None
         try:
             self.cost_of(draft.duration, draft.quality)
         except ValueError as exc:
-            raise Refusal(f"That request is not valid: {exc}") from None
+            raise Refusal(_("That request is not valid: {reason}", reason=str(exc))) from None
         return NewJob(
             guild_id=draft.guild_id,
             channel_id=draft.channel_id,
@@ -370,7 +378,7 @@ class JobService:
             lease_seconds=self.reservation_lease_seconds,
             guild_id=job.guild_id,
         ):
-            raise Refusal("This video was cancelled before it started.")
+            raise Refusal(_("This video was cancelled before it started."))
         # Only a job still reserved, and by nobody else, may be sent: expiry, a cancel or
         # another process's recovery may have settled it since it was chosen.
         held = await self.store.jobs.hold_reservation(
@@ -664,7 +672,7 @@ def expired_reason(last_error: str | None) -> str:
     return f"{EXPIRED_REASON}; the video service's last answer was: {last_error}."
 
 
-NOT_SENT_SETTLED = (
+NOT_SENT_SETTLED = _(
     "This video was not sent to the video service: it was cancelled or refunded before "
     "it could start."
 )

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from core.i18n import Message, _
+
 # Zero-width and other invisible format characters that users paste (often by accident)
 # and that can hide a blocked word: ZWSP, ZWNJ, ZWJ, word joiner, BOM, soft hyphen,
 # invisible separators, bidi controls.
@@ -20,6 +22,11 @@ _WHITESPACE = re.compile(r"\s+")
 
 class PromptError(ValueError):
     """The prompt was refused; the message says why and what to do, fit to show the user."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.message = message
+        """The reason, said in any locale with ``tr(message)``."""
 
 
 def normalise_prompt(raw: str) -> str:
@@ -35,8 +42,11 @@ def normalise_prompt(raw: str) -> str:
             continue
         if unicodedata.category(char) == "Cc":
             raise PromptError(
-                f"Your prompt contains a control character (U+{ord(char):04X}). "
-                "Remove it and try again."
+                _(
+                    "Your prompt contains a control character ({character}). "
+                    "Remove it and try again.",
+                    character=f"U+{ord(char):04X}",
+                )
             )
     return _WHITESPACE.sub(" ", text).strip()
 
@@ -72,19 +82,28 @@ def check_prompt(
     if not prompt:
         if required:
             raise PromptError(
-                "Your prompt is empty. Describe the scene you want, e.g. "
-                "'a silver horse running through neon rain'."
+                _(
+                    "Your prompt is empty. Describe the scene you want, e.g. "
+                    "'a silver horse running through neon rain'."
+                )
             )
         return ""
     if len(prompt) > max_length:
         raise PromptError(
-            f"Your prompt is {len(prompt)} characters long; the limit is {max_length}. "
-            "Shorten it and try again."
+            _(
+                "Your prompt is {length} characters long; the limit is {limit}. "
+                "Shorten it and try again.",
+                length=len(prompt),
+                limit=max_length,
+            )
         )
     blocked = find_blocked_word(prompt, blocked_words)
     if blocked is not None:
         raise PromptError(
-            f"Your prompt contains a word this server does not allow ({blocked!r}). "
-            "Rephrase it and try again."
+            _(
+                "Your prompt contains a word this server does not allow ({word}). "
+                "Rephrase it and try again.",
+                word=repr(blocked),
+            )
         )
     return prompt

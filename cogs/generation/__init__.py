@@ -10,17 +10,25 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from botkit.i18n import locale_str, tr_for
 from botkit.launch import cannot_post_message, missing_post_permissions, reply_private, start_job
 from botkit.permissions import member_role_ids
 from cogs.generation.native import native_commands
 from cogs.generation.options import (
+    ANIMATE_HELP,
+    ANIMATE_NAME,
     DURATION_CHOICES,
+    IMAGE_PROMPT_HELP,
     OPTION_HELP,
+    PROMPT_HELP,
     PROMPT_OPTION_MAX,
+    VIDEO_HELP,
+    VIDEO_NAME,
     AspectRatio,
     Quality,
 )
 from core.errors import Refusal
+from core.i18n import ENGLISH, Tr, _
 from core.images import check_image, closest_aspect_ratio
 from core.jobs import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, JobDraft
 
@@ -31,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def _require_guild(interaction: discord.Interaction) -> tuple[int, int]:
     if interaction.guild_id is None or interaction.channel_id is None:
-        raise Refusal("Videos can only be made in a server channel, not in DMs.")
+        raise Refusal(_("Videos can only be made in a server channel, not in DMs."))
     return interaction.guild_id, interaction.channel_id
 
 
@@ -102,21 +110,29 @@ def submitted_value(components: Any, custom_id: str) -> str | None:
     return None
 
 
-class AnimateModal(discord.ui.Modal, title="Animate image"):
-    """Asks for an (optional) prompt before animating an image from a message.
+ANIMATE_MENU_NAME = locale_str("Animate image")
+"""The context menu's name (in Discord's menus: Title Case and spaces are allowed there)."""
+
+
+class AnimateModal(discord.ui.Modal):
+    """Asks for an (optional) prompt before animating an image from a message, in the
+    member's language.
 
     Submissions are answered by `Generation.on_animate_form`, not here: that also answers
     a form that was opened before a restart, when no Modal object exists any more.
     """
 
-    prompt: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
-        label="What should happen? (optional)",
-        style=discord.TextStyle.paragraph,
-        required=False,
-        max_length=4000,
-        placeholder="The horse shakes its mane and gallops towards the camera",
-        custom_id=PROMPT_INPUT_ID,
-    )
+    def __init__(self, *, tr: Tr = ENGLISH, timeout: float | None = 600, custom_id: str) -> None:
+        super().__init__(title=tr._("Animate image"), timeout=timeout, custom_id=custom_id)
+        self.prompt: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
+            label=tr._("What should happen? (optional)"),
+            style=discord.TextStyle.paragraph,
+            required=False,
+            max_length=4000,
+            placeholder=tr._("The horse shakes its mane and gallops towards the camera"),
+            custom_id=PROMPT_INPUT_ID,
+        )
+        self.add_item(self.prompt)
 
 
 class Generation(commands.Cog):
@@ -125,7 +141,7 @@ class Generation(commands.Cog):
     def __init__(self, bot: HappyHorseBot) -> None:
         self.bot = bot
         self.animate_menu = app_commands.ContextMenu(
-            name="Animate image", callback=self.animate_message
+            name=ANIMATE_MENU_NAME, callback=self.animate_message
         )
         self.animate_menu.guild_only = True
         # Images of forms opened by this process (saves fetching the message on submit).
@@ -145,9 +161,9 @@ class Generation(commands.Cog):
         """Remove the context-menu command."""
         self.bot.tree.remove_command(self.animate_menu.name, type=self.animate_menu.type)
 
-    @app_commands.command(name="video", description="Make a video from a text prompt")
+    @app_commands.command(name=VIDEO_NAME, description=VIDEO_HELP)
     @app_commands.guild_only()
-    @app_commands.describe(prompt="Describe the scene, the motion and the mood", **OPTION_HELP)
+    @app_commands.describe(prompt=PROMPT_HELP, **OPTION_HELP)
     @app_commands.choices(duration=DURATION_CHOICES)
     async def video(
         self,
@@ -191,11 +207,11 @@ class Generation(commands.Cog):
         )
         await start_job(self.bot, interaction, draft)
 
-    @app_commands.command(name="animate", description="Bring an image to life as a video")
+    @app_commands.command(name=ANIMATE_NAME, description=ANIMATE_HELP)
     @app_commands.guild_only()
     @app_commands.describe(
-        image="A PNG, JPEG or WEBP image to animate",
-        prompt="What should happen in the video (optional)",
+        image=locale_str("A PNG, JPEG or WEBP image to animate"),
+        prompt=IMAGE_PROMPT_HELP,
         **OPTION_HELP,
     )
     @app_commands.choices(duration=DURATION_CHOICES)
@@ -256,8 +272,10 @@ class Generation(commands.Cog):
         if not images:
             await reply_private(
                 interaction,
-                "That message has no image attached. Use it on a message with a "
-                "PNG, JPEG or WEBP image.",
+                _(
+                    "That message has no image attached. Use it on a message with a "
+                    "PNG, JPEG or WEBP image."
+                ),
             )
             return
         first_refusal: Refusal | None = None
@@ -293,7 +311,9 @@ class Generation(commands.Cog):
             self._form_images[form_id] = attachment
             if len(self._form_images) > MAX_OPEN_FORMS:  # forms never submitted
                 self._form_images.pop(next(iter(self._form_images)))
-            await interaction.response.send_modal(AnimateModal(timeout=600, custom_id=form_id))
+            await interaction.response.send_modal(
+                AnimateModal(tr=tr_for(interaction), timeout=600, custom_id=form_id)
+            )
             return
         assert first_refusal is not None
         await reply_private(interaction, first_refusal.message)
@@ -332,13 +352,15 @@ class Generation(commands.Cog):
             message = await channel.fetch_message(int(match["message"]))
         except discord.HTTPException:
             raise Refusal(
-                "I can't find that image any more (was the message deleted?). "
-                "Use Animate image on it again, or /animate."
+                _(
+                    "I can't find that image any more (was the message deleted?). "
+                    "Use Animate image on it again, or /animate."
+                )
             ) from None
         for attachment in message.attachments:
             if attachment.id == int(match["attachment"]):
                 return attachment
-        raise Refusal("That image was removed from its message. Use /animate instead.")
+        raise Refusal(_("That image was removed from its message. Use /animate instead."))
 
 
 async def setup(bot: HappyHorseBot) -> None:

@@ -14,29 +14,41 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from botkit.i18n import locale_str, locale_text
 from cogs.generation.options import (
+    ANIMATE_HELP,
+    ANIMATE_NAME,
+    IMAGE_PROMPT_HELP,
     OPTION_HELP,
+    PROMPT_HELP,
     PROMPT_OPTION_MAX,
+    VIDEO_HELP,
+    VIDEO_NAME,
     AspectRatio,
     Quality,
     VideoStarter,
 )
+from core.i18n import Number
 from happyhorse.models import NATIVE_DURATIONS
 
 MIN_SECONDS, MAX_SECONDS = NATIVE_DURATIONS[0], NATIVE_DURATIONS[-1]
 NATIVE_HELP = {
     **OPTION_HELP,
-    "duration": f"Clip length, {MIN_SECONDS} to {MAX_SECONDS} s (cost grows with length)",
+    "duration": locale_text(
+        "Clip length, {min} to {max} s (cost grows with length)",
+        min=Number(MIN_SECONDS),
+        max=Number(MAX_SECONDS),
+    ),
 }
-LAST_FRAME_HELP = "Optional: an image the video should end on (PNG, JPEG or WEBP)"
+LAST_FRAME_HELP = locale_str("Optional: an image the video should end on (PNG, JPEG or WEBP)")
 
 
 def native_commands(cog: VideoStarter) -> list[app_commands.Command[Any, ..., None]]:
     """The native dialect's /video and /animate, bound to the cog's shared starters."""
 
-    @app_commands.command(name="video", description="Make a video from a text prompt")
+    @app_commands.command(name=VIDEO_NAME, description=VIDEO_HELP)
     @app_commands.guild_only()
-    @app_commands.describe(prompt="Describe the scene, the motion and the mood", **NATIVE_HELP)
+    @app_commands.describe(prompt=PROMPT_HELP, **NATIVE_HELP)
     async def video(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, PROMPT_OPTION_MAX],
@@ -48,11 +60,11 @@ def native_commands(cog: VideoStarter) -> list[app_commands.Command[Any, ..., No
         """/video (native): text-to-video, 3-15 s."""
         await cog.start_video(interaction, prompt, aspect_ratio, duration, quality, sound)
 
-    @app_commands.command(name="animate", description="Bring an image to life as a video")
+    @app_commands.command(name=ANIMATE_NAME, description=ANIMATE_HELP)
     @app_commands.guild_only()
     @app_commands.describe(
-        image="A PNG, JPEG or WEBP image to animate (the first frame)",
-        prompt="What should happen in the video (optional)",
+        image=locale_str("A PNG, JPEG or WEBP image to animate (the first frame)"),
+        prompt=IMAGE_PROMPT_HELP,
         last_frame=LAST_FRAME_HELP,
         **NATIVE_HELP,
     )

@@ -14,33 +14,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from core.i18n import Message, Number, _, ngettext
 from storage.models import GateState
 from storage.store import SubmitGateStore
 
-OUT_OF_CREDITS_STATUS = "paused: the video service account is out of credits"
-BUSY_STATUS = "waiting: the video service is busy"
+OUT_OF_CREDITS_STATUS = _("paused: the video service account is out of credits")
+BUSY_STATUS = _("waiting: the video service is busy")
 DEFAULT_RATE_LIMIT_WAIT = 10.0
 
-HELD_RATE_LIMITED = (
+HELD_RATE_LIMITED = _(
     "The video service is busy right now, so your video is waiting in the queue. It starts "
     "automatically; your credits are held until then (and returned if it cannot start)."
 )
-HELD_OUT_OF_CREDITS = (
-    "The video service account is out of credits, so videos are paused and yours is "
-    "waiting in the queue. The bot's operator has been told. It starts automatically once "
-    "the account is topped up; if it cannot start within {wait} your credits are "
-    "returned."
-)
 
 
-def wait_text(seconds: float) -> str:
-    """'30 minutes', '1 minute', '45 seconds': a wait limit in words."""
-    if seconds >= 120:
-        return f"{round(seconds / 60)} minutes"
+def held_out_of_credits(max_wait_seconds: float) -> Message:
+    """What a requester whose job waits for a 402 pause is told, privately."""
+    return _(
+        "The video service account is out of credits, so videos are paused and yours is "
+        "waiting in the queue. The bot's operator has been told. It starts automatically "
+        "once the account is topped up; if it cannot start within {wait} your credits are "
+        "returned.",
+        wait=wait_text(max_wait_seconds),
+    )
+
+
+def wait_text(seconds: float) -> Message:
+    """'30 minutes', '1 minute', '45 seconds': a wait limit in words (any locale)."""
     if seconds >= 60:
-        return "1 minute"
+        minutes = round(seconds / 60) if seconds >= 120 else 1
+        return ngettext("{count} minute", "{count} minutes", minutes, count=Number(minutes))
     whole = max(1, round(seconds))
-    return "1 second" if whole == 1 else f"{whole} seconds"
+    return ngettext("{count} second", "{count} seconds", whole, count=Number(whole))
 
 
 class SubmitGate:
@@ -130,5 +135,5 @@ class SubmitGate:
     def held_message(self, max_wait_seconds: float) -> str:
         """What a requester whose job waits for the gate is told, privately."""
         if self.state.out_of_credits:
-            return HELD_OUT_OF_CREDITS.format(wait=wait_text(max_wait_seconds))
+            return held_out_of_credits(max_wait_seconds)
         return HELD_RATE_LIMITED

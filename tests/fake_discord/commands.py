@@ -85,10 +85,19 @@ def _valid_name(name: object) -> bool:
     )
 
 
-def check_localizations(raw: Mapping[str, Any], path: str) -> None:
+def _valid_menu_name(name: object) -> bool:
+    """A USER or MESSAGE command's name: 1-32 characters, which "may be mixed case and can
+    include spaces" (Discord's "Application Command Naming"); otherwise the same letters."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32 or name.strip() != name:
+        return False
+    return _valid_name("".join(char for char in name.lower() if char != " ") or "-")
+
+
+def check_localizations(raw: Mapping[str, Any], path: str, *, menu: bool = False) -> None:
     """Refuse localisations Discord refuses: unknown locales, bad names, long descriptions
     (for a command, its options, their options and choices, recursively)."""
     is_choice = "value" in raw  # a choice's name is display text: 1-100 characters
+    valid_name = _valid_menu_name if menu else _valid_name
     name_limit = 100 if is_choice else 32
     for field, limit in (("name_localizations", name_limit), ("description_localizations", 100)):
         localized = raw.get(field) or {}
@@ -96,7 +105,7 @@ def check_localizations(raw: Mapping[str, Any], path: str) -> None:
             where = f"{path}.{field}.{locale}"
             if locale not in DISCORD_LOCALES:
                 raise form_error(where, "LOCALE_INVALID", f"Invalid locale {locale!r}")
-            if field == "name_localizations" and not is_choice and not _valid_name(text):
+            if field == "name_localizations" and not is_choice and not valid_name(text):
                 raise form_error(where, "APPLICATION_COMMAND_INVALID_NAME", "Invalid name")
             if not isinstance(text, str) or not 1 <= len(text) <= limit:
                 raise form_error(where, "BASE_TYPE_BAD_LENGTH", f"Must be 1-{limit} long")
@@ -127,7 +136,7 @@ def store_commands(
         seen.add(key)
         if command_type == CHAT_INPUT and not raw.get("description"):
             raise form_error(f"{index}.description", "BASE_TYPE_REQUIRED", "Required")
-        check_localizations(raw, str(index))
+        check_localizations(raw, str(index), menu=command_type in (USER, MESSAGE))
         id_key = (guild_id, raw["name"], command_type)
         command_id = state.command_ids.get(id_key) or state.new_id()
         state.command_ids[id_key] = command_id

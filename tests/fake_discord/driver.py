@@ -626,11 +626,16 @@ class FakeDiscord:
         user: Person,
         name: str,
         target_message: MessageRef,
+        *,
+        locale: str = "en-US",
     ) -> InteractionRecord:
-        """Invoke the message context-menu command ``name`` on ``target_message``."""
+        """Invoke the message context-menu command ``name`` on ``target_message``, as a
+        member whose Discord language is ``locale``."""
         target = self._stored(target_message)
         data = build_context_menu_data(self.state, guild, name, MESSAGE, target.data)
-        return self._dispatch_interaction(APPLICATION_COMMAND, data, guild, channel, _user(user))
+        return self._dispatch_interaction(
+            APPLICATION_COMMAND, data, guild, channel, _user(user), locale=locale
+        )
 
     async def invoke_user_command(
         self,
@@ -697,7 +702,8 @@ class FakeDiscord:
         *,
         user: Person | None = None,
     ) -> InteractionRecord:
-        """Submit the modal ``interaction`` answered with, filling ``{custom_id: value}``."""
+        """Submit the modal ``interaction`` answered with, filling ``{custom_id: value}``
+        (in the Discord language of the interaction that opened it, as Discord sends it)."""
         if interaction.modal is None:
             raise FakeDiscordError(f"interaction {interaction.id} was not answered with a modal")
         components = build_modal_submit_components(interaction.modal, values)
@@ -715,6 +721,7 @@ class FakeDiscord:
             message=message,
             source_message_id=interaction.source_message_id,
             parent=interaction,
+            locale=str(interaction.payload.get("locale") or "en-US"),
         )
 
     # -- user messages ---------------------------------------------------------------------
