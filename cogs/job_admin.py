@@ -27,6 +27,7 @@ from botkit.posting import Outcome
 from core import metrics
 from core.i18n import ENGLISH, Tr, _
 from core.modlog import job_refunded
+from core.privacy import STOPPED_REASON
 from core.wording import credits_text, kind_label, past_period_note, quote, settings_line
 from storage.models import Job, JobState
 
@@ -99,6 +100,21 @@ def history_lines(job: Job, tr: Tr = ENGLISH) -> list[str]:
     return [f"{_when(moment)} {text}" for moment, text in steps]
 
 
+STORED_REASONS = {
+    "refunded by a moderator": _("refunded by a moderator"),
+    STOPPED_REASON: _("cancelled: the member asked for their data to be deleted"),
+}
+"""The English reasons the store and core record in ``last_error`` (data, kept English in
+the database), said in the moderator's language when /job shows them. Other errors (the
+video service's own words) are shown as recorded."""
+
+
+def last_error_text(error: str, tr: Tr = ENGLISH) -> str:
+    """A job's recorded error for /job, translated when it is one of ours."""
+    known = STORED_REASONS.get(error)
+    return tr(known) if known is not None else tr(error)
+
+
 def can_deliver_again(job: Job) -> bool:
     """Whether "Deliver again" may still be used on this job."""
     if job.redelivered_at is not None or job.result_url is None:
@@ -139,7 +155,7 @@ def job_embed(job: Job, tr: Tr = ENGLISH) -> discord.Embed:
             if job.refunded_by
             else tr._("{credits} refunded", credits=credits)
         )
-    embed.add_field(name=tr._("Refund"), value=refund, inline=True)
+    embed.add_field(name=tr.pgettext("job record", "Refund"), value=refund, inline=True)
     if job.delivered_message_id:
         link = message_link(job.guild_id, job.channel_id, job.delivered_message_id)
         message = (
@@ -154,7 +170,11 @@ def job_embed(job: Job, tr: Tr = ENGLISH) -> discord.Embed:
         name=tr._("History"), value="\n".join(history_lines(job, tr))[:1024], inline=False
     )
     if job.last_error:
-        embed.add_field(name=tr._("Last error"), value=quote(tr(job.last_error), 500), inline=False)
+        embed.add_field(
+            name=tr._("Last error"),
+            value=quote(last_error_text(job.last_error, tr), 500),
+            inline=False,
+        )
     if job.image_url:
         images = job.image_url + (f"\n{job.last_frame_url}" if job.last_frame_url else "")
         embed.add_field(name=tr._("Images"), value=quote(images, 1000), inline=False)
