@@ -97,7 +97,8 @@ def locale_figures(plan: Plan, run: LocaleAcks) -> list[Figure]:
             by_ratio=True,
             target=f"<= {LOCALE_LIMIT:g}x English, same run",
             note=(
-                f"{run.bursts} bursts, A B B A; member and server in {run.locale}; "
+                f"{run.bursts} measured bursts (A B B A) after one warm-up in each; member and "
+                f"server in {run.locale}; "
                 "all videos delivered between bursts"
             ),
             detail={
