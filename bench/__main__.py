@@ -1,4 +1,5 @@
-"""`python -m bench [--json FILE] [--quick] [--scale F] [--only scale|history|video]`: measure.
+"""`python -m bench [--json FILE] [--quick] [--scale F] [--only scale|history|video|i18n]`:
+measure.
 
 Runs the real bot (`bot.py`, real discord.py) as a subprocess against the project's
 Discord fake and the sandbox over loopback, plus a storage micro-benchmark, the
@@ -6,7 +7,8 @@ acknowledgement and sweep cost with 1,000,000 settled jobs in the store against 
 store (`bench.settled_history`), a scale-out step on a throw-away PostgreSQL cluster
 (1, 2 and 4 bot processes; skipped when PostgreSQL is not installed), and the big-video
 figures (re-encoding against Debian's `ffmpeg`, the event loop beside re-encodes, memory
-over re-encodes; see `bench/video.py`), and prints one table. Every API completion time
+over re-encodes; see `bench/video.py`), the acknowledgement with a non-English locale
+against English (`bench/locale_acks.py`), and prints one table. Every API completion time
 (and with it every timing setting of the bot and every time target) is multiplied by the scale
 factor, 0.1 by default, so the run fits in a few minutes; rates grow by the inverse factor.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from bench.credits import CreditRun, crowd_and_racer
 from bench.figures import Figure, render_markdown, render_table, write_json
 from bench.harness import TIME_SETTINGS, Stage
+from bench.locale_acks import LocaleAcks, locale_bursts, locale_figures
 from bench.report import figures, history_figures
 from bench.scale import ScalePlan, ScaleResults, scale_out
 from bench.scale_report import scale_figures
@@ -111,8 +114,12 @@ async def _history(
         nonlocal result
         if quick:
             result = await measure_history(
-                workdir, settled=settled or QUICK_SETTLED, admissions=200, concurrency=20,
-                sweeps=20, rounds=2,
+                workdir,
+                settled=settled or QUICK_SETTLED,
+                admissions=200,
+                concurrency=20,
+                sweeps=20,
+                rounds=2,
             )
         else:
             result = await measure_history(workdir, settled=settled or 1_000_000)
@@ -159,6 +166,22 @@ async def run_video_only(
         return await video_steps(stage, plan, workdir, vplan, out), out
 
 
+async def locale_step(stage: Stage, plan: Plan, workdir: Path, out: Measurements) -> list[Figure]:
+    """The /video bursts in English and in a non-English locale; return their figure."""
+    acks = LocaleAcks()
+    await _step("locale bursts", out, lambda: locale_bursts(stage, workdir, plan, acks))
+    out.errors.extend(acks.errors)
+    return locale_figures(plan, acks)
+
+
+async def run_locale_only(plan: Plan, workdir: Path) -> tuple[list[Figure], Measurements]:
+    """Only the locale bursts; return their figure and any errors."""
+    out = Measurements()
+    async with FakeDiscord(token="bench-token") as fake:
+        stage = Stage.build(fake, members=max(plan.burst, 50))
+        return await locale_step(stage, plan, workdir, out), out
+
+
 async def run(
     plan: Plan,
     workdir: Path,
@@ -174,6 +197,7 @@ async def run(
     crowd: CreditRun | None = None
     racer: CreditRun | None = None
     videos: list[Figure] = []
+    localised: list[Figure] = []
     async with FakeDiscord(token="bench-token") as fake:
         stage = Stage.build(fake, members=max(plan.burst, 50))
         # The baseline bursts bracket the bot's, so drifting machine load hits both alike.
@@ -182,6 +206,7 @@ async def run(
         await _step("minimal bot", out, lambda: minimal_burst(stage, workdir, plan, out))
         await _step("warm run", out, lambda: warm_run(stage, workdir, plan, out))
         await _step("many pending", out, lambda: many_pending(stage, workdir, plan, out))
+        localised = await locale_step(stage, plan, workdir, out)
         await _step(
             "scale-out on PostgreSQL",
             out,
@@ -205,6 +230,7 @@ async def run(
     history = await _history(quick, workdir, out)
     return (
         figures(plan, out, crowd, racer)
+        + localised
         + history_figures(history)
         + scale_figures(scale_plan, scaled)
         + videos,
@@ -222,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep logs and databases here")
     parser.add_argument(
         "--only",
-        choices=["scale", "history", "video"],
+        choices=["scale", "history", "video", "i18n"],
         help="run only this step (scale: the scale-out runs on PostgreSQL; history: ack "
         "and sweep cost with 1,000,000 settled jobs against an empty store; video: "
-        "re-encoding against ffmpeg, the event loop beside re-encodes, memory over re-encodes)",
+        "re-encoding against ffmpeg, the event loop beside re-encodes, memory over re-encodes; "
+        "i18n: the /video acknowledgement p99 with a non-English locale against English)",
     )
     parser.add_argument(
         "--settled",
@@ -261,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                     return await run_history_only(args.quick, workdir, args.settled)
                 if args.only == "video":
                     return await run_video_only(plan, workdir, vplan)
+                if args.only == "i18n":
+                    return await run_locale_only(plan, workdir)
                 return await run(plan, workdir, scale_plan, vplan, quick=args.quick)
 
         results, out = asyncio.run(bounded())

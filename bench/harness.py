@@ -87,15 +87,21 @@ class Stage:
         return cls(fake, guild, channel, people)
 
     async def order(
-        self, count: int, spacing: float = 0.0, start: int = 0
+        self, count: int, spacing: float = 0.0, start: int = 0, *, locale: str = "en-US"
     ) -> list[InteractionRecord]:
-        """`count` members run `/video`, `spacing` seconds apart (0: all at once)."""
+        """`count` members run `/video`, `spacing` seconds apart (0: all at once), their
+        Discord clients in `locale`."""
         records = []
         for i in range(count):
             member = self.members[(start + i) % len(self.members)]
             records.append(
                 await self.fake.invoke_slash(
-                    self.guild, self.channel, member, "video", {"prompt": f"bench horse {i}"}
+                    self.guild,
+                    self.channel,
+                    member,
+                    "video",
+                    {"prompt": f"bench horse {i}"},
+                    locale=locale,
                 )
             )
             if spacing:

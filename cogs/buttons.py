@@ -3,6 +3,8 @@
 They are `DynamicItem`s: the job id lives in the custom id (`hh:regen:<id>`,
 `hh:delete:<id>`), and the classes are registered at start-up, so a click on a message
 posted by an earlier process is routed here with no view kept in memory.
+
+The replies to a click are private, in the clicker's own language (``tr_for``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from discord.ext import commands
 
 from botkit import views
 from botkit.cards import status_card
+from botkit.i18n import public_tr, tr_for
 from botkit.launch import reply_private, start_job
 from botkit.permissions import is_moderator, member_permissions, member_role_ids
+from core.i18n import _
 from core.images import signed_url_expired
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 from core.queue import CancelOutcome
-from core.wording import refund_words
+from core.wording import credits_text, past_period_note
+from storage.models import Job
 
 if TYPE_CHECKING:
     from botkit.bot import HappyHorseBot
@@ -53,22 +58,28 @@ class RegenerateButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         """Reserve and submit a copy of the job for the clicker."""
         bot = _bot(interaction)
+        tr = tr_for(interaction)
         job = await bot.store.jobs.get_job(self.job_id)
         if job is None or interaction.guild_id != job.guild_id or interaction.channel_id is None:
-            await reply_private(interaction, "That video's settings are no longer available.")
+            await reply_private(interaction, tr._("That video's settings are no longer available."))
             return
         if job.erased_at is not None:
             await reply_private(
                 interaction,
-                "This video's prompt and images were erased under the server's data retention "
-                "policy, so it can't be regenerated. Start a new one with /video or /animate.",
+                tr._(
+                    "This video's prompt and images were erased under the server's data "
+                    "retention policy, so it can't be regenerated. Start a new one with "
+                    "`/video` or `/animate`."
+                ),
             )
             return
         if job.mode == IMAGE_TO_VIDEO and job.image_url and signed_url_expired(job.image_url):
             await reply_private(
                 interaction,
-                "The source image's link has expired, so this video can't be regenerated. "
-                "Use /animate with the image again.",
+                tr._(
+                    "The source image's link has expired, so this video can't be regenerated. "
+                    "Use `/animate` with the image again."
+                ),
             )
             return
         draft = JobDraft(
@@ -109,6 +120,7 @@ class DeleteButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         """Delete the message if the clicker may; say why not otherwise."""
         bot = _bot(interaction)
+        tr = tr_for(interaction)
         job = await bot.store.jobs.get_job(self.job_id)
         is_requester = job is not None and job.user_id == interaction.user.id
         can_manage = (
@@ -118,12 +130,14 @@ class DeleteButton(
         if not (is_requester or can_manage):
             await reply_private(
                 interaction,
-                "Only the person who asked for this video, or someone with Manage Messages, "
-                "can delete it.",
+                tr._(
+                    "Only the person who asked for this video, or someone with Manage "
+                    "Messages, can delete it."
+                ),
             )
             return
         if interaction.message is None:
-            await reply_private(interaction, "That message is already gone.")
+            await reply_private(interaction, tr._("That message is already gone."))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -132,12 +146,12 @@ class DeleteButton(
             pass
         except discord.Forbidden:
             await interaction.followup.send(
-                "I don't have permission to delete that message here.", ephemeral=True
+                tr._("I don't have permission to delete that message here."), ephemeral=True
             )
             return
         # /jobs must not link a message that is gone (and /job offers Deliver again).
         await bot.store.jobs.mark_message_deleted(self.job_id, interaction.message.id)
-        await interaction.followup.send("Deleted.", ephemeral=True)
+        await interaction.followup.send(tr._("Deleted."), ephemeral=True)
 
 
 class CancelButton(
@@ -160,8 +174,9 @@ class CancelButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         """Cancel the job if the clicker may; update the card and say what happened."""
         bot = _bot(interaction)
+        tr = tr_for(interaction)
         if interaction.guild_id is None:
-            await reply_private(interaction, "That video no longer exists.")
+            await reply_private(interaction, tr(CANCEL_REFUSALS[CancelOutcome.NOT_FOUND]))
             return
         outcome, job = await bot.queue.cancel(
             self.job_id,
@@ -170,36 +185,54 @@ class CancelButton(
             moderator=is_moderator(interaction),
         )
         if outcome is not CancelOutcome.CANCELLED or job is None:
-            await reply_private(interaction, CANCEL_REFUSALS[outcome])
+            await reply_private(interaction, tr(CANCEL_REFUSALS[outcome]))
             return
+        card_tr = await public_tr(bot, interaction)  # the card is public: the server's language
         async with bot.cards.lock(job.id):
             try:
                 await interaction.response.edit_message(
-                    content=None, embed=status_card(job), view=None
+                    content=None, embed=status_card(job, tr=card_tr), view=None
                 )
             except discord.HTTPException as exc:
                 log.info("Could not update the card of cancelled job %s: %s", job.id, exc)
         bot.cards.forget(job.id)
-        whose = "your" if job.user_id == interaction.user.id else f"<@{job.user_id}>'s"
-        await reply_private(
-            interaction,
-            f"Cancelled {whose} video; "
-            f"{refund_words(job, bot.store.credits.period, verb='returned')}.",
+        await reply_private(interaction, tr(cancelled_text(job, interaction.user.id, bot)))
+
+
+def cancelled_text(job: Job, clicker_id: int, bot: HappyHorseBot) -> str:
+    """'Cancelled your video; 2 credits returned.' (or the member's, for a moderator), with
+    the past-period note when the credits went back to a period that has ended."""
+    credits = credits_text(job.cost)
+    note = past_period_note(job, bot.store.credits.period)
+    if job.user_id == clicker_id:
+        if note:
+            return _(
+                "Cancelled your video; {credits} returned: {note}.", credits=credits, note=note
+            )
+        return _("Cancelled your video; {credits} returned.", credits=credits)
+    member = f"<@{job.user_id}>"
+    if note:
+        return _(
+            "Cancelled {member}'s video; {credits} returned: {note}.",
+            member=member,
+            credits=credits,
+            note=note,
         )
+    return _("Cancelled {member}'s video; {credits} returned.", member=member, credits=credits)
 
 
 CANCEL_REFUSALS = {
-    CancelOutcome.NOT_ALLOWED: (
-        "Only the person who asked for this video, or a moderator (Manage Server), can "
-        "cancel it."
+    CancelOutcome.NOT_ALLOWED: _(
+        "Only the person who asked for this video, or a moderator (Manage Server), can cancel it."
     ),
-    CancelOutcome.ALREADY_SENT: (
+    CancelOutcome.ALREADY_SENT: _(
         "This video was already sent to the video service, which has no way to cancel a "
         "job, so it can't be cancelled any more."
     ),
-    CancelOutcome.ALREADY_SETTLED: "This video was already cancelled or finished.",
-    CancelOutcome.NOT_FOUND: "That video no longer exists.",
+    CancelOutcome.ALREADY_SETTLED: _("This video was already cancelled or finished."),
+    CancelOutcome.NOT_FOUND: _("That video no longer exists."),
 }
+"""Why a Cancel click did nothing (English `Message`s, said in the clicker's language)."""
 
 
 class Buttons(commands.Cog):

@@ -105,7 +105,7 @@ def kind_label(job: Job) -> Message:
 
 
 
-def past_period_note(job: Job, period: Period) -> str | None:
+def past_period_note(job: Job, period: Period) -> Message | None:
     """For a job refunded after its credit period ended: 'they went back to the credit
     period it was charged in, which ended <t:..:R>, so the current balance does not
     change'; ``None`` for a refund within the period (the credits can be spent again).
@@ -120,9 +120,10 @@ def past_period_note(job: Job, period: Period) -> str | None:
     if charged == period_bounds(job.refunded_at, period):
         return None
     ended = int(charged[1].timestamp())
-    return (
-        f"they went back to the credit period it was charged in, which ended <t:{ended}:R>, "
-        "so the current balance does not change"
+    return _(
+        "they went back to the credit period it was charged in, which ended {ended}, "
+        "so the current balance does not change",
+        ended=f"<t:{ended}:R>",
     )
 
 

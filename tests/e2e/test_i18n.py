@@ -18,7 +18,7 @@ from tests.e2e.conftest import Running, StartBot, World
 from tests.fake_discord.interactions import InteractionRecord
 
 EPHEMERAL = 64
-CONVERTED = ("quota", "quotas", "config", "jobs", "stats")
+CONVERTED = ("quota", "quotas", "config", "jobs", "stats", "job", "privacy")
 # Every Discord locale our catalogs answer for, es-419 through its language's catalog.
 LOCALISED = {discord_code(folder) for folder in catalog_folders()} | {"es-419"}
 

@@ -184,7 +184,7 @@ async def test_delete_member_is_for_moderators_and_audited_without_content(
         assert job is not None and job.prompt == "a very personal horse"
 
         result = await confirm(world, inter, world.mod)
-        assert result["content"].startswith(f"Deleted <@{world.alice.id}>'s data here: 1 videos")
+        assert result["content"].startswith(f"Deleted <@{world.alice.id}>'s data here: 1 video's")
         job = await running.store.jobs.get_job(job_id)
         assert job is not None and job.prompt == ""
         audit = await running.store.privacy.member_audit(world.guild.id, world.alice.id)

@@ -650,10 +650,11 @@ class FakeDiscord:
         return self._dispatch_interaction(APPLICATION_COMMAND, data, guild, channel, _user(user))
 
     async def click_button(
-        self, message: MessageRef, custom_id: str, user: Person
+        self, message: MessageRef, custom_id: str, user: Person, *, locale: str = "en-US"
     ) -> InteractionRecord:
-        """Click the button ``custom_id`` on ``message`` (its current version) as ``user``."""
-        return self._component(message, custom_id, user, None)
+        """Click the button ``custom_id`` on ``message`` (its current version) as ``user``,
+        whose Discord client is in ``locale``."""
+        return self._component(message, custom_id, user, None, locale=locale)
 
     async def select_options(
         self, message: MessageRef, custom_id: str, user: Person, values: Sequence[str]
@@ -662,7 +663,13 @@ class FakeDiscord:
         return self._component(message, custom_id, user, list(values))
 
     def _component(
-        self, message: MessageRef, custom_id: str, user: Person, values: list[str] | None
+        self,
+        message: MessageRef,
+        custom_id: str,
+        user: Person,
+        values: list[str] | None,
+        *,
+        locale: str = "en-US",
     ) -> InteractionRecord:
         stored = self._stored(message)
         component = find_component(stored.data.get("components", []), custom_id)
@@ -693,6 +700,7 @@ class FakeDiscord:
             _user(user),
             message=copy.deepcopy(stored.data),
             source_message_id=stored.id,
+            locale=locale,
         )
 
     async def submit_modal(
