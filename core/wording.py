@@ -104,8 +104,7 @@ def kind_label(job: Job) -> Message:
     return _("Image to video") if job.mode == IMAGE_TO_VIDEO else _("Text to video")
 
 
-
-def past_period_note(job: Job, period: Period) -> str | None:
+def past_period_note(job: Job, period: Period) -> Message | None:
     """For a job refunded after its credit period ended: 'they went back to the credit
     period it was charged in, which ended <t:..:R>, so the current balance does not
     change'; ``None`` for a refund within the period (the credits can be spent again).
@@ -120,15 +119,26 @@ def past_period_note(job: Job, period: Period) -> str | None:
     if charged == period_bounds(job.refunded_at, period):
         return None
     ended = int(charged[1].timestamp())
-    return (
-        f"they went back to the credit period it was charged in, which ended <t:{ended}:R>, "
-        "so the current balance does not change"
+    return _(
+        "they went back to the credit period it was charged in, which ended {ended}, so the "
+        "current balance does not change",
+        ended=f"<t:{ended}:R>",
     )
 
 
-def refund_words(job: Job, period: Period, *, verb: str = "refunded") -> str:
-    """'2 credits refunded', with `past_period_note` when the job's credit period had
-    ended before the refund."""
-    amount = f"{credits_text(job.cost)} {verb}"
+def refund_words(job: Job, period: Period, *, verb: str = "refunded") -> Message:
+    """'2 credits refunded' (``verb="returned"``: '2 credits returned'), with
+    `past_period_note` when the job's credit period had ended before the refund."""
+    count = Number(job.cost)
+    if verb == "returned":
+        amount = ngettext(
+            "{count} credit returned", "{count} credits returned", job.cost, count=count
+        )
+    else:
+        amount = ngettext(
+            "{count} credit refunded", "{count} credits refunded", job.cost, count=count
+        )
     note = past_period_note(job, period)
-    return amount if note is None else f"{amount}: {note}"
+    if note is None:
+        return amount
+    return _("{amount}: {note}", amount=amount, note=note)
