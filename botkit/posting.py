@@ -37,6 +37,9 @@ cannot know beforehand). Only when even the link cannot be posted is the job
 undeliverable. A job made by Continue is posted as a reply to the video it continues
 (`Job.reply_to_message_id`; posted without the reply when that message is gone).
 
+The post is public, so it speaks the server's language (`core.languages`): its text, embed,
+buttons, the re-encode note and the link notice (`send_video(..., tr=)`).
+
 Seams: `fetch_video` turns a job into a downloaded file fitted to the upload limit (or a
 link preparation), and `send_video` turns it into a posted message.
 """

@@ -16,6 +16,9 @@ this process: a refresh that read the job before it settled cannot overwrite the
 edit. Per process: each process keeps only the cards it edited, in maps bounded by
 `MAX_CARDS` (least recently used forgotten first), because with several processes a
 job's final edit is often made by another process and its card is never forgotten here.
+
+Cards are public: every edit is drawn in the job's server's language (`core.languages`,
+cached per guild), read when the edit is made, so background edits need no interaction.
 """
 
 from __future__ import annotations
