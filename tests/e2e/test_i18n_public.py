@@ -147,13 +147,7 @@ async def test_a_french_server_gets_cards_posts_notices_and_log_in_french(
         assert "Lien" in values
 
         # A ja member's own form stays Japanese in this French server.
-        dispatch = fake._dispatch_interaction
-
-        def as_ja(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("locale", "ja")
-            return dispatch(*args, **kwargs)
-
-        monkeypatch.setattr(fake, "_dispatch_interaction", as_ja)
+        member_locale(monkeypatch, fake, "ja")
         press = await fake.click_button(post, f"hh:continue:{job.id}", world.bob)
         await press.wait_for_ack()
         assert press.modal is not None
@@ -162,12 +156,25 @@ async def test_a_french_server_gets_cards_posts_notices_and_log_in_french(
         assert row["components"][0]["label"] == "次はどうなる？"
 
 
+def member_locale(monkeypatch: pytest.MonkeyPatch, fake: Any, locale: str) -> None:
+    """Make the fake send ``locale`` as the member's language on every interaction it
+    dispatches without one (button presses and form submissions included)."""
+    dispatch = fake._dispatch_interaction
+
+    def with_locale(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("locale", locale)
+        return dispatch(*args, **kwargs)
+
+    monkeypatch.setattr(fake, "_dispatch_interaction", with_locale)
+
+
 async def test_a_pseudo_locale_server_leaves_no_english_in_public_text(
-    start_bot: StartBot, world: World, tmp_path: Path
+    start_bot: StartBot, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In a server whose Discord language is the pseudo-locale: a refund notice, the
     card's final edit, the video post and its buttons and every moderator log entry have
-    no English outside the catalogs (names, the prompt and the service's words aside)."""
+    no English outside the catalogs (names, the prompt and the service's words aside);
+    nor has a pseudo-locale member's Continue form."""
     world.guild.preferred_locale = PSEUDO_LOCALE
     modlog = world.fake.add_text_channel(world.guild, "mod-log")
     refunded = await refunded_before_start(world, tmp_path, modlog, None)
@@ -180,7 +187,13 @@ async def test_a_pseudo_locale_server_leaves_no_english_in_public_text(
         notice = await notice_of(world)
         await log_entry(running, modlog, lambda t: f"#{job.id}" in t)
         await log_entry(running, modlog, lambda t: f"#{refunded.id}" in t)
+        member_locale(monkeypatch, world.fake, PSEUDO_LOCALE)
+        press = await world.fake.click_button(post, f"hh:continue:{job.id}", world.bob)
+        await press.wait_for_ack()
+        assert press.modal is not None
+        form = [press.modal["title"], press.modal["components"][0]["components"][0]["label"]]
         found = [
+            *form,
             *texts(notice),
             *texts(card),
             *texts(post),
