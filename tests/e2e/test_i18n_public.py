@@ -20,6 +20,7 @@ from core.i18n import PSEUDO_LOCALE
 from storage.models import Job, JobState, NewJob
 from storage.sqlite import open_store
 from tests.e2e.conftest import Running, StartBot, World, eventually
+from tests.e2e.test_api_faults import first_task_id, order_video, wait_for_state
 from tests.e2e.test_commands import accepted_job, fields, settled
 from tests.e2e.test_i18n import english_left, private, texts
 from tests.e2e.test_modlog import log_posts
@@ -208,3 +209,27 @@ async def test_a_pseudo_locale_server_leaves_no_english_in_public_text(
         if english_left(cleaned):
             leaks.append(text)
     assert leaks == []
+
+
+async def test_a_french_servers_member_is_told_by_dm_in_french(
+    start_bot: StartBot, world: World
+) -> None:
+    """The channel is deleted mid-job in a server set to French: the DM that replaces the
+    channel notice is French, the reason the post was given up included."""
+    fake = world.fake
+    async with start_bot() as running:
+        await private(
+            await fake.invoke_slash(
+                world.guild, world.channel, world.mod, "config language", {"language": "fr"}
+            )
+        )
+        await order_video(world)
+        await first_task_id(running)
+        fake.delete_channel(world.channel)
+        dm = await fake.wait_for_dm(world.alice, lambda m: "remboursé" in m["content"], timeout=10)
+        job = await wait_for_state(running, JobState.REFUNDED)
+        assert dm["content"] == (
+            f"Ta vidéo (tâche #{job.id}) a été créée, mais je n’ai pas pu la publier dans "
+            f"<#{world.channel.id}> : le salon n’existe plus. 1 crédit remboursé. Tu peux "
+            f"encore la télécharger pendant environ un jour : {job.result_url}"
+        )
