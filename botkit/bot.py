@@ -113,16 +113,25 @@ class HappyHorseBot(commands.AutoShardedBot):
         self.jobs = service or JobService(store, client, settings)
         # The completion-time estimator can be the scheduler's learned model.
         self.queue = QueueService(store, self.jobs, settings, estimator=estimator)
-        self.cards = StatusCards(self, min_interval=settings.status_edit_interval_seconds)
+        # Each server's language for public messages (core.languages has the rule).
+        self.languages = GuildLanguages(store.guilds)
+        self.cards = StatusCards(
+            self, min_interval=settings.status_edit_interval_seconds, languages=self.languages
+        )
         # Every video is posted through this one poster (delivery and Deliver again).
         self._downloads = Path(tempfile.mkdtemp(prefix="happyhorse-"))
         self.poster = Poster(
-            self, store, client, self.jobs, settings, self._downloads, transcoder=self.transcoder
+            self,
+            store,
+            client,
+            self.jobs,
+            settings,
+            self._downloads,
+            transcoder=self.transcoder,
+            languages=self.languages,
         )
         # The moderator log sink: `self.modlog.post(guild_id, core.modlog event)`.
-        self.modlog = ModLog(self, store.guilds)
-        # Each server's language for public messages (core.languages has the rule).
-        self.languages = GuildLanguages(store.guilds)
+        self.modlog = ModLog(self, store.guilds, languages=self.languages)
         self.queue.add_cancel_listener(
             lambda event: self.modlog.post(
                 event.job.guild_id, job_cancelled(event.job, event.by_user_id)

@@ -14,6 +14,8 @@ import logging
 import discord
 
 from botkit.permissions import channel_bot_permissions, may_send
+from core.i18n import ENGLISH, Tr, _
+from core.languages import GuildLanguages
 from core.modlog import LogEvent, LogKind
 from storage.store import GuildSettingsStore
 
@@ -36,18 +38,24 @@ _ICONS = {
 }
 
 
-def log_embed(event: LogEvent) -> discord.Embed:
-    """The compact embed for one log event."""
+NO_CHANNEL = _("the channel no longer exists")
+REFUSED = _("Discord refused my post there (missing permissions)")
+
+
+def log_embed(event: LogEvent, tr: Tr = ENGLISH) -> discord.Embed:
+    """The compact embed for one log event, in ``tr``'s language (the server's)."""
     embed = discord.Embed(
-        title=f"{_ICONS[event.kind]} {event.title}"[:256],
-        description=event.text[:1000] or None,
+        title=f"{_ICONS[event.kind]} {tr(event.title)}"[:256],
+        description=tr(event.text)[:1000] or None,
         colour=_COLOURS[event.kind],
         timestamp=discord.utils.utcnow(),
     )
     for name, value in event.fields[:10]:
-        embed.add_field(name=name[:256], value=value[:1024] or "—", inline=True)
+        embed.add_field(name=tr(name)[:256], value=tr(value)[:1024] or "—", inline=True)
     if event.link:
-        embed.add_field(name="Link", value=f"[Open]({event.link})", inline=True)
+        embed.add_field(
+            name=tr._("Link"), value=tr._("[Open]({url})", url=event.link), inline=True
+        )
     return embed
 
 
@@ -71,8 +79,17 @@ class ModLog:
     remembers are those of its own posts (one entry per guild at most).
     """
 
-    def __init__(self, client: discord.Client, guilds: GuildSettingsStore) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        guilds: GuildSettingsStore,
+        *,
+        languages: GuildLanguages | None = None,
+    ) -> None:
+        """Post through ``client`` to the log channels in ``guilds``' settings, in each
+        server's language (``languages``; English without it)."""
         self._client = client
+        self._languages = languages
         self._guilds = guilds
         self._queue: asyncio.Queue[tuple[int, LogEvent]] = asyncio.Queue(QUEUE_LIMIT)
         self._problems: dict[int, str] = {}
@@ -87,7 +104,8 @@ class ModLog:
             )
 
     def problem(self, guild_id: int) -> str | None:
-        """Why the last post to the guild's log channel failed, if it did."""
+        """Why the last post to the guild's log channel failed, if it did (said in the
+        reader's language with ``tr(problem)``)."""
         return self._problems.get(guild_id)
 
     async def wait_idle(self) -> None:
@@ -118,20 +136,25 @@ class ModLog:
             target = channel
             missing = missing_log_permissions(channel)
             if missing:
-                self._problems[guild_id] = "I am missing " + ", ".join(missing) + " there"
+                self._problems[guild_id] = _(
+                    "I am missing {permissions} there", permissions=", ".join(missing)
+                )
                 return
         else:
             target = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+        tr = ENGLISH if self._languages is None else await self._languages.tr(guild_id)
         try:
             await target.send(
-                embed=log_embed(event), allowed_mentions=discord.AllowedMentions.none()
+                embed=log_embed(event, tr), allowed_mentions=discord.AllowedMentions.none()
             )
         except discord.NotFound:
-            self._problems[guild_id] = "the channel no longer exists"
+            self._problems[guild_id] = NO_CHANNEL
         except discord.Forbidden:
-            self._problems[guild_id] = "Discord refused my post there (missing permissions)"
+            self._problems[guild_id] = REFUSED
         except discord.HTTPException as exc:
-            self._problems[guild_id] = f"Discord refused my post (HTTP {exc.status})"
+            self._problems[guild_id] = _(
+                "Discord refused my post (HTTP {status})", status=exc.status
+            )
         else:
             self._problems.pop(guild_id, None)
 

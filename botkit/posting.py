@@ -37,6 +37,9 @@ cannot know beforehand). Only when even the link cannot be posted is the job
 undeliverable. A job made by Continue is posted as a reply to the video it continues
 (`Job.reply_to_message_id`; posted without the reply when that message is gone).
 
+The post is public, so it speaks the server's language (`core.languages`): its text, embed,
+buttons, the re-encode note and the link notice (`send_video(..., tr=)`).
+
 Seams: `fetch_video` turns a job into a downloaded file fitted to the upload limit (or a
 link preparation), and `send_video` turns it into a posted message.
 """
@@ -58,7 +61,9 @@ import discord
 from botkit.cards import delivery_embed, job_marker
 from botkit.permissions import channel_bot_permissions, may_send
 from botkit.views import result_view
+from core.i18n import ENGLISH, Message, Tr, _
 from core.jobs import JobService
+from core.languages import GuildLanguages
 from core.settings import BotSettings
 from core.transcode import Transcoder
 from core.uploads import PreparedVideo, VideoPreparer, link_expires_at, original_link_alive
@@ -76,6 +81,11 @@ ENTITY_TOO_LARGE = 40005
 MISSING_PERMISSIONS = 50013
 FAILURE_MEMORY = 1000
 """Jobs whose failed attempts this process remembers (least recently failed forgotten)."""
+
+NOT_ALLOWED = _("the bot is not allowed to post in that channel")
+CHANNEL_GONE = _("the channel no longer exists")
+GIVE_UP_REASONS: dict[str, Message] = {str(m): m for m in (NOT_ALLOWED, CHANNEL_GONE)}
+"""Why a post was given up, by its stored English text: said again in any language."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -178,10 +188,13 @@ class Poster:
         *,
         transcoder: Transcoder,
         claimant: Claimant | None = None,
+        languages: GuildLanguages | None = None,
     ) -> None:
         """``tmp`` holds downloads and re-encodes while they are uploaded; ``transcoder``
         runs the re-encodes; ``claimant`` names the lease owner (default:
-        ``jobs.claimant``, this process)."""
+        ``jobs.claimant``, this process); ``languages`` gives each server's language for
+        its posts (English without it)."""
+        self._languages = languages
         self._client = client
         self._store = store
         self._api = api
@@ -256,7 +269,7 @@ class Poster:
         # delivers the video.
         permissions = channel_bot_permissions(channel)
         if permissions is not None and not may_send(channel, permissions):
-            return await self._give_up(job, "the bot is not allowed to post in that channel")
+            return await self._give_up(job, NOT_ALLOWED)
         video: PreparedVideo | None = None
         try:
             if permissions is None or permissions.attach_files:
@@ -294,12 +307,13 @@ class Poster:
     ) -> PostResult:
         current = video
         ttl = self._settings.result_url_ttl_hours
+        tr = ENGLISH if self._languages is None else await self._languages.tr(job.guild_id)
         try:
             while True:
                 try:
                     async with asyncio.timeout(self._settings.upload_deadline_seconds):
                         message = await send_video(
-                            channel, job, current, again=again, ttl_hours=ttl
+                            channel, job, current, again=again, ttl_hours=ttl, tr=tr
                         )
                     break
                 except discord.HTTPException as exc:
@@ -316,9 +330,9 @@ class Poster:
                         transcode_until=transcode_until,
                     )
         except discord.Forbidden:
-            return await self._give_up(job, "the bot is not allowed to post in that channel")
+            return await self._give_up(job, NOT_ALLOWED)
         except discord.NotFound:
-            return await self._give_up(job, "the channel no longer exists")
+            return await self._give_up(job, CHANNEL_GONE)
         except discord.HTTPException as exc:
             what = f"HTTP {exc.status}, code {exc.code}"
             if self._count_post_failure(job) >= MAX_POST_TRIES:
@@ -492,20 +506,30 @@ def original_url(job: Job, video: PreparedVideo, ttl_hours: float) -> str | None
     return job.result_url if video.reencoded and alive else None
 
 
-def link_notice(job: Job, video: PreparedVideo | None, ttl_hours: float) -> str:
-    """Why a video is posted as a link, and that the link expires."""
+def link_notice(
+    job: Job, video: PreparedVideo | None, ttl_hours: float, tr: Tr = ENGLISH
+) -> str:
+    """Why a video is posted as a link, and that the link expires (in ``tr``'s language)."""
     expires = link_expires_at(job.completed_at, ttl_hours)
-    when = (
-        f"expires {discord.utils.format_dt(expires, 'R')}"
-        if expires is not None
-        else "expires within a day"
-    )
     if video is None or video.reason is None:
-        return f"The video could not be attached here; this link {when}."
-    reason = video.reason.removeprefix("cannot re-encode: ").rstrip(".")
-    return (
-        f"The video is over this server's upload limit and could not be re-encoded to fit "
-        f"({reason}); this link {when}."
+        if expires is None:
+            return tr._("The video could not be attached here; this link expires within a day.")
+        return tr._(
+            "The video could not be attached here; this link expires {when}.",
+            when=discord.utils.format_dt(expires, "R"),
+        )
+    reason = tr(video.why) if video.why is not None else tr._("it could not be re-encoded")
+    if expires is None:
+        return tr._(
+            "The video is over this server's upload limit and could not be re-encoded to fit "
+            "({reason}); this link expires within a day.",
+            reason=reason,
+        )
+    return tr._(
+        "The video is over this server's upload limit and could not be re-encoded to fit "
+        "({reason}); this link expires {when}.",
+        reason=reason,
+        when=discord.utils.format_dt(expires, "R"),
     )
 
 
@@ -516,9 +540,11 @@ async def send_video(
     *,
     again: bool = False,
     ttl_hours: float,
+    tr: Tr = ENGLISH,
 ) -> discord.Message:
     """Turn a prepared video into a posted message: upload its file, or post the link.
 
+    In ``tr``'s language (the server's): the text, the embed and the buttons.
     A re-encoded file's post says what the re-encode did and carries an "Original" link
     button while the service's URL lives (``ttl_hours`` after completion). The link is
     posted, saying when it expires, when there is no file, or when the bot may not attach
@@ -528,10 +554,14 @@ async def send_video(
     to the video it continues (`reply_reference`). Other errors are raised.
     """
     if again:
-        content = f"Video #{job.id} by <@{job.user_id}>, posted again by a moderator."
+        content = tr._(
+            "Video #{job} by {member}, posted again by a moderator.",
+            job=job.id,
+            member=f"<@{job.user_id}>",
+        )
         mentions = discord.AllowedMentions.none()
     else:
-        content = f"<@{job.user_id}> your video is ready!"
+        content = tr._("{member} your video is ready!", member=f"<@{job.user_id}>")
         mentions = requester_mentions(job.user_id)
     extra: dict[str, Any] = {"nonce": post_nonce(job, again=again)}
     reference = reply_reference(job)
@@ -542,10 +572,12 @@ async def send_video(
         note = video.note()
         try:
             return await channel.send(
-                f"{content}\n{note}" if note else content,
-                embed=delivery_embed(job, link_only=False),
+                f"{content}\n{tr(note)}" if note else content,
+                embed=delivery_embed(job, link_only=False, tr=tr),
                 file=discord.File(video.path, filename=f"happyhorse-{job.id}.mp4"),
-                view=result_view(job.id, original_url=original_url(job, video, ttl_hours)),
+                view=result_view(
+                    job.id, original_url=original_url(job, video, ttl_hours), tr=tr
+                ),
                 allowed_mentions=mentions,
                 **extra,
             )
@@ -554,11 +586,11 @@ async def send_video(
                 raise
             log.info("Job %s: attachments not allowed (no Attach Files); posting a link", job.id)
             refused_files = True
-    notice = link_notice(job, None if refused_files else video, ttl_hours)
+    notice = link_notice(job, None if refused_files else video, ttl_hours, tr)
     return await channel.send(
         f"{content}\n{job.result_url}\n{notice}",
-        embed=delivery_embed(job, link_only=True),
-        view=result_view(job.id),
+        embed=delivery_embed(job, link_only=True, tr=tr),
+        view=result_view(job.id, tr=tr),
         allowed_mentions=mentions,
         **extra,
     )

@@ -16,6 +16,9 @@ this process: a refresh that read the job before it settled cannot overwrite the
 edit. Per process: each process keeps only the cards it edited, in maps bounded by
 `MAX_CARDS` (least recently used forgotten first), because with several processes a
 job's final edit is often made by another process and its card is never forgotten here.
+
+Cards are public: every edit is drawn in the job's server's language (`core.languages`,
+cached per guild), read when the edit is made, so background edits need no interaction.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import discord
 
 from botkit.cards import status_card
 from botkit.views import cancel_view
+from core.i18n import ENGLISH, Tr
+from core.languages import GuildLanguages
 from core.queue import CardInfo
 from happyhorse.models import TaskState
 from storage.models import Job, JobState
@@ -73,8 +78,17 @@ class _Card:
 class StatusCards:
     """Keeps each in-flight job's status card up to date without flooding Discord."""
 
-    def __init__(self, client: discord.Client, *, min_interval: float) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        min_interval: float,
+        languages: GuildLanguages | None = None,
+    ) -> None:
+        """Edit through ``client``, at most once per ``min_interval`` seconds a card;
+        ``languages`` gives each server's language for its cards (English without it)."""
         self._client = client
+        self._languages = languages
         self._min_interval = min_interval
         # Per process, bounded (MAX_CARDS, least recently used out): the cards this process
         # edits; a job settled by another process is never forgotten here otherwise.
@@ -102,9 +116,15 @@ class StatusCards:
             return None
 
     @staticmethod
-    def view_for(job: Job) -> discord.ui.View | None:
+    def view_for(job: Job, tr: Tr = ENGLISH) -> discord.ui.View | None:
         """The card's buttons: Cancel while queued, none once the job went to the API."""
-        return cancel_view(job.id) if job.state is JobState.QUEUED else None
+        return cancel_view(job.id, tr) if job.state is JobState.QUEUED else None
+
+    async def tr(self, job: Job) -> Tr:
+        """The language of the job's card: its server's."""
+        if self._languages is None:
+            return ENGLISH
+        return await self._languages.tr(job.guild_id)
 
     def request(
         self,
@@ -252,9 +272,10 @@ class StatusCards:
         key = (job.state.value, api_state.value if api_state else "", info and info.key())
         if not force and key == card.last_key:
             return
-        embed = status_card(job, api_state, note, info)
+        tr = await self.tr(job)
+        embed = status_card(job, api_state, note, info, tr=tr)
         try:
-            await self._edit(job, card, embed, self.view_for(job))
+            await self._edit(job, card, embed, self.view_for(job, tr))
         except (discord.HTTPException, discord.RateLimited) as exc:
             log.debug("Could not edit the card of job %s: %s", job.id, exc)
         card.last_edit = now

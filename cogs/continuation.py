@@ -28,6 +28,7 @@ import discord
 from discord.ext import commands
 
 from botkit import views
+from botkit.i18n import public_tr, tr_for
 from botkit.launch import (
     NOT_STARTED,
     cannot_post_message,
@@ -38,6 +39,7 @@ from botkit.launch import (
 from botkit.permissions import member_role_ids
 from cogs.generation import submitted_value
 from core.errors import Refusal
+from core.i18n import Tr, _
 from core.jobs import IMAGE_TO_VIDEO, JobDraft
 from core.prompts import PromptError, check_prompt
 from core.uploads import MAX_SOURCE_BYTES, original_link_alive
@@ -58,9 +60,9 @@ FORM_PROMPT_MAX = 4000
 #: minutes an interaction token lives.
 FRAME_DEADLINE_SECONDS = 120.0
 
-SOURCE_GONE = (
+SOURCE_GONE = _(
     "This video's file is gone (its message lost the attachment and the video service's "
-    "link has expired), so it can't be continued. Start a new one with /video or /animate."
+    "link has expired), so it can't be continued. Start a new one with `/video` or `/animate`."
 )
 
 
@@ -89,32 +91,40 @@ def _source_urls(bot: HappyHorseBot, job: Job, message: discord.Message | None) 
 async def _continuable(interaction: discord.Interaction, job_id: int) -> Job | None:
     """The job, if it is a delivered video of this server; otherwise answer why not."""
     bot = _bot(interaction)
+    tr = tr_for(interaction)
     job = await bot.store.jobs.get_job(job_id)
     if job is None or job.guild_id != interaction.guild_id or interaction.channel_id is None:
-        await reply_private(interaction, "That video is no longer available.")
+        await reply_private(interaction, tr._("That video is no longer available."))
         return None
     if job.erased_at is not None:
         await reply_private(
             interaction,
-            "This video's prompt was erased under the server's data retention policy, so it "
-            "can't be continued. Start a new one with /video or /animate.",
+            tr._(
+                "This video's prompt was erased under the server's data retention policy, so "
+                "it can't be continued. Start a new one with `/video` or `/animate`."
+            ),
         )
         return None
     if job.state not in (JobState.DELIVERED, JobState.COMPLETED) or job.result_url is None:
         await reply_private(
-            interaction, "That video has not been posted, so it can't be continued."
+            interaction, tr._("That video has not been posted, so it can't be continued.")
         )
         return None
     return job
 
 
-class ContinueForm(discord.ui.Modal, title="Continue this video"):
-    """The prompt for the continuation; answered by `Continuation.on_continue_form`."""
+class ContinueForm(discord.ui.Modal):
+    """The prompt for the continuation, in the presser's language; answered by
+    `Continuation.on_continue_form`."""
 
-    def __init__(self, job: Job) -> None:
-        super().__init__(timeout=600, custom_id=f"hh:continue-form:{job.id}")
+    def __init__(self, job: Job, tr: Tr) -> None:
+        super().__init__(
+            title=tr._("Continue this video"),
+            timeout=600,
+            custom_id=f"hh:continue-form:{job.id}",
+        )
         self.prompt: discord.ui.TextInput[ContinueForm] = discord.ui.TextInput(
-            label="What happens next?",
+            label=tr._("What happens next?"),
             style=discord.TextStyle.paragraph,
             required=False,
             max_length=FORM_PROMPT_MAX,
@@ -144,22 +154,23 @@ class ContinueButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         """Check what can be checked now (nobody types a prompt to be refused), then ask."""
         bot = _bot(interaction)
+        tr = tr_for(interaction)
         job = await _continuable(interaction, self.job_id)
         if job is None:
             return
         if not _source_urls(bot, job, interaction.message):
-            await reply_private(interaction, SOURCE_GONE)
+            await reply_private(interaction, tr(SOURCE_GONE))
             return
         missing = missing_post_permissions(interaction)
         if missing:
-            await reply_private(interaction, cannot_post_message(missing))
+            await reply_private(interaction, tr(cannot_post_message(missing)))
             return
         try:
             await _precheck(bot, interaction, job)
         except Refusal as refusal:
-            await reply_private(interaction, refusal.message)
+            await reply_private(interaction, tr(refusal.message))
             return
-        await interaction.response.send_modal(ContinueForm(job))
+        await interaction.response.send_modal(ContinueForm(job, tr))
 
 
 async def _precheck(bot: HappyHorseBot, interaction: discord.Interaction, job: Job) -> None:
@@ -199,13 +210,14 @@ class Continuation(commands.Cog):
         if match is None:
             return
         bot = self.bot
+        tr = tr_for(interaction)
         job = await _continuable(interaction, int(match["job_id"]))
         if job is None:
             return
         prompt = submitted_value(data.get("components"), PROMPT_INPUT_ID) or ""
         sources = _source_urls(bot, job, interaction.message)
         if not sources:
-            await reply_private(interaction, SOURCE_GONE)
+            await reply_private(interaction, tr(SOURCE_GONE))
             return
         try:
             # Everything that can refuse for free, before the public acknowledgement.
@@ -218,10 +230,11 @@ class Continuation(commands.Cog):
                 required=False,
             )
         except Refusal as refusal:
-            await reply_private(interaction, refusal.message)
+            await reply_private(interaction, tr(refusal.message))
             return
         except PromptError as exc:
-            await reply_private(interaction, str(exc))
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+            await reply_private(interaction, tr(reason))
             return
         await interaction.response.defer(thinking=True)
         image_url = await self._upload_last_frame(interaction, job, sources)
@@ -250,21 +263,27 @@ class Continuation(commands.Cog):
     ) -> str | None:
         """Take the video's last frame (from the first source that works) and put it on
         the placeholder; its CDN URL, or ``None`` after telling the presser privately."""
+        tr = tr_for(interaction)
         png = await self._last_frame(job, sources)
         if png is None:
-            await _not_started(interaction, SOURCE_GONE)
+            await _not_started(interaction, tr(SOURCE_GONE))
             return None
+        public = await public_tr(self.bot, interaction)
         try:
             message = await interaction.edit_original_response(
-                content=f"⏩ Continuing video #{job.id} from its last frame…",
+                content="⏩ " + public._(
+                    "Continuing video #{job} from its last frame…", job=job.id
+                ),
                 attachments=[discord.File(io.BytesIO(png), filename=f"continue-{job.id}.png")],
             )
         except discord.HTTPException as exc:
             log.warning("Job %s: could not upload the last frame: %s", job.id, exc)
-            await _not_started(interaction, "Discord refused the starting image; try again.")
+            await _not_started(
+                interaction, tr._("Discord refused the starting image; try again.")
+            )
             return None
         if not message.attachments:
-            await _not_started(interaction, "Discord lost the starting image; try again.")
+            await _not_started(interaction, tr._("Discord lost the starting image; try again."))
             return None
         return message.attachments[0].url
 
@@ -289,7 +308,8 @@ class Continuation(commands.Cog):
 async def _not_started(interaction: discord.Interaction, reason: str) -> None:
     """Replace the public placeholder with the neutral line; the reason goes privately."""
     try:
-        await interaction.edit_original_response(content=NOT_STARTED, attachments=[])
+        public = await public_tr(_bot(interaction), interaction)
+        await interaction.edit_original_response(content=public(NOT_STARTED), attachments=[])
     except discord.HTTPException as exc:
         log.info("Could not replace the Continue placeholder: %s", exc)
     await interaction.followup.send(reason, ephemeral=True)

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from botkit.i18n import tr_for_guild
 from botkit.permissions import channel_bot_permissions, may_send
-from botkit.posting import BoundedMap, Outcome, requester_mentions
+from botkit.posting import GIVE_UP_REASONS, BoundedMap, Outcome, requester_mentions
 from core import metrics
 from core.heartbeat import SCHEDULER
+from core.i18n import _
 from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
@@ -215,7 +217,9 @@ class Delivery(commands.Cog):
     async def _delivered(self, job: Job, message: discord.Message) -> None:
         metrics.job_delivered(job)
         delivered = await self.bot.store.jobs.get_job(job.id) or job
-        self.bot.cards.request(delivered, note=f"Posted: {message.jump_url}", final=True)
+        self.bot.cards.request(
+            delivered, note=_("Posted: {url}", url=message.jump_url), final=True
+        )
 
     async def _undeliverable(self, job: Job, reason: str) -> None:
         """Refund a video that cannot be posted; the notice (a DM) follows from the outbox."""
@@ -239,31 +243,62 @@ class Delivery(commands.Cog):
         if not await self.bot.store.jobs.claim_notice(job.id, claimant, NOTICE_LEASE_SECONDS):
             return  # told already, or another process is telling them
         self.bot.modlog.post(job.guild_id, job_failed(job))
-        reason = quote((job.last_error or "it was interrupted").strip(), 300)
-        if not reason.endswith((".", "!", "?", "…")):
-            reason += "."
-        refunded = refund_words(job, self.bot.store.credits.period) + "."
+        tr = await tr_for_guild(self.bot, job.guild_id)
+        known = GIVE_UP_REASONS.get((job.last_error or "").strip())
+        if known is not None:
+            reason = tr(known) + "."
+        elif job.last_error:
+            reason = quote(job.last_error.strip(), 300)
+            if not reason.endswith((".", "!", "?", "…")):
+                reason += "."
+        else:
+            reason = tr._("it was interrupted.")
+        refunded = tr(refund_words(job, self.bot.store.credits.period))
+        member = f"<@{job.user_id}>"
         if job.result_url:
-            text = (
-                f"your video (job #{job.id}) was made, but I could not post it in "
-                f"<#{job.channel_id}>: {reason} {refunded} You can still download it for "
-                f"about a day: {job.result_url}"
+            text = tr._(
+                "{member} your video (job #{job}) was made, but I could not post it in "
+                "{channel}: {reason} {refunded}. You can still download it for about a day: "
+                "{url}",
+                member=member,
+                job=job.id,
+                channel=f"<#{job.channel_id}>",
+                reason=reason,
+                refunded=refunded,
+                url=job.result_url,
+            )
+            dm = tr._(
+                "Your video (job #{job}) was made, but I could not post it in {channel}: "
+                "{reason} {refunded}. You can still download it for about a day: {url}",
+                job=job.id,
+                channel=f"<#{job.channel_id}>",
+                reason=reason,
+                refunded=refunded,
+                url=job.result_url,
             )
         else:
-            text = f"your video could not be made: {reason} {refunded}"
+            text = tr._(
+                "{member} your video could not be made: {reason} {refunded}.",
+                member=member,
+                reason=reason,
+                refunded=refunded,
+            )
+            dm = tr._(
+                "Your video could not be made: {reason} {refunded}.",
+                reason=reason,
+                refunded=refunded,
+            )
         channel = self.bot.poster.channel(job)
         permissions = channel_bot_permissions(channel)
         sent = False
         if permissions is None or may_send(channel, permissions):
             try:
-                await channel.send(
-                    f"<@{job.user_id}> {text}", allowed_mentions=requester_mentions(job.user_id)
-                )
+                await channel.send(text, allowed_mentions=requester_mentions(job.user_id))
                 sent = True
             except discord.HTTPException as exc:
                 log.info("Job %s: failure notice not posted in channel (%s)", job.id, exc)
         if not sent:
-            await self._dm(job.user_id, text[0].upper() + text[1:])
+            await self._dm(job.user_id, dm)
         # Told, or every way to tell was tried: either way, do not repeat it (unless the
         # notice's lease passed to another process meanwhile: then its record stands).
         await self.bot.store.jobs.mark_notified(job.id, claimant)

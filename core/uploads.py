@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from core.i18n import SOURCE_LOCALE, Message, Size, Tr, _
 from core.transcode import Transcoder
 from happyhorse import media
 from happyhorse.client import HappyHorseClient
@@ -55,6 +56,36 @@ def smaller_limit(limit: int, refused_size: int) -> int:
 
 
 @dataclass(frozen=True)
+class Mib(Size):
+    """A size as the post says it: ``23.4 MiB`` in English (binary units, as Discord's
+    limits are), the locale's own units and decimal sign elsewhere (``23,4 Mo``)."""
+
+    def localize(self, tr: Tr) -> str:
+        """The size in ``tr``'s locale."""
+        return str(self) if tr.locale == SOURCE_LOCALE else tr.size(self.bytes)
+
+    def __str__(self) -> str:
+        return media.format_mib(self.bytes)
+
+
+TOO_LARGE = _("the file is too large to re-encode")
+REFUSED_EVERY_SIZE = _("Discord refused every smaller size")
+NO_TIME = _("no time was left to re-encode it")
+RAN_OUT_OF_TIME = _("re-encoding ran out of time")
+CANNOT_FIT = _("it cannot fit even at 360p")
+UNREADABLE = _("the file is not a readable video")
+
+
+def media_why(exc: media.MediaError) -> Message:
+    """Why a re-encode failed, in words a member can read (the details go to the log)."""
+    if isinstance(exc, media.DeadlineExceededError):
+        return RAN_OUT_OF_TIME
+    if isinstance(exc, media.CannotFitError):
+        return CANNOT_FIT
+    return UNREADABLE
+
+
+@dataclass(frozen=True)
 class PreparedVideo:
     """A result ready to post: ``path`` to upload, or ``None`` for a link (``reason`` why)."""
 
@@ -66,19 +97,50 @@ class PreparedVideo:
     shrinks: int = 0
     retryable: bool = False
     """The re-encode ran out of time rather than being impossible: worth another attempt."""
+    why: Message | None = None
+    """``reason`` as the post says it (in the server's language; ``reason`` is for logs)."""
 
     @property
     def reencoded(self) -> bool:
         """Whether ``path`` is a re-encode rather than the result as delivered."""
         return self.fit is not None and self.fit.reencoded
 
-    def note(self) -> str | None:
-        """The line the post carries about a re-encode (``None`` when the file is as made)."""
+    def note(self) -> Message | None:
+        """The line the post carries about a re-encode (``None`` when the file is as made):
+        a `Message`, said in the server's language with ``tr(note)``."""
         if self.fit is None or not self.fit.reencoded:
             return None
+        original = Mib(self.fit.source.size)
+        before, after = self.fit.source.label, self.fit.output.label
+        changed = self.fit.resolution_changed
         # After a refusal the target is a guess below the real limit, not the limit.
-        limit = "upload" if self.shrinks else media.format_mib(self.limit)
-        return f"Re-encoded to fit this server's {limit} limit ({media.describe_fit(self.fit)})."
+        if self.shrinks:
+            if changed:
+                return _(
+                    "Re-encoded to fit this server's upload limit (original {original}, "
+                    "{before} → {after}).",
+                    original=original,
+                    before=before,
+                    after=after,
+                )
+            return _(
+                "Re-encoded to fit this server's upload limit (original {original}).",
+                original=original,
+            )
+        if changed:
+            return _(
+                "Re-encoded to fit this server's {limit} limit (original {original}, "
+                "{before} → {after}).",
+                limit=Mib(self.limit),
+                original=original,
+                before=before,
+                after=after,
+            )
+        return _(
+            "Re-encoded to fit this server's {limit} limit (original {original}).",
+            limit=Mib(self.limit),
+            original=original,
+        )
 
     def cleanup(self) -> None:
         """Delete the files this preparation made."""
@@ -131,7 +193,11 @@ class VideoPreparer:
             )
         except DownloadTooLargeError as exc:
             return PreparedVideo(
-                None, None, limit, reason=f"the file is too large to re-encode ({exc.message})"
+                None,
+                None,
+                limit,
+                reason=f"the file is too large to re-encode ({exc.message})",
+                why=TOO_LARGE,
             )
         if size <= limit:
             return PreparedVideo(source, source, limit)
@@ -147,7 +213,9 @@ class VideoPreparer:
         if prepared.source is None or prepared.shrinks >= MAX_SHRINKS:
             if prepared.path is not None and prepared.path != prepared.source:
                 prepared.path.unlink(missing_ok=True)
-            return replace(prepared, path=None, reason="Discord refused every smaller size")
+            return replace(
+                prepared, path=None, reason=str(REFUSED_EVERY_SIZE), why=REFUSED_EVERY_SIZE
+            )
         target = smaller_limit(prepared.limit, refused_size)
         log.info("Upload of %d bytes refused as too large; re-encoding to %d", refused_size, target)
         if prepared.path is not None and prepared.path != prepared.source:
@@ -162,15 +230,17 @@ class VideoPreparer:
         left = transcode_until - time.monotonic()
         if left < MIN_TRANSCODE_SECONDS:
             return replace(
-                prepared, limit=limit, reason="no time was left to re-encode it", retryable=True
+                prepared, limit=limit, reason=str(NO_TIME), why=NO_TIME, retryable=True
             )
         output = self.workdir / f"{stem}.fit.mp4"
         try:
             fit = await self.transcoder.fit(prepared.source, output, limit, deadline_seconds=left)
         except media.DeadlineExceededError as exc:
             log.warning("Re-encoding to %d bytes ran out of time: %s", limit, exc)
-            return replace(prepared, limit=limit, reason=str(exc), retryable=True)
+            return replace(
+                prepared, limit=limit, reason=str(exc), why=media_why(exc), retryable=True
+            )
         except media.MediaError as exc:
             log.warning("Re-encoding to %d bytes is impossible: %s", limit, exc)
-            return replace(prepared, limit=limit, reason=str(exc))
+            return replace(prepared, limit=limit, reason=str(exc), why=media_why(exc))
         return replace(prepared, path=output, limit=limit, fit=fit)

@@ -104,7 +104,6 @@ def kind_label(job: Job) -> Message:
     return _("Image to video") if job.mode == IMAGE_TO_VIDEO else _("Text to video")
 
 
-
 def past_period_note(job: Job, period: Period) -> Message | None:
     """For a job refunded after its credit period ended: 'they went back to the credit
     period it was charged in, which ended <t:..:R>, so the current balance does not
@@ -127,9 +126,19 @@ def past_period_note(job: Job, period: Period) -> Message | None:
     )
 
 
-def refund_words(job: Job, period: Period, *, verb: str = "refunded") -> str:
-    """'2 credits refunded', with `past_period_note` when the job's credit period had
-    ended before the refund."""
-    amount = f"{credits_text(job.cost)} {verb}"
+def refund_words(job: Job, period: Period, *, verb: str = "refunded") -> Message:
+    """'2 credits refunded' (``verb="returned"``: '2 credits returned'), with
+    `past_period_note` when the job's credit period had ended before the refund."""
+    count = Number(job.cost)
+    if verb == "returned":
+        amount = ngettext(
+            "{count} credit returned", "{count} credits returned", job.cost, count=count
+        )
+    else:
+        amount = ngettext(
+            "{count} credit refunded", "{count} credits refunded", job.cost, count=count
+        )
     note = past_period_note(job, period)
-    return amount if note is None else f"{amount}: {note}"
+    if note is None:
+        return amount
+    return _("{amount}: {note}", amount=amount, note=note)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from botkit.posting import link_notice
+from core.i18n import ENGLISH, for_locale
 from core.transcode import Transcoder
 from core.uploads import (
     MIB,
+    UNREADABLE,
     PreparedVideo,
     VideoPreparer,
     original_link_alive,
@@ -16,6 +20,7 @@ from core.uploads import (
 from happyhorse import media
 from happyhorse.client import HappyHorseClient
 from happyhorse.settings import ClientSettings
+from tests.test_i18n_cards import JOB
 
 
 def test_smaller_limit_after_a_refusal() -> None:
@@ -72,3 +77,32 @@ async def test_no_time_left_means_a_link_with_the_reason(tmp_path: Path) -> None
     assert prepared.retryable
     assert transcoder.worker_pids() == []
     await transcoder.close()
+
+
+
+def test_the_note_and_the_link_notice_speak_the_servers_language() -> None:
+    """The re-encode note and the link fallback are said in the reader's language, sizes
+    in its units and decimal sign; English keeps binary MiB as before."""
+    fit = _fit(int(23.4 * MIB), (1280, 720))
+    note = PreparedVideo(Path("s"), Path("o"), 10 * MIB, fit=fit).note()
+    assert note is not None
+    assert ENGLISH(note) == note
+    assert for_locale("fr")(note) == (
+        "Réencodée pour tenir dans la limite de 10\u202fMo de ce serveur "
+        "(original : 23,4\u202fMo, 1080p → 720p)."  # Babel: a narrow no-break space
+    )
+    assert "23,4 МБ" in for_locale("ru")(note)
+
+    completed = datetime(2026, 1, 1, tzinfo=UTC)
+    job = dataclasses.replace(JOB, completed_at=completed)
+    unreadable = PreparedVideo(
+        Path("s"), None, 10 * MIB, reason="cannot re-encode: junk", why=UNREADABLE
+    )
+    expires = int((completed + timedelta(hours=24)).timestamp())
+    assert link_notice(job, unreadable, 24.0, for_locale("fr")) == (
+        "La vidéo dépasse la limite d’envoi de ce serveur et n’a pas pu être réencodée pour "
+        f"y tenir (le fichier n’est pas une vidéo lisible) ; ce lien expire <t:{expires}:R>."
+    )
+    assert link_notice(job, None, 0, for_locale("ja")) == (
+        "ここには動画を添付できませんでした。このリンクは1日以内に期限切れになります。"
+    )
