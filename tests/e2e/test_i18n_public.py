@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from core.i18n import PSEUDO_LOCALE
 from storage.models import Job, JobState, NewJob
 from storage.sqlite import open_store
@@ -111,7 +109,7 @@ def labels(message: dict[str, Any]) -> list[str]:
 
 
 async def test_a_french_server_gets_cards_posts_notices_and_log_in_french(
-    start_bot: StartBot, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    start_bot: StartBot, world: World, tmp_path: Path
 ) -> None:
     """A server set to French: a refund notice and its log entry, the card's edits, the
     video post with its buttons and the moderator log are French; a ja member's Continue
@@ -148,8 +146,7 @@ async def test_a_french_server_gets_cards_posts_notices_and_log_in_french(
         assert "Lien" in values
 
         # A ja member's own form stays Japanese in this French server.
-        member_locale(monkeypatch, fake, "ja")
-        press = await fake.click_button(post, f"hh:continue:{job.id}", world.bob)
+        press = await fake.click_button(post, f"hh:continue:{job.id}", world.bob, locale="ja")
         await press.wait_for_ack()
         assert press.modal is not None
         assert press.modal["title"] == "この動画の続きを作る"
@@ -157,20 +154,8 @@ async def test_a_french_server_gets_cards_posts_notices_and_log_in_french(
         assert row["components"][0]["label"] == "次はどうなる？"
 
 
-def member_locale(monkeypatch: pytest.MonkeyPatch, fake: Any, locale: str) -> None:
-    """Make the fake send ``locale`` as the member's language on every interaction it
-    dispatches without one (button presses and form submissions included)."""
-    dispatch = fake._dispatch_interaction
-
-    def with_locale(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("locale", locale)
-        return dispatch(*args, **kwargs)
-
-    monkeypatch.setattr(fake, "_dispatch_interaction", with_locale)
-
-
 async def test_a_pseudo_locale_server_leaves_no_english_in_public_text(
-    start_bot: StartBot, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    start_bot: StartBot, world: World, tmp_path: Path
 ) -> None:
     """In a server whose Discord language is the pseudo-locale: a refund notice, the
     card's final edit, the video post and its buttons and every moderator log entry have
@@ -188,8 +173,9 @@ async def test_a_pseudo_locale_server_leaves_no_english_in_public_text(
         notice = await notice_of(world)
         await log_entry(running, modlog, lambda t: f"#{job.id}" in t)
         await log_entry(running, modlog, lambda t: f"#{refunded.id}" in t)
-        member_locale(monkeypatch, world.fake, PSEUDO_LOCALE)
-        press = await world.fake.click_button(post, f"hh:continue:{job.id}", world.bob)
+        press = await world.fake.click_button(
+            post, f"hh:continue:{job.id}", world.bob, locale=PSEUDO_LOCALE
+        )
         await press.wait_for_ack()
         assert press.modal is not None
         form = [press.modal["title"], press.modal["components"][0]["components"][0]["label"]]
