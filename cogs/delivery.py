@@ -41,6 +41,7 @@ from core.i18n import _
 from core.jobs import PollKind, PollOutcome
 from core.logs import job_logging
 from core.modlog import job_failed
+from core.queue.dispatch import known_reason
 from core.scheduler import PollScheduler
 from core.wording import quote, refund_words
 from storage.models import Job, JobState
@@ -244,7 +245,10 @@ class Delivery(commands.Cog):
             return  # told already, or another process is telling them
         self.bot.modlog.post(job.guild_id, job_failed(job))
         tr = await tr_for_guild(self.bot, job.guild_id)
-        known = GIVE_UP_REASONS.get((job.last_error or "").strip())
+        stored = (job.last_error or "").strip()
+        known = GIVE_UP_REASONS.get(stored) or known_reason(
+            stored, self.bot.settings.queue_max_wait_seconds
+        )
         if known is not None:
             reason = tr(known) + "."
         elif job.last_error:

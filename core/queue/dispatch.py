@@ -29,6 +29,7 @@ from enum import Enum
 from core import metrics
 from core.errors import Refusal
 from core.fairness import fair_order, startable
+from core.i18n import Message, _
 from core.jobs import JobService, SubmitHeld
 from core.limits import DEFAULT_MEMBER_RUNNING, DEFAULT_SERVER_RUNNING, Limits
 from core.queue.gate import SubmitGate, wait_text
@@ -274,9 +275,8 @@ class Dispatcher:
         """Refund the jobs that waited longer than QUEUE_MAX_WAIT_SECONDS (only jobs still
         queued: one another process has just started is not touched)."""
         limit = self._settings.queue_max_wait_seconds
-        reason = f"it waited in the queue for more than {wait_text(limit)}"
-        if self.gate.out_of_credits:
-            reason += " (the video service account is out of credits)"
+        # Stored in English; the notice says it again in the server's language.
+        reason = str(expiry_reason(limit, out_of_credits=self.gate.out_of_credits))
         cutoff = self._clock() - timedelta(seconds=limit)
         expired = await self._store.jobs.expire_queued(cutoff, reason)
         for job in expired:
@@ -296,3 +296,23 @@ class Dispatcher:
     async def _reload(self, job: Job) -> Job:
         fresh = await self._store.jobs.get_job(job.id)
         return fresh if fresh is not None else job
+
+
+def expiry_reason(limit_seconds: float, *, out_of_credits: bool) -> Message:
+    """Why a job that waited too long in the queue was refunded (its ``last_error``)."""
+    if out_of_credits:
+        return _(
+            "it waited in the queue for more than {wait} (the video service account is out "
+            "of credits)",
+            wait=wait_text(limit_seconds),
+        )
+    return _("it waited in the queue for more than {wait}", wait=wait_text(limit_seconds))
+
+
+def known_reason(stored: str, limit_seconds: float) -> Message | None:
+    """The message behind a stored queue-expiry reason, to say it in another language."""
+    for out_of_credits in (False, True):
+        message = expiry_reason(limit_seconds, out_of_credits=out_of_credits)
+        if str(message) == stored:
+            return message
+    return None
