@@ -223,7 +223,7 @@ async def one_run(
     )
     env.update(DATABASE_URL=url, SHARD_COUNT="1", SHARD_IDS="0", LOOP_WATCH_REPORT="")
     # The registry's timings scale like every other timing setting (defaults 5 s and 20 s):
-    # unscaled, a joining process's hold (1.25 heartbeats) would be ten times too long.
+    # unscaled, a joining process's hold (until the others beat) would be ten times too long.
     env.update(
         PROCESS_HEARTBEAT_SECONDS=f"{5.0 * scale:g}", PROCESS_LIVENESS_SECONDS=f"{20.0 * scale:g}"
     )

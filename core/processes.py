@@ -32,10 +32,14 @@ database is slow; shares cost one query per heartbeat and keep working from the 
 known share if the database is briefly unreachable. The price is the moment membership
 changes:
 
-* **A process joins**: the others keep their larger shares until their next beat (at
-  most one heartbeat). So the newcomer sends no status call for one heartbeat interval
-  (its limiter starts paused) when other processes are live: by the time it spends its
-  share, the others have shrunk theirs, and the total never exceeds the budget.
+* **A process joins**: the others keep their larger shares until their next beat. So
+  when other processes are live, the newcomer's limiter is held (it sends no status
+  call) until every other live process has beaten since the newcomer registered, by the
+  database's clock: each of those beats counted the newcomer and shrank that process's
+  share. Only then does the newcomer spend its own, so the total never exceeds the
+  budget, however late a busy process's beat comes. (A process that stops beating
+  drops out of the live set after the liveness window, which bounds the wait.) While
+  joining, the newcomer looks four times per heartbeat.
 * **A process leaves or dies**: the others keep their smaller shares until they see it
   gone (at once for a clean stop or a dead pid on the same host, else after the
   liveness window): the budget is under-used for that long, never exceeded.
@@ -51,6 +55,7 @@ import logging
 import os
 import secrets
 import socket
+from datetime import datetime
 
 from core import metrics
 from happyhorse.ratelimit import RateLimiter
@@ -61,8 +66,8 @@ log = logging.getLogger(__name__)
 
 FORGET_AFTER_LIVENESS = 10
 """Rows of processes silent for this many liveness windows are deleted (housekeeping)."""
-JOIN_MARGIN = 1.25
-"""A joining process waits this many heartbeats before its first status call."""
+JOIN_CHECKS_PER_BEAT = 4
+"""How often per heartbeat a joining process looks whether the others have all beaten."""
 
 
 def share(rate: float, burst: int, live: int) -> tuple[float, int]:
@@ -140,6 +145,7 @@ class ProcessRegistry:
         self._rate = rate if rate is not None else (limiter.rate if limiter else 1.0)
         self._burst = burst
         self.live_count = 1
+        self._joined_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -150,15 +156,28 @@ class ProcessRegistry:
     async def register(self) -> int:
         """Join the registry; return how many processes are live (this one included).
 
-        When others are live, hold status calls for one heartbeat so that they shrink
-        their shares before this process spends its own (see the module docstring).
+        When others are live, hold status calls until each of them has beaten since, so
+        that they shrink their shares before this process spends its own (see the
+        module docstring).
         """
         await self.store.processes.beat(self.process_id)
+        joined_at = await self.store.processes.now()
         live = await self.beat()
         if live > 1 and self._limiter is not None:
-            self._limiter.penalize(self.heartbeat_seconds * JOIN_MARGIN)
+            self._joined_at = joined_at
+            self._limiter.hold(self._join_check_seconds)
+            log.info("Holding status calls until the other processes have shrunk their shares")
         log.info("Registered as process %s; %d processes live", self.process_id, live)
         return live
+
+    @property
+    def joining(self) -> bool:
+        """Whether status calls are held until the others have seen this process."""
+        return self._joined_at is not None
+
+    @property
+    def _join_check_seconds(self) -> float:
+        return self.heartbeat_seconds / JOIN_CHECKS_PER_BEAT
 
     async def beat(self) -> int:
         """Record that this process is alive, drop dead ones, re-divide the budget."""
@@ -170,13 +189,21 @@ class ProcessRegistry:
             if gone and await store.forget(process.id):
                 log.info("Process %s is gone (no such pid); its work is free", process.id)
         await store.forget_silent(self.claimant.live_within * FORGET_AFTER_LIVENESS)
-        live = max(1, len(await store.live(self.claimant.live_within)))
+        processes = await store.live(self.claimant.live_within)
+        live = max(1, len(processes))
         if live != self.live_count:
             log.info("%d bot processes share the work and the status budget", live)
         self.live_count = live
         rate, burst = share(self._rate, self._burst, live)
         if self._limiter is not None:
             self._limiter.set_rate(rate, burst)
+            joined_at = self._joined_at
+            others = [p for p in processes if p.id != self.process_id]
+            if joined_at is not None and all(p.last_seen > joined_at for p in others):
+                # Each other live process has beaten, counted this one and shrunk its share.
+                self._joined_at = None
+                self._limiter.release()
+                log.info("Every other process has taken this one into account; polling")
         metrics.observe_processes(live, rate)
         return live
 
@@ -187,7 +214,9 @@ class ProcessRegistry:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
+            await asyncio.sleep(
+                self._join_check_seconds if self.joining else self.heartbeat_seconds
+            )
             try:
                 await self.beat()
             except asyncio.CancelledError:

@@ -44,6 +44,9 @@ class RateLimiter:
         self._tokens = float(burst)
         self._updated = clock()
         self._paused_until = 0.0
+        self._held_recheck: float | None = None
+        self._released = asyncio.Event()
+        self._released.set()
         self._lock = asyncio.Lock()
 
     def set_rate(self, rate: float, burst: int | None = None) -> None:
@@ -65,8 +68,39 @@ class RateLimiter:
 
     @property
     def paused_for(self) -> float:
-        """Seconds left of the current penalty (0 when not paused)."""
-        return max(self._paused_until - self._clock(), 0.0)
+        """Seconds left of the current penalty (0 when not paused); while held, the hold's
+        re-check interval (when to look again: its end is not known in advance)."""
+        left = max(self._paused_until - self._clock(), 0.0)
+        if self._held_recheck is not None:
+            return max(left, self._held_recheck)
+        return left
+
+    @property
+    def held(self) -> bool:
+        """Whether ``hold`` stopped every caller until ``release``."""
+        return self._held_recheck is not None
+
+    def hold(self, recheck_seconds: float) -> None:
+        """Stop every caller until ``release`` (an end not known in advance).
+
+        ``paused_for`` answers ``recheck_seconds`` meanwhile, so callers that plan around
+        it look again that often. Time held earns no tokens.
+        """
+        if not math.isfinite(recheck_seconds) or recheck_seconds <= 0:
+            raise ValueError(f"recheck_seconds must be positive, got {recheck_seconds!r}")
+        self._refill(self._clock())
+        self._tokens = 0.0
+        self._held_recheck = recheck_seconds
+        self._released.clear()
+
+    def release(self) -> None:
+        """End a ``hold``: tokens accrue from now, at the current rate."""
+        if self._held_recheck is None:
+            return
+        self._held_recheck = None
+        self._tokens = 0.0
+        self._updated = max(self._updated, self._clock())
+        self._released.set()
 
     def penalize(self, seconds: float) -> None:
         """Pause all callers for `seconds` from now (a longer running pause is kept)."""
@@ -81,6 +115,7 @@ class RateLimiter:
         """Wait until a request may be sent, then take its token."""
         async with self._lock:
             while True:
+                await self._released.wait()
                 now = self._clock()
                 self._refill(now)
                 wait = self._paused_until - now
@@ -93,7 +128,10 @@ class RateLimiter:
                 await asyncio.sleep(wait)
 
     def _refill(self, now: float) -> None:
-        # Time spent paused earns no tokens.
+        # Time spent paused or held earns no tokens.
+        if self._held_recheck is not None:
+            self._updated = max(self._updated, now)
+            return
         start = max(self._updated, self._paused_until)
         if now > start:
             self._tokens = min(self._tokens + (now - start) * self.rate, float(self.burst))

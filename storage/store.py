@@ -503,6 +503,10 @@ class ProcessStore(Protocol):
         """Processes seen within the last ``within_seconds``, oldest first."""
         ...
 
+    async def now(self) -> datetime:
+        """The registry's clock (the database's) now, read in a statement of its own."""
+        ...
+
     async def all(self) -> list[ProcessInfo]:
         """Every registered process, live or not."""
         ...

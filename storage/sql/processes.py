@@ -9,6 +9,8 @@ among the live ones.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from storage.models import ProcessInfo
 from storage.sql.common import Clock, LeaseClock, _req_dt
 from storage.sql.database import Database, Row
@@ -53,6 +55,14 @@ class SQLProcessStore(LeaseClock):
             {**params, "within": float(within_seconds)},
         )
         return [_process(row) for row in rows]
+
+    async def now(self) -> datetime:
+        """The database's clock now, read in a statement of its own (so after every
+        statement this process has already committed)."""
+        at, params = self._at()
+        row = await self._db.fetch_one(f"SELECT {at} AS now", params)
+        assert row is not None
+        return _req_dt(row["now"])
 
     async def all(self) -> list[ProcessInfo]:
         """Every registered process, live or not, oldest first."""

@@ -51,9 +51,14 @@ async def test_processes_divide_the_budget_as_they_join_and_leave(
     assert limiters[0].paused_for == 0
     assert await second.register() == 2
     assert (limiters[1].rate, limiters[1].burst) == (14, 1)
-    assert limiters[1].paused_for > 0  # the first has not shrunk its share yet
+    assert limiters[1].held and limiters[1].paused_for > 0  # the first has not shrunk yet
+    clock.advance(5)  # however long the first's beat is late, the second keeps waiting
+    assert await second.beat() == 2
+    assert second.joining and limiters[1].held
     assert await first.beat() == 2
     assert limiters[0].rate == 14
+    assert await second.beat() == 2  # it sees the first's beat after its own registration
+    assert not second.joining and not limiters[1].held and limiters[1].paused_for == 0
     assert metrics.REGISTRY.get_sample_value("happyhorse_processes_live") == 2
     assert metrics.REGISTRY.get_sample_value("happyhorse_status_rate_share") == 14
     await second.leave()
@@ -63,6 +68,41 @@ async def test_processes_divide_the_budget_as_they_join_and_leave(
     await store.processes.beat("elsewhere:1:abcd")
     clock.advance(21)
     assert await first.beat() == 1  # the silent first counted itself back in
+
+
+async def test_a_joining_process_polls_once_every_other_live_process_has_beaten(
+    store: SQLStore, clock: Clock
+) -> None:
+    """With two others live, the newcomer holds its status calls until both have beaten
+    after it registered (each then counts three and shrinks its share), not for a fixed
+    time: a busy process beating late cannot overlap its old share with the newcomer's."""
+    registries = [
+        ProcessRegistry(
+            store, Claimant(new_process_id(), 20), heartbeat_seconds=1,
+            limiter=RateLimiter(30, 1), rate=30, burst=1,
+        )
+        for _ in range(3)
+    ]  # fmt: skip
+    first, second, newcomer = registries
+    await first.register()
+    clock.advance(1)
+    await second.register()
+    clock.advance(1)
+    await first.beat()
+    await second.beat()
+    assert not second.joining
+    clock.advance(1)
+    assert await newcomer.register() == 3
+    clock.advance(1)
+    await first.beat()
+    await newcomer.beat()
+    assert newcomer.joining  # the second still runs at its two-process share
+    assert second._limiter is not None and second._limiter.rate == 14
+    clock.advance(1)
+    await second.beat()
+    await newcomer.beat()
+    assert not newcomer.joining
+    assert [r._limiter.rate for r in registries if r._limiter] == [9, 9, 9]
 
 
 async def test_a_dead_process_on_this_host_is_forgotten_at_once(store: SQLStore) -> None:

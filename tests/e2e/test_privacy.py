@@ -93,7 +93,11 @@ async def test_export_sends_the_members_own_data_as_a_private_file(
         assert reply["flags"] & discord.MessageFlags.ephemeral.flag
         [attachment] = reply["attachments"]
         assert attachment["filename"].endswith(".json")
-        async with aiohttp.ClientSession() as session, session.get(attachment["url"]) as resp:
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(attachment["url"]) as resp,
+        ):
             data = json.loads(await resp.read())
     assert data["user_id"] == str(world.alice.id)
     [job] = data["jobs"]

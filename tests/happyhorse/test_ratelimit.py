@@ -200,3 +200,23 @@ async def test_set_rate_changes_the_pace_in_place() -> None:
         limiter.set_rate(0)
     with pytest.raises(ValueError, match="burst"):
         limiter.set_rate(1, burst=0)
+
+
+async def test_hold_stops_every_caller_until_release() -> None:
+    """A hold has no end known in advance: callers wait (paused_for says when to look
+    again) until release, then resume at the steady rate rather than in a burst."""
+    limiter = RateLimiter(rate=20, burst=5)
+    limiter.hold(0.25)
+    assert limiter.held and limiter.paused_for == 0.25
+    waiters = [asyncio.create_task(limiter.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.3)
+    assert not any(waiter.done() for waiter in waiters)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    limiter.release()
+    assert not limiter.held and limiter.paused_for == 0
+    await asyncio.gather(*waiters)
+    # Two tokens at 20/s from the release: about 0.1 s (the hold earned none).
+    assert loop.time() - start >= 0.09
+    with pytest.raises(ValueError):
+        limiter.hold(0)
