@@ -42,7 +42,10 @@ changes:
   joining, the newcomer looks four times per heartbeat.
 * **A process leaves or dies**: the others keep their smaller shares until they see it
   gone (at once for a clean stop or a dead pid on the same host, else after the
-  liveness window): the budget is under-used for that long, never exceeded.
+  liveness window), and for one second more (``LEAVE_GRACE_SECONDS``): the calls the
+  leaver made in its last second still count at the API, which counts the calls of the
+  last second whoever made them. The budget is under-used for that long, never exceeded.
+  (Growing a share at once after a SIGKILL drew 429s.)
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ log = logging.getLogger(__name__)
 
 FORGET_AFTER_LIVENESS = 10
 """Rows of processes silent for this many liveness windows are deleted (housekeeping)."""
+LEAVE_GRACE_SECONDS = 1.0
+"""How long a process waits before growing its share after others left: the API counts
+their calls of the last second (``HAPPYHORSE_STATUS_RATE`` is per second)."""
 JOIN_CHECKS_PER_BEAT = 4
 """How often per heartbeat a joining process looks whether the others have all beaten."""
 
@@ -136,8 +142,10 @@ class ProcessRegistry:
         limiter: RateLimiter | None = None,
         rate: float | None = None,
         burst: int = 1,
+        leave_grace_seconds: float = LEAVE_GRACE_SECONDS,
     ) -> None:
-        """``limiter`` (with the total ``rate`` and ``burst``) gets this process's share."""
+        """``limiter`` (with the total ``rate`` and ``burst``) gets this process's share;
+        a larger share (others left) only after ``leave_grace_seconds``."""
         self.store = store
         self.claimant = claimant
         self.heartbeat_seconds = heartbeat_seconds
@@ -146,6 +154,8 @@ class ProcessRegistry:
         self._burst = burst
         self.live_count = 1
         self._joined_at: datetime | None = None
+        self.leave_grace_seconds = leave_grace_seconds
+        self._grow: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -195,17 +205,38 @@ class ProcessRegistry:
             log.info("%d bot processes share the work and the status budget", live)
         self.live_count = live
         rate, burst = share(self._rate, self._burst, live)
-        if self._limiter is not None:
-            self._limiter.set_rate(rate, burst)
-            joined_at = self._joined_at
-            others = [p for p in processes if p.id != self.process_id]
-            if joined_at is not None and all(p.last_seen > joined_at for p in others):
-                # Each other live process has beaten, counted this one and shrunk its share.
-                self._joined_at = None
-                self._limiter.release()
-                log.info("Every other process has taken this one into account; polling")
-        metrics.observe_processes(live, rate)
+        if self._limiter is None:
+            metrics.observe_processes(live, rate)
+            return live
+        self._set_share(self._limiter, rate, burst)
+        joined_at = self._joined_at
+        others = [p for p in processes if p.id != self.process_id]
+        if joined_at is not None and all(p.last_seen > joined_at for p in others):
+            # Each other live process has beaten, counted this one and shrunk its share.
+            self._joined_at = None
+            self._limiter.release()
+            log.info("Every other process has taken this one into account; polling")
         return live
+
+    def _set_share(self, limiter: RateLimiter, rate: float, burst: int) -> None:
+        """Shrink the share at once; grow it only after the leave grace (see the module
+        docstring), unless a later beat settles on another share first."""
+        if self._grow is not None:
+            self._grow.cancel()
+            self._grow = None
+        if rate <= limiter.rate and burst <= limiter.burst:
+            limiter.set_rate(rate, burst)
+            metrics.observe_processes(self.live_count, rate)
+            return
+
+        def grow() -> None:
+            self._grow = None
+            limiter.set_rate(rate, burst)
+            metrics.observe_processes(self.live_count, rate)
+            log.info("Status share grown to %.3g per second", rate)
+
+        self._grow = asyncio.get_running_loop().call_later(self.leave_grace_seconds, grow)
+        metrics.observe_processes(self.live_count, limiter.rate)
 
     def start(self) -> None:
         """Beat every heartbeat interval in an owned task (``stop`` ends it)."""
@@ -231,6 +262,9 @@ class ProcessRegistry:
 
     async def stop(self) -> None:
         """Stop beating (the process stays registered until ``leave``)."""
+        if self._grow is not None:
+            self._grow.cancel()
+            self._grow = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

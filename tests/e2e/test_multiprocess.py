@@ -36,7 +36,11 @@ SHARDS = 2
 JOBS = 200
 MEMBERS = 10  # per guild
 CREDITS = 100
-RATE = 30  # HAPPYHORSE_STATUS_RATE, shared by the three processes
+RATE = 27  # HAPPYHORSE_STATUS_RATE, shared by the three processes
+API_RATE = 30  # the sandbox's own status limit, a tenth above the bot's budget
+# The margin is for this harness, not the bot: the sandbox shares one event loop with the
+# Discord fake and the test, and a stall there counts calls that arrived over a longer
+# span as one second's. The bot is held to its own budget, by arrival second, below.
 WAVE = 10  # requests sent at once
 FAIL_EVERY = 9  # every ninth prompt holds the sandbox's fail word
 MODERATOR = 1
@@ -54,12 +58,12 @@ class Club:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[SandboxServer]:
-    """One API for every process: status calls limited to RATE per second, short jobs."""
+    """One API for every process: status calls limited to API_RATE per second, short jobs."""
     config = SandboxConfig(
         api_key=API_KEY,
         processing_after=0.3,
         complete_after=2.0,
-        status_rate_limit=RATE,
+        status_rate_limit=API_RATE,
         status_rate_window=1.0,
     )
     async with SandboxServer(config, shutdown_timeout=0.1) as server:

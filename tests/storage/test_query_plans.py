@@ -281,6 +281,7 @@ NOT_ON_A_TIMER = frozenset(
         "guilds.add_blocked_word",
         "guilds.remove_blocked_word",
         "guilds.clear",
+        "processes.now",  # once, at registration (it reads no table)
     }
 )
 """Public store methods that run only on a command or once, never every few seconds."""
