@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from core.limits import Limits
-from storage.models import Job, QueueRounds
+from storage.models import Job, QueueRounds, WaitingMember
 
 Member = tuple[int, int]
 """(guild id, user id)"""
@@ -30,6 +30,18 @@ def next_round(rounds: QueueRounds) -> int:
     if rounds.member_unfinished is None:
         return served
     return max(served, rounds.member_unfinished + 1)
+
+
+def could_start(member: WaitingMember, most: int) -> int:
+    """How many of the member's queued jobs could start now, at most ``most``: no more
+    than the free slots under the member's and the server's running limits (0: none).
+    ``startable`` can pick none of the member's later jobs, so they need not be read."""
+    free = most
+    if member.member_limit:
+        free = min(free, member.member_limit - member.running)
+    if member.server_limit:
+        free = min(free, member.server_limit - member.guild_running)
+    return max(free, 0)
 
 
 def fair_order(jobs: Iterable[Job]) -> list[Job]:

@@ -138,15 +138,29 @@ class JobStore(Protocol):
         ...
 
     async def waiting_members(
-        self, *, member_running: int, server_running: int, guild_id: int | None = None
+        self,
+        *,
+        member_running: int,
+        server_running: int,
+        guild_id: int | None = None,
+        user_id: int | None = None,
     ) -> list[WaitingMember]:
         """Members with queued jobs who may start one now (they and their guild are under
         their running limits; the defaults given apply to guilds that set none), read
-        from the kept running counts, so the cost follows what can start."""
+        from the kept running counts, so the cost follows what can start. ``user_id``
+        (with ``guild_id``) asks about one member."""
         ...
 
-    async def member_queues(self, members: Sequence[tuple[int, int]]) -> list[Job]:
-        """The queued jobs of these (guild, member) pairs."""
+    async def member_queues(
+        self,
+        members: Sequence[tuple[int, int]],
+        *,
+        first: Sequence[int | None] | None = None,
+        fair_limit: int | None = None,
+    ) -> list[Job]:
+        """The queued jobs of these (guild, member) pairs: of member ``i`` only the first
+        ``first[i]``, and of them all only the first ``fair_limit``, in the fair order
+        (by round, then oldest; ``None``: all)."""
         ...
 
     async def claim_queued(

@@ -28,13 +28,13 @@ from enum import Enum
 
 from core import metrics
 from core.errors import Refusal
-from core.fairness import fair_order, startable
+from core.fairness import could_start, fair_order, startable
 from core.i18n import Message, _
 from core.jobs import JobService, SubmitHeld
 from core.limits import DEFAULT_MEMBER_RUNNING, DEFAULT_SERVER_RUNNING, Limits
 from core.queue.gate import SubmitGate, wait_text
 from core.settings import BotSettings
-from storage.models import Job, JobState
+from storage.models import Job, JobState, WaitingMember
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Dispatcher:
             await self._store.jobs.release_hold(job.id, self._jobs.claimant)
             self.wake()
             return StartOutcome(job, StartKind.QUEUED, self._held_message())
-        picks, limits = await self.startable(job.guild_id)
+        picks, limits = await self.startable(job.guild_id, for_job=job)
         claimed = job.id in {p.id for p in picks} and await self._claim(job, limits[job.guild_id])
         if claimed:
             job = replace(job, state=JobState.RESERVED)
@@ -230,28 +230,44 @@ class Dispatcher:
         report.still_queued = await self._watched_queues()
         return report
 
-    async def startable(self, guild_id: int | None = None) -> tuple[list[Job], dict[int, Limits]]:
+    async def startable(
+        self, guild_id: int | None = None, *, for_job: Job | None = None
+    ) -> tuple[list[Job], dict[int, Limits]]:
         """The queued jobs that may start now (of one guild, or all), in fair order, and
         the limits of their guilds.
 
         The database narrows the queue to the members who may start a job (they and
         their guild are under their running limits, `JobStore.waiting_members`) and reads
-        only their queues; `core.fairness.startable` then applies the one rule. Jobs
-        still held for their request are included (they keep their place); a
-        dispatcher's claim skips them.
+        of their queues no more than could start now (`could_start`); `core.fairness.
+        startable` then applies the one rule. Jobs still held for their request are
+        included (they keep their place); a dispatcher's claim skips them.
+
+        ``for_job`` (of ``guild_id``) asks only whether that job may start: the answer
+        then holds the jobs that decide it, not every startable one.
         """
-        members = await self._store.jobs.waiting_members(
-            member_running=DEFAULT_MEMBER_RUNNING,
-            server_running=DEFAULT_SERVER_RUNNING,
-            guild_id=guild_id,
-        )
+        if for_job is not None:
+            guild_id = for_job.guild_id
+            # This member first: when their server sets no running limit, the other
+            # members' jobs cannot hold this one back, and need not be read.
+            mine = await self._waiting(guild_id, for_job.user_id)
+            if not mine:
+                return [], {}  # the member or the server is at its running limit
+            members, fair_limit = mine, None
+            if mine[0].server_limit:
+                members = await self._waiting(guild_id)
+                fair_limit = mine[0].server_limit - mine[0].guild_running
+            elif not mine[0].member_limit:
+                return [for_job], _limits(mine)  # no limit at all: nothing to be fair about
+        else:
+            members, fair_limit = await self._waiting(guild_id), None
         if not members:
             return [], {}
-        queued = await self._store.jobs.member_queues([(m.guild_id, m.user_id) for m in members])
-        limits = {
-            m.guild_id: Limits(member_running=m.member_limit, server_running=m.server_limit)
-            for m in members
-        }
+        limits = _limits(members)
+        queued = await self._store.jobs.member_queues(
+            [(m.guild_id, m.user_id) for m in members],
+            first=[could_start(m, MAX_STARTS_PER_ROUND) for m in members],
+            fair_limit=fair_limit,
+        )
         picks = startable(
             fair_order(queued),
             {(m.guild_id, m.user_id): m.running for m in members},
@@ -259,6 +275,16 @@ class Dispatcher:
             guild_running={m.guild_id: m.guild_running for m in members},
         )
         return picks, limits
+
+    async def _waiting(
+        self, guild_id: int | None, user_id: int | None = None
+    ) -> list[WaitingMember]:
+        return await self._store.jobs.waiting_members(
+            member_running=DEFAULT_MEMBER_RUNNING,
+            server_running=DEFAULT_SERVER_RUNNING,
+            guild_id=guild_id,
+            user_id=user_id,
+        )
 
     async def _claim_startable(self) -> list[Job]:
         probe = self.gate.out_of_credits
@@ -296,6 +322,14 @@ class Dispatcher:
     async def _reload(self, job: Job) -> Job:
         fresh = await self._store.jobs.get_job(job.id)
         return fresh if fresh is not None else job
+
+
+def _limits(members: list[WaitingMember]) -> dict[int, Limits]:
+    """The running limits of the members' guilds, by guild id."""
+    return {
+        m.guild_id: Limits(member_running=m.member_limit, server_running=m.server_limit)
+        for m in members
+    }
 
 
 def expiry_reason(limit_seconds: float, *, out_of_credits: bool) -> Message:

@@ -44,6 +44,9 @@ from storage.sql.database import Database
 # The completion is bracketed by the last "pending" answer (or the submission) and now.
 _MEMBERS_PER_QUERY = 200
 """Members whose queues one ``member_queues`` statement reads (bound parameters stay few)."""
+_ALL_QUEUED = 2**62
+"""``member_queues``' count for "every queued job of the member"."""
+
 
 _RECORD_COMPLETION_SQL = """
     INSERT INTO completion_times
@@ -441,7 +444,12 @@ class SQLJobStore(SQLJobClaims):
         return expired
 
     async def waiting_members(
-        self, *, member_running: int, server_running: int, guild_id: int | None = None
+        self,
+        *,
+        member_running: int,
+        server_running: int,
+        guild_id: int | None = None,
+        user_id: int | None = None,
     ) -> list[WaitingMember]:
         """Members with queued jobs who may start one now: their guild and they are under
         their running limits (of one guild, or of all).
@@ -451,11 +459,15 @@ class SQLJobStore(SQLJobClaims):
         are visited, and members only in guilds with a free slot, so the work follows
         what can start, not the length of the queue. ``member_running`` and
         ``server_running`` are the defaults for guilds that set none (0: no limit).
+        ``user_id`` (with ``guild_id``) asks about that one member.
         """
+        if user_id is not None and guild_id is None:
+            raise ValueError("user_id needs guild_id")
         waiting = " INDEXED BY queue_guilds_waiting" if self._db.engine == "sqlite" else ""
         members = " INDEXED BY queue_members_waiting" if self._db.engine == "sqlite" else ""
         # One guild (the acknowledgement path): its row by the index, not every waiting one.
         one_guild = "" if guild_id is None else " AND g.guild_id = :guild_id"
+        one_member = "" if user_id is None else " AND m.user_id = :user_id"
         rows = await self._db.fetch_all(
             f"""SELECT g.guild_id, m.user_id, m.running AS member_busy,
                        g.running AS guild_busy,
@@ -467,7 +479,7 @@ class SQLJobStore(SQLJobClaims):
                WHERE g.queued > 0{one_guild}
                  AND (COALESCE(s.server_running, :server_running) = 0
                       OR g.running < COALESCE(s.server_running, :server_running))
-                 AND m.guild_id = g.guild_id AND m.queued > 0
+                 AND m.guild_id = g.guild_id AND m.queued > 0{one_member}
                  AND (COALESCE(s.member_running, :member_running) = 0
                       OR m.running < COALESCE(s.member_running, :member_running))
                ORDER BY g.guild_id, m.user_id""",  # noqa: S608 - index names only
@@ -475,6 +487,7 @@ class SQLJobStore(SQLJobClaims):
                 "member_running": member_running,
                 "server_running": server_running,
                 **({} if guild_id is None else {"guild_id": guild_id}),
+                **({} if user_id is None else {"user_id": user_id}),
             },
         )
         return [
@@ -489,23 +502,49 @@ class SQLJobStore(SQLJobClaims):
             for row in rows
         ]
 
-    async def member_queues(self, members: Sequence[tuple[int, int]]) -> list[Job]:
+    async def member_queues(
+        self,
+        members: Sequence[tuple[int, int]],
+        *,
+        first: Sequence[int | None] | None = None,
+        fair_limit: int | None = None,
+    ) -> list[Job]:
         """The queued jobs of these (guild, member) pairs, each member's through the
-        ``jobs_member_queue`` index (never the whole queue)."""
+        ``jobs_member_queue`` index (never the whole queue): of member ``i`` only the
+        first ``first[i]`` in the fair order (``None``: all), and of them all only the first
+        ``fair_limit`` in the fair order (``None``: all; with more members than one
+        statement reads, the first of each statement's: a superset of the first of all).
+
+        The dispatcher asks for no more than could start now, so the rows read (and
+        turned into jobs) follow the free running slots, not the length of the queue.
+        """
+        if first is not None and len(first) != len(members):
+            raise ValueError("first must give one count per member")
         index = " INDEXED BY jobs_member_queue" if self._db.engine == "sqlite" else ""
+        limit = "" if fair_limit is None else " LIMIT :fair_limit"
         found: list[Job] = []
         for start in range(0, len(members), _MEMBERS_PER_QUERY):
             chunk = members[start : start + _MEMBERS_PER_QUERY]
-            params: dict[str, int] = {}
+            params: dict[str, int] = {} if fair_limit is None else {"fair_limit": fair_limit}
             values = []
             for number, (guild_id, user_id) in enumerate(chunk):
+                count = None if first is None else first[start + number]
                 params[f"g{number}"], params[f"u{number}"] = guild_id, user_id
-                values.append(f"(:g{number}, :u{number})")
+                params[f"n{number}"] = _ALL_QUEUED if count is None else max(count, 0)
+                values.append(f"(:g{number}, :u{number}, CAST(:n{number} AS BIGINT))")
             found += await self._jobs(
-                f"""WITH wanted (guild_id, user_id) AS (VALUES {", ".join(values)})
-                   SELECT jobs.* FROM wanted CROSS JOIN jobs{index}
-                   WHERE jobs.guild_id = wanted.guild_id AND jobs.user_id = wanted.user_id
-                     AND jobs.state = 'queued'""",  # noqa: S608 - placeholders only
+                f"""WITH wanted (guild_id, user_id, how_many) AS (VALUES {", ".join(values)})
+                   SELECT * FROM (
+                       SELECT jobs.*, wanted.how_many, ROW_NUMBER() OVER (
+                           PARTITION BY jobs.guild_id, jobs.user_id
+                           ORDER BY COALESCE(jobs.queue_round, 0), jobs.created_at, jobs.id
+                       ) AS nth
+                       FROM wanted CROSS JOIN jobs{index}
+                       WHERE jobs.guild_id = wanted.guild_id
+                         AND jobs.user_id = wanted.user_id AND jobs.state = 'queued'
+                   ) AS queue
+                   WHERE queue.nth <= queue.how_many
+                   ORDER BY COALESCE(queue.queue_round, 0), queue.created_at, queue.id{limit}""",  # noqa: S608 - placeholders only
                 params,
             )
         return found

@@ -121,16 +121,17 @@ async def test_the_narrowed_queue_starts_what_the_whole_queue_would(
     store: SQLStore, queues: tuple[QueueService, QueueService]
 ) -> None:
     """The dispatcher, reading only the members who may start (`waiting_members`, from
-    the kept counts) and their queues, picks what `core.fairness.startable` picks over
-    every queued job, on a mixed ledger: guilds with their own limits, members at and
-    under their limits, rounds and ties. It also shows the counts kept by the triggers
-    match the ledger."""
+    the kept counts) and of their queues what could start, picks what
+    `core.fairness.startable` picks over every queued job, on a mixed ledger: guilds
+    with their own limits (or none), members at and under their limits, rounds and ties.
+    It also shows the counts kept by the triggers match the ledger."""
     rng = random.Random(14)
     limits = {
         1: Limits(member_running=1, server_running=3),
         2: Limits(member_running=0, server_running=2),
         3: Limits(member_running=2, server_running=0),
         4: Limits(),  # the defaults
+        5: Limits(member_running=0, server_running=0),  # no limits at all
     }
     for guild, guild_limits in limits.items():
         await store.credits.set_guild_default(guild, 1_000_000, MOD)
@@ -158,6 +159,12 @@ async def test_the_narrowed_queue_starts_what_the_whole_queue_would(
         one_guild, _ = await queues[0].dispatcher.startable(guild)
         assert [job.id for job in one_guild] == [j.id for j in expected if j.guild_id == guild]
     assert expected  # the ledger leaves something to start
+    # The acknowledgement's question, "may this job start now?", reads only the jobs that
+    # decide it, and answers as the whole queue would, for every queued job.
+    chosen = {job.id for job in expected}
+    for job in all_queued:
+        picks, _ = await queues[0].dispatcher.startable(job.guild_id, for_job=job)
+        assert (job.id in {pick.id for pick in picks}) == (job.id in chosen), job
 
 
 class PausedJobs:

@@ -146,6 +146,18 @@ def _calls(jobs: dict[JobState, int], spare: dict[str, int]) -> list[Call]:
             lambda s: s.jobs.waiting_members(member_running=2, server_running=10, guild_id=GUILD),
         ),
         Call(
+            "dispatch: jobs.waiting_members(member)",
+            lambda s: s.jobs.waiting_members(
+                member_running=2, server_running=10, guild_id=GUILD, user_id=USER
+            ),
+        ),
+        Call(
+            "dispatch: jobs.member_queues(first, fair_limit)",
+            lambda s: s.jobs.member_queues(
+                [(GUILD, USER), (GUILD, OTHER_USER)], first=[1, 2], fair_limit=2
+            ),
+        ),
+        Call(
             "dispatch: jobs.member_queues",
             lambda s: s.jobs.member_queues([(GUILD, USER), (GUILD, OTHER_USER)]),
         ),
