@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from storage.models import CompletionTime, Job
@@ -36,8 +37,12 @@ MIN_LOG_WIDTH = 0.01
 TAIL_SIGMAS = 4.0
 # A bracket starting at 0 (completed before the first poll) is read as (upper/2, upper].
 OPEN_BRACKET_FRACTION = 0.5
-# Rebuild a distribution once this fraction of its samples is new.
+# Rebuild a distribution once this fraction of its samples is new...
 REBUILD_FRACTION = 0.1
+# ...but at most once in this many seconds: a rebuild costs tens of milliseconds on the
+# event loop (GRID_POINTS x samples error functions), and a flood of completions (a
+# thousand finishing together) would otherwise rebuild it every few polls.
+REBUILD_MIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -166,11 +171,13 @@ def _silverman(values: list[float]) -> float:
 class _History:
     """The most recent brackets of one key and its lazily rebuilt distribution."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.brackets: deque[tuple[float, float]] = deque(maxlen=size)
         self.distribution: CompletionDistribution | None = None
         self.changes = 0
         self.version = 0
+        self._clock = clock
+        self._built_at = -math.inf
 
     def add(self, lower: float, upper: float) -> None:
         self.brackets.append((lower, upper))
@@ -181,10 +188,12 @@ class _History:
         if count < min_history:
             return None
         stale = self.changes >= max(1, math.ceil(REBUILD_FRACTION * count))
-        if self.distribution is None or stale:
+        now = self._clock()
+        if self.distribution is None or (stale and now - self._built_at >= REBUILD_MIN_SECONDS):
             self.distribution = CompletionDistribution(self.brackets)
             self.changes = 0
             self.version += 1
+            self._built_at = now
         return self.distribution
 
 

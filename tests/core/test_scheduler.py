@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from core import completion as completion_module
 from core.completion import CompletionKey, CompletionModel
 from core.jobs import TEXT_TO_VIDEO, JobService, PollKind, PollOutcome
 from core.poll_policy import PollPolicy
@@ -329,3 +330,21 @@ async def test_a_poll_that_raises_every_time_still_ends_at_the_deadline(
     assert after is not None and after.state is JobState.REFUNDED
     assert after.last_error is not None and "RuntimeError" in after.last_error
     await scheduler.close()
+
+
+def test_a_flood_of_completions_rebuilds_the_distribution_at_most_once_a_second() -> None:
+    """Rebuilding costs tens of milliseconds on the event loop: a thousand completions in
+    a moment rebuild it once, and the next rebuild waits for the clock, not for samples."""
+    now = [0.0]
+    history = completion_module._History(200, clock=lambda: now[0])
+    for _ in range(50):
+        history.add(30.0, 32.0)
+    first = history.current(20)
+    assert first is not None and history.version == 1
+    for _ in range(1000):
+        history.add(60.0, 62.0)
+        assert history.current(20) is first
+    now[0] = completion_module.REBUILD_MIN_SECONDS
+    rebuilt = history.current(20)
+    assert rebuilt is not first and history.version == 2
+    assert rebuilt is not None and rebuilt.mean == pytest.approx(61.0, rel=0.05)
