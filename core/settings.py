@@ -165,7 +165,7 @@ class BotSettings(BaseSettings):
     poll_tail_skip_probability: float = Field(0.02, ge=0.0, lt=0.5)
     # Deliveries: how many run at once, the lease that keeps a second poster off a job,
     # and the total time a download and an upload may take (both well inside the lease).
-    delivery_concurrency: int = _count(4)
+    delivery_concurrency: int = _count(8)
     delivery_lease_seconds: float = _seconds(300.0, 1.0)
     download_deadline_seconds: float = _seconds(90.0, 0.01)
     upload_deadline_seconds: float = _seconds(90.0, 0.01)
