@@ -156,6 +156,7 @@ class ProcessRegistry:
         self._joined_at: datetime | None = None
         self.leave_grace_seconds = leave_grace_seconds
         self._grow: asyncio.TimerHandle | None = None
+        self._grow_to: tuple[float, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -222,6 +223,8 @@ class ProcessRegistry:
         """Shrink the share at once; grow it only after the leave grace (see the module
         docstring), unless a later beat settles on another share first."""
         if self._grow is not None:
+            if self._grow_to == (rate, burst):
+                return  # the same growth is already on its way: beats do not postpone it
             self._grow.cancel()
             self._grow = None
         if rate <= limiter.rate and burst <= limiter.burst:
@@ -235,6 +238,7 @@ class ProcessRegistry:
             metrics.observe_processes(self.live_count, rate)
             log.info("Status share grown to %.3g per second", rate)
 
+        self._grow_to = (rate, burst)
         self._grow = asyncio.get_running_loop().call_later(self.leave_grace_seconds, grow)
         metrics.observe_processes(self.live_count, limiter.rate)
 
