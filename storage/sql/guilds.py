@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from storage.models import (
     AuditAction,
@@ -82,28 +82,42 @@ class SQLGuildSettingsStore:
         self, guild_id: int, channel_id: int | None, moderator_id: int
     ) -> AuditEntry:
         """Set (or with ``None`` turn off) the moderator log channel; audited."""
+        return await self._set_setting(
+            guild_id, "log_channel_id", channel_id, moderator_id, AuditAction.SET_LOG_CHANNEL
+        )
+
+    async def _set_setting(
+        self,
+        guild_id: int,
+        column: Literal["log_channel_id", "language"],
+        value: int | str | None,
+        moderator_id: int,
+        action: AuditAction,
+    ) -> AuditEntry:
+        """Set one ``guild_settings`` column (named here, never by input), with an audit
+        entry from its old value to the new one."""
         now = _ts(self._clock())
         async with self._db.transaction() as tx:
             await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
             old = await tx.fetch_one(
-                "SELECT log_channel_id FROM guild_settings WHERE guild_id = :guild_id",
+                f"SELECT {column} FROM guild_settings WHERE guild_id = :guild_id",  # noqa: S608
                 {"guild_id": guild_id},
             )
             await tx.execute(
-                "UPDATE guild_settings SET log_channel_id = :channel_id, updated_at = :now"
+                f"UPDATE guild_settings SET {column} = :value, updated_at = :now"  # noqa: S608
                 " WHERE guild_id = :guild_id",
-                {"guild_id": guild_id, "channel_id": channel_id, "now": now},
+                {"guild_id": guild_id, "value": value, "now": now},
             )
-            old_id = None if old is None else old["log_channel_id"]
+            before = None if old is None else old[column]
             return await _write_audit(
                 tx,
                 now,
                 guild_id,
                 moderator_id,
                 None,
-                AuditAction.SET_LOG_CHANNEL,
-                None if old_id is None else str(old_id),
-                None if channel_id is None else str(channel_id),
+                action,
+                None if before is None else str(before),
+                None if value is None else str(value),
             )
 
     async def set_limits(
@@ -151,28 +165,9 @@ class SQLGuildSettingsStore:
         """Set (or with ``None`` clear) the language of public messages; audited."""
         if language is not None and not 1 <= len(language) <= 16:
             raise ValueError("a language is a locale code such as de or pt-BR")
-        now = _ts(self._clock())
-        async with self._db.transaction() as tx:
-            await tx.execute(_ENSURE_GUILD_SQL, (guild_id, now))
-            old = await tx.fetch_one(
-                "SELECT language FROM guild_settings WHERE guild_id = :guild_id",
-                {"guild_id": guild_id},
-            )
-            await tx.execute(
-                "UPDATE guild_settings SET language = :language, updated_at = :now"
-                " WHERE guild_id = :guild_id",
-                {"guild_id": guild_id, "language": language, "now": now},
-            )
-            return await _write_audit(
-                tx,
-                now,
-                guild_id,
-                moderator_id,
-                None,
-                AuditAction.SET_LANGUAGE,
-                None if old is None else old["language"],
-                language,
-            )
+        return await self._set_setting(
+            guild_id, "language", language, moderator_id, AuditAction.SET_LANGUAGE
+        )
 
     async def remember_discord_locale(self, guild_id: int, locale: str) -> bool:
         """Record the server's Discord language; ``False`` if it was already recorded."""
